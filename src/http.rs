@@ -1,0 +1,1 @@
+//! HTTP plumbing shared by the roles: health, readiness, metrics, graceful shutdown.

@@ -1,0 +1,68 @@
+use clap::{Parser, Subcommand};
+use live2vod::{api, bench, broker, demo, fold, relay, replay, sim, worker};
+
+/// live2vod: Alibaba Cloud VOD live-recording callbacks -> Kafka -> aggregates and
+/// exactly-once-in-effect follow-up work (transcode, compose tracking, play-info refresh).
+///
+/// Start with `live2vod demo`: it runs everything in one process on an embedded broker.
+#[derive(Parser, Debug)]
+#[command(name = "live2vod", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Host librdkafka's embedded mock Kafka cluster; prints its bootstrap address first.
+    Broker(broker::Args),
+    /// HTTP endpoint for VOD callbacks: verify, keep the raw body, write it to Kafka.
+    Relay(relay::Args),
+    /// Fold callbacks into aggregates, snapshot them, emit commands.
+    Fold(fold::Args),
+    /// Execute commands against the VOD OpenAPI; feed outcomes back as events.
+    Worker(worker::Args),
+    /// Serve the aggregates over HTTP; accept manual transcode requests.
+    Api(api::Args),
+    /// Rebuild aggregates from the callbacks topic without side effects.
+    Replay(replay::Args),
+    /// Simulate Alibaba Live + VOD: post callbacks, serve the OpenAPI, verify the result.
+    Sim(sim::Args),
+    /// Everything in one process on an embedded broker, with the simulator.
+    Demo(demo::Args),
+    /// Benchmarks; the last stdout line is one JSON object of figures.
+    #[command(subcommand)]
+    Bench(bench::Bench),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    live2vod::telemetry::init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Broker(a) => broker::run(a).await,
+            Command::Relay(a) => relay::run(a).await,
+            Command::Fold(a) => fold::run(a).await,
+            Command::Worker(a) => worker::run(a).await,
+            Command::Api(a) => api::run(a).await,
+            Command::Replay(a) => replay::run(a).await,
+            Command::Sim(a) => sim::run(a).await,
+            Command::Demo(a) => demo::run(a).await,
+            Command::Bench(b) => bench::run(b).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Every Prometheus metric live2vod exports, named in one place (all prefixed `live2vod_`).
+//!
+//! Roles record through the `metrics` facade with these names; [`install`] sets up the
+//! Prometheus recorder once per process and [`render`] produces the exposition text.
+//! `deploy/grafana/live2vod.json` and `deploy/prometheus/alerts.yml` reference only names
+//! listed in [`ALL`] (a test checks it).
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+// --- relay ---
+/// Counter; labels `outcome` = ok | unauthorized | bad_request | too_large | unavailable.
+pub const RELAY_REQUESTS: &str = "live2vod_relay_requests_total";
+/// Histogram (seconds) of callback handling, from request to answer; label `outcome`.
+pub const RELAY_LATENCY: &str = "live2vod_relay_request_duration_seconds";
+/// Counter; label `key_version` = current | previous | none (auth disabled).
+pub const RELAY_VERIFIED: &str = "live2vod_relay_verified_total";
+
+// --- fold ---
+/// Counter; label `event_type`.
+pub const FOLD_EVENTS: &str = "live2vod_fold_events_total";
+/// Counter of events whose dedup key was already folded into their aggregate.
+pub const FOLD_DUPLICATES: &str = "live2vod_fold_duplicates_total";
+/// Histogram (seconds) of one fold batch: poll to offsets committed.
+pub const FOLD_BATCH_LATENCY: &str = "live2vod_fold_batch_duration_seconds";
+/// Histogram (seconds): relay receipt of a callback to the command it caused being durable.
+pub const CALLBACK_TO_COMMAND_LATENCY: &str = "live2vod_callback_to_command_seconds";
+/// Counter; label `kind` = submit_transcode | track_compose | refresh_play_info.
+pub const COMMANDS_EMITTED: &str = "live2vod_commands_emitted_total";
+/// Gauge; labels `topic`, `partition`: high watermark minus the committed/next offset.
+pub const CONSUMER_LAG: &str = "live2vod_consumer_lag";
+/// Histogram (seconds): RecordEndTime of a segment (or compose start) to the video being ready.
+pub const RECORD_TO_PLAYABLE: &str = "live2vod_record_to_playable_seconds";
+/// Gauge; label `status` (recorded, composing, source_ready, transcoding, ready, failed).
+pub const VIDEOS_BY_STATUS: &str = "live2vod_videos";
+/// Counter of compose deadlines that passed without the composed source being ready.
+pub const COMPOSE_DEADLINE_MISSED: &str = "live2vod_compose_deadline_missed_total";
+/// Counter; labels `role`, `reason`: records sent to the dead-letter topic.
+pub const DLQ_RECORDS: &str = "live2vod_dlq_records_total";
+/// Gauge 0/1: the DLQ circuit breaker is open (processing halted).
+pub const DLQ_BREAKER_OPEN: &str = "live2vod_dlq_breaker_open";
+
+// --- worker ---
+/// Counter; labels `kind`, `outcome` = ok | rejected | skipped_done | error.
+pub const COMMANDS_EXECUTED: &str = "live2vod_commands_executed_total";
+/// Counter; labels `action`, `code` (`ok` on success, else VOD's error code or `timeout`/`http`).
+pub const VOD_API_CALLS: &str = "live2vod_vod_api_calls_total";
+/// Histogram (seconds) of VOD API calls; label `action`.
+pub const VOD_API_LATENCY: &str = "live2vod_vod_api_duration_seconds";
+
+// --- api ---
+/// Counter; labels `route`, `status`.
+pub const API_REQUESTS: &str = "live2vod_api_requests_total";
+/// Gauge: aggregates held by the api.
+pub const API_AGGREGATES: &str = "live2vod_api_aggregates";
+
+// --- replay ---
+/// Counter of events replayed.
+pub const REPLAY_EVENTS: &str = "live2vod_replay_events_total";
+
+/// Every metric name above, for the dashboard/alert consistency test.
+pub const ALL: &[&str] = &[
+    RELAY_REQUESTS,
+    RELAY_LATENCY,
+    RELAY_VERIFIED,
+    FOLD_EVENTS,
+    FOLD_DUPLICATES,
+    FOLD_BATCH_LATENCY,
+    CALLBACK_TO_COMMAND_LATENCY,
+    COMMANDS_EMITTED,
+    CONSUMER_LAG,
+    RECORD_TO_PLAYABLE,
+    VIDEOS_BY_STATUS,
+    COMPOSE_DEADLINE_MISSED,
+    DLQ_RECORDS,
+    DLQ_BREAKER_OPEN,
+    COMMANDS_EXECUTED,
+    VOD_API_CALLS,
+    VOD_API_LATENCY,
+    API_REQUESTS,
+    API_AGGREGATES,
+    REPLAY_EVENTS,
+];
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const SLO_BUCKETS: &[f64] = &[
+    10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder (idempotent) and returns its handle.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(RECORD_TO_PLAYABLE.into()), SLO_BUCKETS)
+                })
+                .expect("static bucket lists are non-empty");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (tests); then ours only renders empty.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Prometheus exposition text of everything recorded in this process.
+pub fn render() -> String {
+    install().render()
+}

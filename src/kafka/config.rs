@@ -10,7 +10,7 @@ pub struct KafkaArgs {
     pub brokers: String,
 
     /// Prefix of every topic name: `<prefix>callbacks`, `<prefix>commands`,
-    /// `<prefix>aggregates`, `<prefix>dlq`.
+    /// `<prefix>aggregates`, `<prefix>dlq`, `<prefix>worker-ledger`.
     #[arg(long, env = "LIVE2VOD_TOPIC_PREFIX", default_value = "live2vod.")]
     pub topic_prefix: String,
 
@@ -69,13 +69,19 @@ impl KafkaArgs {
     }
 }
 
-/// The four topic names live2vod uses.
+/// The topic names live2vod uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {
+    /// Raw VOD callbacks and live2vod's own events (key: aggregate id).
     pub callbacks: String,
+    /// Protobuf `Command`s for the worker (key: VideoId).
     pub commands: String,
+    /// Compacted aggregate snapshots (key: aggregate id).
     pub aggregates: String,
+    /// Records that could not be processed, with the reason in headers.
     pub dlq: String,
+    /// Compacted ledger of command ids the worker has finished (key: command id).
+    pub ledger: String,
 }
 
 impl Topics {
@@ -85,6 +91,7 @@ impl Topics {
             commands: format!("{prefix}commands"),
             aggregates: format!("{prefix}aggregates"),
             dlq: format!("{prefix}dlq"),
+            ledger: format!("{prefix}worker-ledger"),
         }
     }
 }

@@ -38,7 +38,10 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     live2vod::telemetry::init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -1,1 +1,3 @@
-//! Alibaba Cloud VOD: callback authentication and the OpenAPI (RPC, signature v1) client.
+//! Alibaba Cloud VOD: callback authentication and the OpenAPI (RPC, signature v1) plumbing.
+pub mod callback_auth;
+pub mod sign;

@@ -2,6 +2,8 @@
 //! embedded mock cluster.
 pub mod admin;
 pub mod config;
+pub mod consumer;
+pub mod dlq;
 pub mod mock;
 pub mod producer;
 

@@ -43,8 +43,26 @@ impl Engine {
     pub fn apply(&mut self, _k: &str, _b: &[u8], _pos: InputPos) -> Result<Applied, String> {
         Err("shim".into())
     }
+    pub fn apply_derived(&mut self, _k: &str, _b: &[u8]) -> Result<Applied, String> {
+        Err("shim".into())
+    }
+    pub fn len(&self) -> usize {
+        0
+    }
+    pub fn is_empty(&self) -> bool {
+        true
+    }
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        std::iter::empty()
+    }
     pub fn evict_partition(&mut self, _p: i32) {}
     pub fn snapshot_bytes(&self, _k: &str) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+pub mod time {
+    pub fn parse_ms(_s: &str) -> Option<i64> {
         None
     }
 }

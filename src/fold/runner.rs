@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
 use prost::Message as _;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
@@ -274,18 +274,20 @@ impl Fold {
         let kafka = self.kafka.clone();
         let started = Instant::now();
         let t = topic.clone();
-        let records = tokio::task::spawn_blocking(move || read_partition(&kafka, &t, partition))
-            .await
-            .map_err(|e| FoldError::Restore {
-                topic: topic.clone(),
-                partition,
-                error: e.to_string(),
-            })?
-            .map_err(|e| FoldError::Restore {
-                topic: topic.clone(),
-                partition,
-                error: e.to_string(),
-            })?;
+        let records = tokio::task::spawn_blocking(move || {
+            crate::kafka::read::read_partition(&kafka, &t, partition)
+        })
+        .await
+        .map_err(|e| FoldError::Restore {
+            topic: topic.clone(),
+            partition,
+            error: e.to_string(),
+        })?
+        .map_err(|e| FoldError::Restore {
+            topic: topic.clone(),
+            partition,
+            error: e.to_string(),
+        })?;
         let n = records.len();
         for (key, value) in records {
             if let Err(e) = self.engine.restore(&key, &value) {
@@ -460,53 +462,4 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// Reads one partition of `topic` from the beginning to the high watermark seen at the start.
-/// Tombstones (no value) are skipped; keys that are not UTF-8 are skipped with a warning.
-pub fn read_partition(
-    kafka: &KafkaArgs,
-    topic: &str,
-    partition: i32,
-) -> Result<Vec<(String, Vec<u8>)>, rdkafka::error::KafkaError> {
-    let mut cc = kafka.client_config();
-    cc.set("enable.auto.commit", "false");
-    cc.set("group.id", "live2vod-restore");
-    let consumer: BaseConsumer = cc.create()?;
-    let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
-    let mut out = Vec::new();
-    if high <= low {
-        return Ok(out);
-    }
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
-    consumer.assign(&tpl)?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        match consumer.poll(Duration::from_millis(500)) {
-            Some(Ok(msg)) => {
-                let off = msg.offset();
-                match (msg.key().map(std::str::from_utf8), msg.payload()) {
-                    (Some(Ok(k)), Some(v)) => out.push((k.to_string(), v.to_vec())),
-                    (Some(Err(_)), _) => tracing::warn!(
-                        topic,
-                        partition,
-                        offset = off,
-                        "skipping snapshot with a non-UTF-8 key"
-                    ),
-                    _ => {}
-                }
-                if off + 1 >= high {
-                    return Ok(out);
-                }
-            }
-            Some(Err(e)) => return Err(e),
-            None if Instant::now() > deadline => {
-                return Err(rdkafka::error::KafkaError::MessageConsumption(
-                    rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
-                ))
-            }
-            None => {}
-        }
-    }
 }

@@ -6,5 +6,6 @@ pub mod consumer;
 pub mod dlq;
 pub mod mock;
 pub mod producer;
+pub mod read;
 
 pub use config::{KafkaArgs, Topics};

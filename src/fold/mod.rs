@@ -79,6 +79,7 @@ impl Args {
             dlq_max_ratio: self.dlq_max_ratio,
             dlq_window: self.dlq_window,
             dlq_min: self.dlq_min,
+            stop_after_records: None,
         })
     }
 }

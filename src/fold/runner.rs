@@ -41,6 +41,9 @@ pub struct FoldConfig {
     pub dlq_max_ratio: f64,
     pub dlq_window: u64,
     pub dlq_min: u64,
+    /// Stop by itself once this many records, plus the stream facts this run derived (they
+    /// come back through the input topic), were folded and committed (benchmarks, tests).
+    pub stop_after_records: Option<u64>,
 }
 
 /// Why the fold stopped.
@@ -160,6 +163,12 @@ pub async fn run_fold(
         }
         fold.flush(&producer, &consumer, pending).await?;
         metrics::histogram!(m::FOLD_BATCH_LATENCY).record(started.elapsed().as_secs_f64());
+        if cfg
+            .stop_after_records
+            .is_some_and(|n| fold.stats.records >= n + fold.stats.derived)
+        {
+            break;
+        }
     }
     health.set_ready(false);
     consumer.unsubscribe();

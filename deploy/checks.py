@@ -9,6 +9,7 @@ reasons when something is wrong.
   checks.py dashboard-rules DASHBOARD.json OUT.yml   every panel query as a rule, for promtool
   checks.py policy POLICY.toml                       the policy format of docs/ARCHITECTURE.md
   checks.py dockerfile Dockerfile .dockerignore      COPY sources exist and are in the context
+  checks.py runbooks ALERTS.yml OPERATIONS.md        every alert has a runbook section there
 """
 import fnmatch
 import json
@@ -370,9 +371,35 @@ def cmd_dockerfile(dockerfile, dockerignore):
     p.finish()
 
 
+# ------------------------------------------------------------------------------- runbooks ---
+def github_anchor(heading):
+    """The id GitHub gives a Markdown heading: lower case, punctuation dropped, spaces to '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def cmd_runbooks(alerts, doc):
+    p = Problems(f"runbook links {alerts} -> {doc}")
+    with open(doc) as f:
+        text = f.read()
+    anchors = {github_anchor(h) for h in re.findall(r"^#+ (.+)$", text, re.M)}
+    for link in re.findall(r"\]\(#([^)]+)\)", text):
+        p.check(link in anchors, f"{doc} links to #{link}, which is no heading")
+    with open(alerts) as f:
+        groups = yaml.safe_load(f)["groups"]
+    for g in groups:
+        for r in g["rules"]:
+            if "alert" not in r:
+                continue
+            url = r.get("annotations", {}).get("runbook_url", "")
+            path, _, anchor = url.partition("#")
+            p.check(path == doc, f"{r['alert']}: runbook_url {url!r} does not point into {doc}")
+            p.check(anchor in anchors, f"{r['alert']}: no section #{anchor} in {doc}")
+    p.finish()
+
+
 def main(argv):
     cmds = {"k8s": cmd_k8s, "compose": cmd_compose, "dashboard-rules": cmd_dashboard_rules,
-            "policy": cmd_policy, "dockerfile": cmd_dockerfile}
+            "policy": cmd_policy, "dockerfile": cmd_dockerfile, "runbooks": cmd_runbooks}
     if len(argv) < 2 or argv[1] not in cmds:
         print(__doc__)
         return 2

@@ -129,6 +129,8 @@ run "promtool check config deploy/prometheus/prometheus.yml (and the rule files 
   promtool check config deploy/prometheus/prometheus.yml
 run "promtool test rules deploy/prometheus/alerts_test.yml (each alert fires when it should)" \
   promtool test rules deploy/prometheus/alerts_test.yml
+run "every alert's runbook_url points to its section of docs/OPERATIONS.md" \
+  python3 deploy/checks.py runbooks deploy/prometheus/alerts.yml docs/OPERATIONS.md
 
 # -------------------------------------------------------------------------------- grafana ---
 step "deploy/grafana"

@@ -376,7 +376,6 @@ pub fn stream_to_proto(s: &StreamAggregate) -> pb::StreamState {
                 }),
             })
             .collect(),
-        dedup_keys: s.dedup.clone(),
         last_event_ms: s.last_event_ms,
     }
 }
@@ -401,7 +400,6 @@ pub fn stream_from_proto(p: pb::StreamState) -> Result<StreamAggregate, CodecErr
         key: stream_from(p.stream),
         interrupt_ms: p.interrupt_ms,
         videos,
-        dedup: sorted(p.dedup_keys),
         last_event_ms: p.last_event_ms,
         meta: Meta::default(),
     })

@@ -55,7 +55,8 @@ impl Aggregate {
     fn has_event(&self, dedup_key: u64) -> bool {
         match self {
             Aggregate::Video(v) => v.has_event(dedup_key),
-            Aggregate::Stream(s) => s.has_event(dedup_key),
+            // Streams recognise duplicate facts by their fold changing nothing (see there).
+            Aggregate::Stream(_) => false,
         }
     }
 
@@ -206,6 +207,10 @@ impl Engine {
                         return Err(EventError::NoRoutingId);
                     }
                     out.changed = s.fold(&ev);
+                    if !out.changed {
+                        out.duplicate = true;
+                        s.meta.duplicates += 1;
+                    }
                 }
             }
         }

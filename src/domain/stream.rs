@@ -8,7 +8,7 @@
 //! Sessions are *derived* from the joined facts on demand, never stored, so they cannot depend on
 //! arrival order either.
 use super::event::{Event, EventBody};
-use super::lattice::{join_reg, set_insert, Origin, OriginKind, Reg, Status, StreamKey};
+use super::lattice::{join_reg, Origin, OriginKind, Reg, Status, StreamKey};
 use super::video::Meta;
 
 /// Default live interrupt timeout (VOD's `DelayTime` default): a gap longer than this between
@@ -35,8 +35,6 @@ pub struct StreamAggregate {
     pub interrupt_ms: i64,
     /// Per video, sorted by id.
     pub videos: Vec<StreamVideo>,
-    /// Dedup keys of distinct facts folded, sorted set.
-    pub dedup: Vec<u64>,
     /// Greatest fact event time seen.
     pub last_event_ms: Option<i64>,
     /// Per-delivery bookkeeping (not part of the folded state).
@@ -90,20 +88,19 @@ impl StreamAggregate {
             key,
             interrupt_ms: DEFAULT_INTERRUPT_MS,
             videos: Vec::new(),
-            dedup: Vec::new(),
             last_event_ms: None,
             meta: Meta::default(),
         }
     }
 
-    /// Whether a fact with this dedup key was folded already.
-    pub fn has_event(&self, dedup_key: u64) -> bool {
-        self.dedup.binary_search(&dedup_key).is_ok()
-    }
-
-    /// Folds one event (only stream facts change anything). Returns whether the state changed.
+    /// Folds one event (only stream facts change anything). Returns whether the state changed;
+    /// `false` means the fact was already known, i.e. a duplicate.
+    ///
+    /// Unlike a video, a stream keeps no set of fact dedup keys: *which* intermediate facts a
+    /// video derives depends on the order its own events arrived in, so that set would differ
+    /// between orders. The registers do not (each fact is <= the video's final one).
     pub fn fold(&mut self, ev: &Event) -> bool {
-        let mut changed = set_insert(&mut self.dedup, ev.dedup_key);
+        let mut changed = false;
         if self.last_event_ms.is_none_or(|l| ev.event_time_ms > l) {
             self.last_event_ms = Some(ev.event_time_ms);
             changed = true;
@@ -269,9 +266,7 @@ mod tests {
         let mut s = StreamAggregate::new(StreamKey::new("d", "a", "s"));
         for f in facts {
             let e = parse_event(&f.to_body()).unwrap();
-            if !s.has_event(e.dedup_key) {
-                s.fold(&e);
-            }
+            s.fold(&e);
         }
         s
     }

@@ -106,7 +106,8 @@ pub fn video_json(v: &VideoAggregate) -> Value {
 }
 
 /// `GET /v1/streams/{domain}/{app}/{stream}` (sessions as derived by
-/// [`StreamAggregate::sessions`]).
+/// [`StreamAggregate::sessions`]). `events` counts facts that changed the stream, `duplicates`
+/// facts that did not; both depend on delivery order (they are counters, not state).
 pub fn stream_json(s: &StreamAggregate) -> Value {
     let sessions: Vec<Value> = s
         .sessions()
@@ -126,7 +127,7 @@ pub fn stream_json(s: &StreamAggregate) -> Value {
         "app": &*s.key.app,
         "stream": &*s.key.stream,
         "sessions": sessions,
-        "events": s.dedup.len(),
+        "events": s.meta.deliveries - s.meta.duplicates,
         "duplicates": s.meta.duplicates,
     })
 }

@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::Router;
 
 /// Readiness flag a role flips once it can do its work (e.g. state restored, topics exist).
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Debug)]
 pub struct Health {
     ready: Arc<AtomicBool>,
 }
@@ -22,6 +22,27 @@ impl Health {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
     }
+}
+
+static PROCESS_HEALTH: std::sync::OnceLock<Health> = std::sync::OnceLock::new();
+static SEPARATE_OPS: AtomicBool = AtomicBool::new(false);
+
+/// The readiness flag behind the process-wide `--metrics-listen` server. A role run from the
+/// command line flips it (in addition to serving its own); library users (demo, tests) make
+/// their own [`Health`] per component.
+pub fn process_health() -> Health {
+    PROCESS_HEALTH.get_or_init(Health::default).clone()
+}
+
+/// Records that `main` serves the ops routes on `--metrics-listen`, so roles with an HTTP
+/// listener of their own need not mount them there.
+pub fn set_separate_ops_listener() {
+    SEPARATE_OPS.store(true, Ordering::SeqCst);
+}
+
+/// Whether the ops routes are served on `--metrics-listen` (set by `main`).
+pub fn separate_ops_listener() -> bool {
+    SEPARATE_OPS.load(Ordering::SeqCst)
 }
 
 /// `/healthz` (the process answers), `/readyz` (the role can do its work), `/metrics`.

@@ -8,6 +8,16 @@ use live2vod::{api, bench, broker, demo, fold, relay, replay, sim, worker};
 #[derive(Parser, Debug)]
 #[command(name = "live2vod", version, about, long_about = None)]
 struct Cli {
+    /// Serve `/metrics`, `/healthz` and `/readyz` on this address (any role). Without it,
+    /// roles with an HTTP listener of their own serve them there.
+    #[arg(
+        long,
+        global = true,
+        env = "LIVE2VOD_METRICS_LISTEN",
+        value_name = "ADDR"
+    )]
+    metrics_listen: Option<std::net::SocketAddr>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -30,6 +40,9 @@ enum Command {
     Sim(sim::Args),
     /// Everything in one process on an embedded broker, with the simulator.
     Demo(demo::Args),
+    /// Kafka topic administration (`topics create`).
+    #[command(subcommand)]
+    Topics(live2vod::kafka::cli::TopicsCommand),
     /// Benchmarks; the last stdout line is one JSON object of figures.
     #[command(subcommand)]
     Bench(bench::Bench),
@@ -49,6 +62,20 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = rt.block_on(async move {
+        if let Some(addr) = cli.metrics_listen {
+            live2vod::metrics::install();
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (--metrics-listen): {e}"))?;
+            live2vod::http::set_separate_ops_listener();
+            let ops = live2vod::http::ops_router(live2vod::http::process_health());
+            // Lives as long as the role: the process ends when the role returns.
+            tokio::spawn(live2vod::http::serve_on(
+                listener,
+                ops,
+                std::future::pending::<()>(),
+            ));
+        }
         match cli.command {
             Command::Broker(a) => broker::run(a).await,
             Command::Relay(a) => relay::run(a).await,
@@ -58,6 +85,7 @@ fn main() -> std::process::ExitCode {
             Command::Replay(a) => replay::run(a).await,
             Command::Sim(a) => sim::run(a).await,
             Command::Demo(a) => demo::run(a).await,
+            Command::Topics(t) => live2vod::kafka::cli::run(t).await,
             Command::Bench(b) => bench::run(b).await,
         }
     });

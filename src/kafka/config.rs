@@ -95,3 +95,45 @@ impl Topics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    }
+
+    #[test]
+    fn kafka_value_without_equals_is_refused() {
+        let err = Cli::try_parse_from(["x", "--kafka", "security.protocol"])
+            .expect_err("a --kafka value without '=' must be refused");
+        assert!(err.to_string().contains("KEY=VALUE"), "{err}");
+        assert!(Cli::try_parse_from(["x", "--kafka", "=SASL_SSL"]).is_err());
+    }
+
+    #[test]
+    fn security_settings_reach_the_client_config() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--brokers",
+            "k1:9093",
+            "--kafka",
+            "security.protocol=SASL_SSL",
+            "--kafka",
+            "sasl.mechanism=SCRAM-SHA-256",
+            "--kafka",
+            "sasl.password=a=b",
+        ])
+        .expect("valid flags");
+        let cfg = cli.kafka.client_config();
+        assert_eq!(cfg.get("bootstrap.servers"), Some("k1:9093"));
+        assert_eq!(cfg.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(cfg.get("sasl.mechanism"), Some("SCRAM-SHA-256"));
+        // Only the first '=' separates key and value.
+        assert_eq!(cfg.get("sasl.password"), Some("a=b"));
+    }
+}

@@ -9,8 +9,12 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
+
+use super::admin::specs;
+use super::config::Topics;
 
 type Op = Box<dyn FnOnce(&MockCluster<'static, DefaultProducerContext>) + Send>;
 
@@ -76,6 +80,27 @@ impl EmbeddedBroker {
         });
         self.ops.as_ref()?.send(op).ok()?;
         rx.recv().ok()
+    }
+}
+
+impl EmbeddedBroker {
+    /// Creates live2vod's topics under `topics` with `partitions` partitions each. The mock
+    /// cluster does not implement the CreateTopics request (so `ensure_topics` cannot create
+    /// them there); this uses its control API instead. Topics that exist are left alone.
+    /// Compaction is not available on the mock cluster.
+    pub fn create_topics(&self, topics: &Topics, partitions: i32) -> Result<(), MockStartError> {
+        for spec in specs(topics) {
+            let name = spec.name.to_string();
+            let created = self
+                .control(move |c| c.create_topic(&name, partitions, 1))
+                .ok_or_else(|| MockStartError("the mock cluster thread has stopped".into()))?;
+            match created {
+                Ok(()) => tracing::info!(topic = spec.name, partitions, "created topic"),
+                Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::TopicAlreadyExists) => {}
+                Err(e) => return Err(MockStartError(format!("creating topic {}: {e}", spec.name))),
+            }
+        }
+        Ok(())
     }
 }
 

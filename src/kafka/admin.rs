@@ -133,7 +133,9 @@ pub async fn create_topics(args: &KafkaArgs) -> Result<Vec<(String, TopicOutcome
             }
         })
         .collect();
-    let opts = AdminOptions::new().operation_timeout(Some(timeout));
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
     let results = admin
         .create_topics(new.iter(), &opts)
         .await

@@ -21,7 +21,10 @@ use crate::kafka::producer::idempotent_producer;
 use crate::kafka::KafkaArgs;
 use crate::vod::callback_auth::CallbackVerifier;
 
-pub use handler::{router, RelayError, RelayState};
+pub use handler::{
+    router, RelayError, RelayState, HEADER_EVENT_TYPE, HEADER_KEY_VERSION, HEADER_RECEIVED_AT_MS,
+    HEADER_RELAY_ID,
+};
 
 /// Options of `live2vod relay`.
 #[derive(ClapArgs, Debug, Clone)]
@@ -287,7 +290,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The host name (for `--relay-id`), or `relay` when it cannot be read.
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())

@@ -50,14 +50,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // The mock cluster has no CreateTopics request; its control API creates the topics.
     broker.create_topics(&Topics::with_prefix(&args.topic_prefix), args.partitions)?;
     let bootstrap = broker.bootstrap().to_string();
+    // The file first, atomically (temp + rename): whoever sees the stdout line or the file
+    // can rely on both being complete.
+    if let Some(path) = &args.bootstrap_file {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, format!("{bootstrap}\n"))
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{bootstrap}")?;
         out.flush()?;
-    }
-    if let Some(path) = &args.bootstrap_file {
-        std::fs::write(path, format!("{bootstrap}\n"))
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
     crate::http::process_health().set_ready(true);
     tracing::warn!(

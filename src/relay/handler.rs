@@ -65,6 +65,12 @@ pub fn router(state: RelayState) -> Router {
     Router::new()
         .route("/callbacks/vod", post(callback))
         .layer(DefaultBodyLimit::max(limit))
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                Json(serde_json::json!({ "error": "no such route; VOD callbacks go to POST /callbacks/vod" })),
+            )
+        })
         .with_state(state)
 }
 

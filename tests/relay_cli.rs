@@ -118,3 +118,24 @@ fn malformed_kafka_pass_through_is_refused() {
     assert_eq!(cfg.get("security.protocol"), Some("SASL_SSL"));
     assert_eq!(cfg.get("sasl.mechanism"), Some("SCRAM-SHA-256"));
 }
+
+#[test]
+fn auth_keys_never_appear_in_debug_output() {
+    let r = Relay::try_parse_from([
+        "relay",
+        "--callback-url",
+        "https://x/cb",
+        "--auth-key",
+        "s3cret-current",
+        "--auth-key-previous",
+        "s3cret-old",
+        "--kafka",
+        "sasl.password=s3cret-sasl",
+    ])
+    .expect("valid");
+    let text = format!("{r:?}");
+    assert!(text.contains("https://x/cb"), "{text}");
+    for secret in ["s3cret-current", "s3cret-old", "s3cret-sasl"] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+}

@@ -4,7 +4,10 @@
 //! and other processes can reach it over TCP. Caveats that users can hit: it does not filter
 //! aborted transactions, does not compact, and keeps only the newest ~5 MiB (or 100k batches)
 //! per partition, silently dropping older records — size scenarios to fit (more partitions,
-//! consume while producing). It is for the demo, tests and local development, not production.
+//! consume while producing). It does not implement the CreateTopics request either (so
+//! `admin::ensure_topics` cannot create topics there): call [`EmbeddedBroker::create_topics`]
+//! before starting roles against it. It is for the demo, tests and local development, not
+//! production.
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;

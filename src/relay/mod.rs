@@ -27,7 +27,7 @@ pub use handler::{
 };
 
 /// Options of `live2vod relay`.
-#[derive(ClapArgs, Debug, Clone)]
+#[derive(ClapArgs, Clone)]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -81,6 +81,25 @@ pub struct Args {
     /// (default: the host name).
     #[arg(long, env = "LIVE2VOD_RELAY_ID")]
     pub relay_id: Option<String>,
+}
+
+impl std::fmt::Debug for Args {
+    // Auth keys never reach logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |k: &Option<String>| k.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Args")
+            .field("kafka", &self.kafka)
+            .field("listen", &self.listen)
+            .field("callback_url", &self.callback_url)
+            .field("auth_key", &redact(&self.auth_key))
+            .field("auth_key_previous", &redact(&self.auth_key_previous))
+            .field("no_auth", &self.no_auth)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("timestamp_window_secs", &self.timestamp_window_secs)
+            .field("ack_timeout_ms", &self.ack_timeout_ms)
+            .field("relay_id", &self.relay_id)
+            .finish()
+    }
 }
 
 /// How callbacks are authenticated.

@@ -97,3 +97,35 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Catches clashing flags across roles, e.g. a role defining its own `--metrics-listen`
+    /// next to the global one.
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn metrics_listen_is_accepted_by_every_role() {
+        let cli = Cli::try_parse_from([
+            "live2vod",
+            "relay",
+            "--no-auth",
+            "--metrics-listen",
+            "127.0.0.1:9100",
+        ])
+        .expect("valid");
+        assert_eq!(
+            cli.metrics_listen,
+            Some("127.0.0.1:9100".parse().expect("addr"))
+        );
+        let cli = Cli::try_parse_from(["live2vod", "broker", "--metrics-listen", "127.0.0.1:9101"])
+            .expect("valid");
+        assert!(cli.metrics_listen.is_some());
+    }
+}

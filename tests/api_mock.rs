@@ -71,9 +71,10 @@ async fn start_api(kafka: KafkaArgs) -> ApiHandle {
 /// Payload and headers of one record.
 type Record = (Vec<u8>, Vec<(String, String)>);
 
-/// Callbacks-topic records keyed `key`, read from the beginning until `enough` of them were
-/// seen or `patience` passed (a guard against hanging, not a timing assertion).
-fn callbacks_for(brokers: &str, key: &str, enough: usize, patience: Duration) -> Vec<Record> {
+/// Callbacks-topic records keyed `key`, reading everything up to the high watermarks at the
+/// time of the call (every record acknowledged before). `patience` only guards against
+/// hanging; it is not a timing assertion.
+fn callbacks_for(brokers: &str, key: &str, patience: Duration) -> Vec<Record> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "api-test-reader")
@@ -85,15 +86,28 @@ fn callbacks_for(brokers: &str, key: &str, enough: usize, patience: Duration) ->
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .expect("metadata");
     let mut tpl = TopicPartitionList::new();
+    let mut pending = std::collections::HashMap::new();
     for p in md.topics()[0].partitions() {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+            .expect("watermarks");
+        if high > low {
+            pending.insert(p.id(), high);
+        }
         tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
             .expect("offset");
     }
     consumer.assign(&tpl).expect("assign");
     let mut out = Vec::new();
     let deadline = Instant::now() + patience;
-    while Instant::now() < deadline && out.len() < enough {
+    while Instant::now() < deadline && !pending.is_empty() {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            if pending
+                .get(&m.partition())
+                .is_some_and(|&h| m.offset() + 1 >= h)
+            {
+                pending.remove(&m.partition());
+            }
             if m.key() == Some(key.as_bytes()) {
                 let headers = m
                     .headers()
@@ -113,6 +127,10 @@ fn callbacks_for(brokers: &str, key: &str, enough: usize, patience: Duration) ->
             }
         }
     }
+    assert!(
+        pending.is_empty(),
+        "callbacks topic not read to its end: {pending:?}"
+    );
     out
 }
 
@@ -214,7 +232,7 @@ async fn serves_the_latest_aggregates_and_accepts_manual_transcodes() {
         (404, json!({"error": "unknown video"}))
     );
 
-    let records = callbacks_for(broker.bootstrap(), "v1", 1, Duration::from_secs(30));
+    let records = callbacks_for(broker.bootstrap(), "v1", Duration::from_secs(30));
     assert_eq!(
         records.len(),
         1,

@@ -89,13 +89,10 @@ struct Record {
     headers: HashMap<String, String>,
 }
 
-/// Reads the callbacks topic from the beginning until `done` holds for what was read or
-/// `patience` passed (a guard against hanging, not a timing assertion).
-fn read_callbacks(
-    brokers: &str,
-    patience: Duration,
-    done: impl Fn(&[Record]) -> bool,
-) -> Vec<Record> {
+/// Everything on the callbacks topic up to the high watermarks at the time of the call (so
+/// every record acknowledged before it), read from the beginning. `patience` only guards
+/// against hanging; it is not a timing assertion.
+fn read_callbacks(brokers: &str, patience: Duration) -> Vec<Record> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "relay-test-reader")
@@ -107,15 +104,28 @@ fn read_callbacks(
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .expect("metadata");
     let mut tpl = TopicPartitionList::new();
+    let mut pending = HashMap::new();
     for p in md.topics()[0].partitions() {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+            .expect("watermarks");
+        if high > low {
+            pending.insert(p.id(), high);
+        }
         tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
             .expect("offset");
     }
     consumer.assign(&tpl).expect("assign");
     let mut out = Vec::new();
     let deadline = Instant::now() + patience;
-    while Instant::now() < deadline && !done(&out) {
+    while Instant::now() < deadline && !pending.is_empty() {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            if pending
+                .get(&m.partition())
+                .is_some_and(|&h| m.offset() + 1 >= h)
+            {
+                pending.remove(&m.partition());
+            }
             let mut headers = HashMap::new();
             if let Some(h) = m.headers() {
                 for hdr in h.iter() {
@@ -132,6 +142,10 @@ fn read_callbacks(
             });
         }
     }
+    assert!(
+        pending.is_empty(),
+        "callbacks topic not read to its end: {pending:?}"
+    );
     out
 }
 
@@ -221,18 +235,13 @@ async fn signed_callbacks_are_stored_verbatim_and_bad_ones_are_refused() {
         );
     }
 
-    // A marker written after every refusal: once it is read, everything before it is too.
-    let marker = callback("video-marker");
-    assert_eq!(signed(&relay, &marker).await.status, 200);
-    let records = read_callbacks(broker.bootstrap(), Duration::from_secs(30), |rs| {
-        rs.iter().any(|r| r.key == "video-marker")
-    });
+    let records = read_callbacks(broker.bootstrap(), Duration::from_secs(30));
     let keys: Vec<&str> = records.iter().map(|r| r.key.as_str()).collect();
     let mut sorted = keys.clone();
     sorted.sort_unstable();
     assert_eq!(
         sorted,
-        ["media-c", "video-a", "video-b", "video-marker"],
+        ["media-c", "video-a", "video-b"],
         "only accepted callbacks are on the topic"
     );
 
@@ -316,11 +325,7 @@ async fn outage_then_recovery(down: impl Fn(&EmbeddedBroker), up: impl Fn(&Embed
         );
         acknowledged.push(id);
     }
-    let records = read_callbacks(broker.bootstrap(), Duration::from_secs(30), |rs| {
-        acknowledged
-            .iter()
-            .all(|id| rs.iter().any(|r| &r.key == id))
-    });
+    let records = read_callbacks(broker.bootstrap(), Duration::from_secs(30));
     for id in &acknowledged {
         assert!(
             records
@@ -367,4 +372,38 @@ async fn broker_down_answers_503_and_nothing_acknowledged_is_lost() {
         },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_auth_unsigned_callbacks_pass_but_internal_events_still_do_not() {
+    let broker = EmbeddedBroker::start(1).expect("mock cluster");
+    let mut cfg = Config::new(kafka(&broker), Auth::Disabled);
+    cfg.relay_id = "relay-noauth".into();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let relay = relay::start(cfg, listener).await.expect("relay starts");
+    let body = callback("unsigned-1");
+    let ok = post(&relay, &body, None, None).await;
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    let internal = post(
+        &relay,
+        br#"{"EventType":"live2vod.TranscodeRequested","VideoId":"unsigned-2"}"#,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(internal.status, 400, "{:?}", internal.body);
+    let records = read_callbacks(broker.bootstrap(), Duration::from_secs(30));
+    let r = records
+        .iter()
+        .find(|r| r.key == "unsigned-1")
+        .expect("acknowledged callback on the topic");
+    assert_eq!(r.payload, body);
+    assert_eq!(
+        r.headers.get("live2vod-key-version").map(String::as_str),
+        Some("none")
+    );
+    assert!(records.iter().all(|r| r.key != "unsigned-2"));
+    relay.shutdown().await.expect("clean shutdown");
 }

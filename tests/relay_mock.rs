@@ -407,3 +407,31 @@ async fn without_auth_unsigned_callbacks_pass_but_internal_events_still_do_not()
     assert!(records.iter().all(|r| r.key != "unsigned-2"));
     relay.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fatal_producer_error_stops_the_relay_so_it_is_restarted() {
+    let broker = EmbeddedBroker::start(1).expect("mock cluster");
+    let relay = start_relay(kafka(&broker), Duration::from_millis(1500)).await;
+    assert!(post_until_ok(&relay, &callback("before-fatal"), 20).await);
+    // A head-of-line sequence error is a desynchronisation the idempotent producer cannot
+    // recover from: every later record would be refused.
+    broker
+        .control(|c| {
+            c.request_errors(
+                RDKafkaApiKey::Produce,
+                &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER],
+            )
+        })
+        .expect("inject error");
+    let answer = signed(&relay, &callback("at-fatal")).await;
+    assert_eq!(answer.status, 503, "{:?}", answer.body);
+    // The bound only keeps a broken build from hanging the suite.
+    let stopped = tokio::time::timeout(
+        Duration::from_secs(60),
+        relay.run_until(std::future::pending::<()>()),
+    )
+    .await
+    .expect("the relay stops by itself after a fatal producer error");
+    let err = stopped.expect_err("the relay stops with an error");
+    assert!(err.to_string().contains("fatal"), "{err}");
+}

@@ -17,7 +17,7 @@ use super::command::{
     new_request_id, parse_body, rfc3339_utc, transcode_command_id, transcode_requested, BodyError,
 };
 use super::store::{DecodeError, SnapshotDecoder, Store};
-use crate::kafka::producer::{produce_acked, AckError};
+use crate::kafka::producer::{fatal_error, produce_acked, AckError};
 use crate::metrics::API_REQUESTS;
 
 const ROUTE_VIDEO: &str = "/v1/videos/{video_id}";
@@ -30,36 +30,23 @@ pub struct ApiState {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    store: Store,
-    decoder: SnapshotDecoder,
-    producer: FutureProducer,
-    callbacks_topic: String,
-    ack_timeout: Duration,
-    instance: String,
-    caught_up: watch::Receiver<bool>,
+/// What the handlers share (built by [`super::start`]).
+pub(super) struct Inner {
+    pub(super) store: Store,
+    pub(super) decoder: SnapshotDecoder,
+    pub(super) producer: FutureProducer,
+    pub(super) callbacks_topic: String,
+    pub(super) ack_timeout: Duration,
+    pub(super) instance: String,
+    pub(super) caught_up: watch::Receiver<bool>,
+    /// Set once the producer hit a fatal error: the api then stops (and is restarted).
+    pub(super) fatal: watch::Sender<Option<String>>,
 }
 
 impl ApiState {
-    pub(super) fn new(
-        store: Store,
-        decoder: SnapshotDecoder,
-        producer: FutureProducer,
-        callbacks_topic: String,
-        ack_timeout: Duration,
-        instance: String,
-        caught_up: watch::Receiver<bool>,
-    ) -> Self {
+    pub(super) fn new(inner: Inner) -> Self {
         ApiState {
-            inner: Arc::new(Inner {
-                store,
-                decoder,
-                producer,
-                callbacks_topic,
-                ack_timeout,
-                instance,
-                caught_up,
-            }),
+            inner: Arc::new(inner),
         }
     }
 }
@@ -176,7 +163,14 @@ async fn post_transcode(
     Path(video_id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    observe(ROUTE_TRANSCODE, transcode(&st.inner, &video_id, body).await)
+    let result = transcode(&st.inner, &video_id, body).await;
+    if matches!(result, Err(ApiError::Unavailable(_))) {
+        if let Some(reason) = fatal_error(&st.inner.producer) {
+            tracing::error!(%reason, "Kafka producer hit a fatal error; the api stops so it can be restarted with a new one");
+            st.inner.fatal.send_replace(Some(reason));
+        }
+    }
+    observe(ROUTE_TRANSCODE, result)
 }
 
 async fn transcode(

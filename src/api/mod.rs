@@ -171,15 +171,17 @@ pub async fn start(cfg: Config, listener: TcpListener) -> Result<ApiHandle, Star
         caught_tx,
         stop_reader_rx,
     ));
-    let state = ApiState::new(
-        store.clone(),
-        cfg.decoder.clone(),
-        producer.clone(),
-        topics.callbacks.clone(),
-        cfg.ack_timeout,
-        format!("api:{}", crate::relay::hostname()),
-        caught_rx.clone(),
-    );
+    let (fatal_tx, fatal_rx) = watch::channel::<Option<String>>(None);
+    let state = ApiState::new(handler::Inner {
+        store: store.clone(),
+        decoder: cfg.decoder.clone(),
+        producer: producer.clone(),
+        callbacks_topic: topics.callbacks.clone(),
+        ack_timeout: cfg.ack_timeout,
+        instance: format!("api:{}", crate::relay::hostname()),
+        caught_up: caught_rx.clone(),
+        fatal: fatal_tx,
+    });
     let mut app = router(state);
     if cfg.serve_ops {
         app = crate::http::ops_router(cfg.health.clone()).merge(app);
@@ -188,8 +190,13 @@ pub async fn start(cfg: Config, listener: TcpListener) -> Result<ApiHandle, Star
     let health = cfg.health.clone();
     let task_health = health.clone();
     let task = tokio::spawn(async move {
+        let fatal_watch = fatal_rx.clone();
         let served = crate::http::serve_on(listener, app, async move {
-            let _ = stop_rx.await;
+            let mut fatal_rx = fatal_watch;
+            tokio::select! {
+                _ = stop_rx => {}
+                _ = fatal_rx.wait_for(Option::is_some) => {}
+            }
             task_health.set_ready(false);
         })
         .await;
@@ -202,6 +209,9 @@ pub async fn start(cfg: Config, listener: TcpListener) -> Result<ApiHandle, Star
             tracing::warn!(error = %e, "producer flush at shutdown did not complete");
         }
         tracing::info!("api stopped");
+        if let Some(reason) = fatal_rx.borrow().clone() {
+            anyhow::bail!("the Kafka producer hit a fatal error ({reason}); restart the api");
+        }
         served
     });
     tracing::info!(%addr, topic = %aggregates, "api serving; loading aggregates");

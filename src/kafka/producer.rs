@@ -5,7 +5,7 @@ use std::time::Duration;
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::future_producer::Delivery;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use super::config::KafkaArgs;
 
@@ -88,4 +88,14 @@ pub async fn produce_acked(
             Err(AckError::Timeout(timeout))
         }
     }
+}
+
+/// The producer's fatal error, if it hit one. An idempotent producer that lost its
+/// sequence guarantees refuses every further record; the only recovery is a new producer,
+/// which for live2vod means restarting the role (its callers retry meanwhile).
+pub fn fatal_error(producer: &FutureProducer) -> Option<String> {
+    producer
+        .client()
+        .fatal_error()
+        .map(|(code, reason)| format!("{code}: {reason}"))
 }

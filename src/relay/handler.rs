@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use super::routing::{routing_key, RoutingError};
 use super::{Auth, Config};
-use crate::kafka::producer::{produce_acked, AckError};
+use crate::kafka::producer::{fatal_error, produce_acked, AckError};
 use crate::metrics::{RELAY_LATENCY, RELAY_REQUESTS, RELAY_VERIFIED};
 use crate::vod::callback_auth::AuthError;
 
@@ -42,10 +42,17 @@ struct Inner {
     ack_timeout: Duration,
     relay_id: String,
     max_body_bytes: usize,
+    /// Set once the producer hit a fatal error: the relay then stops (and is restarted).
+    fatal: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl RelayState {
-    pub(super) fn new(cfg: &Config, producer: FutureProducer, topic: String) -> Self {
+    pub(super) fn new(
+        cfg: &Config,
+        producer: FutureProducer,
+        topic: String,
+        fatal: tokio::sync::watch::Sender<Option<String>>,
+    ) -> Self {
         RelayState {
             inner: Arc::new(Inner {
                 producer,
@@ -54,6 +61,7 @@ impl RelayState {
                 ack_timeout: cfg.ack_timeout,
                 relay_id: cfg.relay_id.clone(),
                 max_body_bytes: cfg.max_body_bytes,
+                fatal,
             }),
         }
     }
@@ -152,6 +160,12 @@ async fn callback(
     metrics::counter!(RELAY_REQUESTS, "outcome" => outcome).increment(1);
     metrics::histogram!(RELAY_LATENCY, "outcome" => outcome)
         .record(started.elapsed().as_secs_f64());
+    if matches!(result, Err(RelayError::Unavailable(_))) {
+        if let Some(reason) = fatal_error(&st.inner.producer) {
+            span.in_scope(|| tracing::error!(%reason, "Kafka producer hit a fatal error; the relay stops so it can be restarted with a new one"));
+            st.inner.fatal.send_replace(Some(reason));
+        }
+    }
     span.in_scope(|| match &result {
         Ok(_) => tracing::debug!("callback acknowledged"),
         Err(e @ RelayError::Unavailable(_)) => tracing::warn!(error = %e, "callback answered 503"),

@@ -237,7 +237,8 @@ pub async fn start(cfg: Config, listener: TcpListener) -> Result<RelayHandle, St
     let topic = cfg.kafka.topics().callbacks;
     wait_connected(&producer, &topic, &cfg.kafka.brokers).await?;
     let addr = listener.local_addr()?;
-    let state = RelayState::new(&cfg, producer.clone(), topic);
+    let (fatal_tx, mut fatal_rx) = tokio::sync::watch::channel::<Option<String>>(None);
+    let state = RelayState::new(&cfg, producer.clone(), topic, fatal_tx);
     let mut app = router(state);
     if cfg.serve_ops {
         app = app.merge(crate::http::ops_router(cfg.health.clone()));
@@ -246,8 +247,13 @@ pub async fn start(cfg: Config, listener: TcpListener) -> Result<RelayHandle, St
     let health = cfg.health.clone();
     let task_health = health.clone();
     let task = tokio::spawn(async move {
+        let fatal_watch = fatal_rx.clone();
         let served = crate::http::serve_on(listener, app, async move {
-            let _ = stop_rx.await;
+            let mut fatal_rx = fatal_watch;
+            tokio::select! {
+                _ = stop_rx => {}
+                _ = fatal_rx.wait_for(Option::is_some) => {}
+            }
             task_health.set_ready(false);
         })
         .await;
@@ -260,6 +266,9 @@ pub async fn start(cfg: Config, listener: TcpListener) -> Result<RelayHandle, St
             tracing::warn!(error = %e, "producer flush at shutdown did not complete");
         }
         tracing::info!("relay stopped");
+        if let Some(reason) = fatal_rx.borrow_and_update().clone() {
+            anyhow::bail!("the Kafka producer hit a fatal error ({reason}); restart the relay");
+        }
         served
     });
     health.set_ready(true);

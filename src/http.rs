@@ -24,25 +24,19 @@ impl Health {
     }
 }
 
-static PROCESS_HEALTH: std::sync::OnceLock<Health> = std::sync::OnceLock::new();
-static SEPARATE_OPS: AtomicBool = AtomicBool::new(false);
-
-/// The readiness flag behind the process-wide `--metrics-listen` server. A role run from the
-/// command line flips it (in addition to serving its own); library users (demo, tests) make
-/// their own [`Health`] per component.
-pub fn process_health() -> Health {
-    PROCESS_HEALTH.get_or_init(Health::default).clone()
-}
-
-/// Records that `main` serves the ops routes on `--metrics-listen`, so roles with an HTTP
-/// listener of their own need not mount them there.
-pub fn set_separate_ops_listener() {
-    SEPARATE_OPS.store(true, Ordering::SeqCst);
-}
-
-/// Whether the ops routes are served on `--metrics-listen` (set by `main`).
-pub fn separate_ops_listener() -> bool {
-    SEPARATE_OPS.load(Ordering::SeqCst)
+/// Serves the ops routes on their own listener (`--metrics-listen`) until the process ends.
+pub async fn spawn_ops_listener(
+    addr: SocketAddr,
+    health: Health,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (--metrics-listen): {e}"))?;
+    Ok(tokio::spawn(serve_on(
+        listener,
+        ops_router(health),
+        std::future::pending::<()>(),
+    )))
 }
 
 /// `/healthz` (the process answers), `/readyz` (the role can do its work), `/metrics`.

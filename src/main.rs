@@ -8,16 +8,6 @@ use live2vod::{api, bench, broker, demo, fold, relay, replay, sim, worker};
 #[derive(Parser, Debug)]
 #[command(name = "live2vod", version, about, long_about = None)]
 struct Cli {
-    /// Serve `/metrics`, `/healthz` and `/readyz` on this address (any role). Without it,
-    /// roles with an HTTP listener of their own serve them there.
-    #[arg(
-        long,
-        global = true,
-        env = "LIVE2VOD_METRICS_LISTEN",
-        value_name = "ADDR"
-    )]
-    metrics_listen: Option<std::net::SocketAddr>,
-
     #[command(subcommand)]
     command: Command,
 }
@@ -62,20 +52,6 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = rt.block_on(async move {
-        if let Some(addr) = cli.metrics_listen {
-            live2vod::metrics::install();
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (--metrics-listen): {e}"))?;
-            live2vod::http::set_separate_ops_listener();
-            let ops = live2vod::http::ops_router(live2vod::http::process_health());
-            // Lives as long as the role: the process ends when the role returns.
-            tokio::spawn(live2vod::http::serve_on(
-                listener,
-                ops,
-                std::future::pending::<()>(),
-            ));
-        }
         match cli.command {
             Command::Broker(a) => broker::run(a).await,
             Command::Relay(a) => relay::run(a).await,
@@ -103,29 +79,10 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
-    /// Catches clashing flags across roles, e.g. a role defining its own `--metrics-listen`
-    /// next to the global one.
+    /// Catches clashing or malformed flag definitions in any role (clap checks them only
+    /// in debug builds, when the subcommand is parsed).
     #[test]
     fn command_line_definition_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn metrics_listen_is_accepted_by_every_role() {
-        let cli = Cli::try_parse_from([
-            "live2vod",
-            "relay",
-            "--no-auth",
-            "--metrics-listen",
-            "127.0.0.1:9100",
-        ])
-        .expect("valid");
-        assert_eq!(
-            cli.metrics_listen,
-            Some("127.0.0.1:9100".parse().expect("addr"))
-        );
-        let cli = Cli::try_parse_from(["live2vod", "broker", "--metrics-listen", "127.0.0.1:9101"])
-            .expect("valid");
-        assert!(cli.metrics_listen.is_some());
     }
 }

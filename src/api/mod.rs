@@ -44,6 +44,10 @@ pub struct Args {
     /// How long a transcode request waits for the broker's acknowledgement before 503.
     #[arg(long, env = "LIVE2VOD_ACK_TIMEOUT_MS", default_value_t = 3000)]
     pub ack_timeout_ms: u64,
+
+    /// Serve `/healthz`, `/readyz` and `/metrics` on this address instead of on `--listen`.
+    #[arg(long, env = "LIVE2VOD_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Everything an api needs, independent of the command line.
@@ -231,8 +235,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = Config::new(args.kafka.clone());
     cfg.aggregates_topic = args.aggregates_topic.clone();
     cfg.ack_timeout = Duration::from_millis(args.ack_timeout_ms);
-    cfg.health = crate::http::process_health();
-    cfg.serve_ops = !crate::http::separate_ops_listener();
+    cfg.serve_ops = args.metrics_listen.is_none();
+    if let Some(addr) = args.metrics_listen {
+        crate::http::spawn_ops_listener(addr, cfg.health.clone()).await?;
+    }
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;

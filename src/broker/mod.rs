@@ -35,6 +35,10 @@ pub struct Args {
     /// Prefix of the topics created at start (as the roles' `--topic-prefix`).
     #[arg(long, env = "LIVE2VOD_TOPIC_PREFIX", default_value = "live2vod.")]
     pub topic_prefix: String,
+
+    /// Serve `/healthz`, `/readyz` (ready once the topics exist) and `/metrics` here.
+    #[arg(long, env = "LIVE2VOD_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Runs the mock cluster until SIGTERM/SIGINT. The first stdout line is the bootstrap address.
@@ -45,6 +49,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.partitions < 1 {
         anyhow::bail!("--partitions must be at least 1");
+    }
+    let health = crate::http::Health::default();
+    if let Some(addr) = args.metrics_listen {
+        crate::http::spawn_ops_listener(addr, health.clone()).await?;
     }
     let broker = EmbeddedBroker::start(args.brokers_count)?;
     // The mock cluster has no CreateTopics request; its control API creates the topics.
@@ -63,7 +71,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         writeln!(out, "{bootstrap}")?;
         out.flush()?;
     }
-    crate::http::process_health().set_ready(true);
+    health.set_ready(true);
     tracing::warn!(
         %bootstrap,
         "mock Kafka cluster up: it keeps only the newest ~5 MiB/100k batches per partition (older records are dropped silently), no compaction, no aborted-transaction filtering"

@@ -81,6 +81,10 @@ pub struct Args {
     /// (default: the host name).
     #[arg(long, env = "LIVE2VOD_RELAY_ID")]
     pub relay_id: Option<String>,
+
+    /// Serve `/healthz`, `/readyz` and `/metrics` on this address instead of on `--listen`.
+    #[arg(long, env = "LIVE2VOD_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Args {
@@ -98,6 +102,7 @@ impl std::fmt::Debug for Args {
             .field("timestamp_window_secs", &self.timestamp_window_secs)
             .field("ack_timeout_ms", &self.ack_timeout_ms)
             .field("relay_id", &self.relay_id)
+            .field("metrics_listen", &self.metrics_listen)
             .finish()
     }
 }
@@ -308,8 +313,11 @@ async fn wait_connected(
 /// Runs the role until SIGTERM/SIGINT.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     crate::metrics::install();
-    let separate_ops = crate::http::separate_ops_listener();
-    let cfg = Config::from_args(&args, crate::http::process_health(), !separate_ops)?;
+    let health = Health::default();
+    let cfg = Config::from_args(&args, health.clone(), args.metrics_listen.is_none())?;
+    if let Some(addr) = args.metrics_listen {
+        crate::http::spawn_ops_listener(addr, health).await?;
+    }
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;

@@ -1,7 +1,6 @@
 //! Shaping of the operator's manual transcode request into a `live2vod.TranscodeRequested`
 //! event (pure apart from the time and id passed in).
 use serde::Deserialize;
-use sha1::{Digest, Sha1};
 
 /// Body of `POST /v1/videos/{video_id}/transcode`.
 #[derive(Debug, Deserialize)]
@@ -63,14 +62,7 @@ pub fn parse_body(bytes: &[u8]) -> Result<TranscodeRequest, BodyError> {
 }
 
 /// The command id the fold gives the transcode of (video, group), whatever its cause.
-///
-/// TODO(integration): replace with domain::projector::transcode_command_id (same formula:
-/// `tc-` + the first 32 hex digits of sha1("{video_id}|{template_group}")).
-pub fn transcode_command_id(video_id: &str, template_group: &str) -> String {
-    let digest = Sha1::digest(format!("{video_id}|{template_group}").as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("tc-{}", &hex[..32])
-}
+pub use crate::domain::projector::transcode_command_id;
 
 /// The `live2vod.TranscodeRequested` event body produced to the callbacks topic.
 pub fn transcode_requested(
@@ -94,24 +86,7 @@ pub fn transcode_requested(
 
 /// `YYYY-MM-DDTHH:MM:SSZ` of a unix time in seconds (UTC, proleptic Gregorian).
 pub fn rfc3339_utc(unix_secs: i64) -> String {
-    let days = unix_secs.div_euclid(86_400);
-    let secs = unix_secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    crate::domain::time::format_rfc3339(unix_secs.saturating_mul(1000))
 }
 
 /// A random request id (32 hex digits).

@@ -8,13 +8,13 @@ use crate::metrics::API_AGGREGATES;
 pub type SnapshotDecoder =
     Arc<dyn Fn(&[u8]) -> Result<serde_json::Value, String> + Send + Sync + 'static>;
 
-/// The decoder the command line uses.
-///
-/// TODO(integration): replace with
-/// `Arc::new(|b| domain::view::snapshot_json(b).map(|(_, v)| v).map_err(|e| e.to_string()))`
-/// once the domain is merged; until then snapshots are read as JSON bytes.
+/// The decoder the command line uses: protobuf snapshots to the API's JSON views.
 pub fn default_decoder() -> SnapshotDecoder {
-    json_decoder()
+    Arc::new(|bytes: &[u8]| {
+        crate::domain::view::snapshot_json(bytes)
+            .map(|(_, v)| v)
+            .map_err(|e| e.to_string())
+    })
 }
 
 /// Reads values that are JSON documents (tests; the temporary default).

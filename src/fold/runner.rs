@@ -242,7 +242,9 @@ impl Fold {
                 // Counters and the input position move even when the state does not: write
                 // them too, so a re-delivery after a crash is recognised and counted once.
                 if let Some(bytes) = applied.snapshot {
-                    pending.dirty.insert(applied.aggregate_key, (partition, bytes));
+                    pending
+                        .dirty
+                        .insert(applied.aggregate_key, (partition, bytes));
                 }
                 Ok(())
             }

@@ -14,8 +14,8 @@ use rdkafka::producer::FutureProducer;
 use serde::Deserialize;
 use tracing::Instrument;
 
-use super::routing::{routing_key, RoutingError};
 use super::{Auth, Config};
+use crate::domain::event::{routing_key, EventError};
 use crate::kafka::producer::{fatal_error, produce_acked, AckError};
 use crate::metrics::{RELAY_LATENCY, RELAY_REQUESTS, RELAY_VERIFIED};
 use crate::vod::callback_auth::AuthError;
@@ -92,7 +92,7 @@ pub enum RelayError {
     #[error("cannot read the body: {0}")]
     BadBody(String),
     #[error("{0}")]
-    NoRoute(#[from] RoutingError),
+    NoRoute(#[from] EventError),
     #[error("EventType {0:?} is in the internal live2vod. namespace and cannot be posted")]
     InternalEventType(String),
     #[error("the broker did not take the write: {0}")]

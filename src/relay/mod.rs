@@ -4,7 +4,6 @@
 //! Library entry for the demo and tests: [`start`] with a [`Config`] and a bound listener,
 //! then [`RelayHandle::shutdown`] (or [`RelayHandle::run_until`]).
 mod handler;
-pub mod routing;
 
 use std::net::SocketAddr;
 use std::time::Duration;

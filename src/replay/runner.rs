@@ -334,7 +334,10 @@ fn fold_topic(
                     // Derived facts never passed through Kafka here: give them positions of
                     // their own (partition -1, increasing), so none is taken for a re-delivery.
                     derived_seq += 1;
-                    let pos = InputPos { partition: -1, offset: derived_seq };
+                    let pos = InputPos {
+                        partition: -1,
+                        offset: derived_seq,
+                    };
                     match engine.apply(&k, &b, pos) {
                         Ok(a) => facts.extend(a.derived),
                         Err(e) => {

@@ -63,9 +63,11 @@ async fn start_api(kafka: KafkaArgs) -> ApiHandle {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    api::start(Config::new(kafka), listener)
-        .await
-        .expect("api starts")
+    // These tests exercise transport and store with JSON values; decoding real protobuf
+    // snapshots is covered by `serves_domain_snapshots_as_the_contract_json`.
+    let mut cfg = Config::new(kafka);
+    cfg.decoder = live2vod::api::store::json_decoder();
+    api::start(cfg, listener).await.expect("api starts")
 }
 
 /// Payload and headers of one record.
@@ -281,6 +283,7 @@ async fn can_read_another_aggregates_topic() {
         .await
         .expect("bind");
     let mut cfg = Config::new(kafka);
+    cfg.decoder = live2vod::api::store::json_decoder();
     cfg.aggregates_topic = Some("rebuilt.aggregates".into());
     let api = api::start(cfg, listener).await.expect("api starts");
     api.caught_up().await;
@@ -302,4 +305,50 @@ async fn can_read_another_aggregates_topic() {
         .err()
         .expect("missing topic refused");
     assert!(err.to_string().contains("no.such.topic"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_domain_snapshots_as_the_contract_json() {
+    use live2vod::domain::{Engine, InputPos, Policy};
+    let broker = EmbeddedBroker::start(1).expect("mock cluster");
+    let kafka = kafka(&broker);
+    let producer: FutureProducer = kafka.client_config().create().expect("producer");
+    let mut engine = Engine::new(Policy::default());
+    let body = br#"{"EventTime":"2017-12-08T09:26:17Z","EventType":"AddLiveRecordVideoComplete","VideoId":"43q9fjdhef","Status":"success","StreamName":"s1","DomainName":"live.example.com","AppName":"app","RecordStartTime":"2017-12-08T07:40:56Z","RecordEndTime":"2017-12-08T09:26:17Z"}"#;
+    let applied = engine
+        .apply(
+            "43q9fjdhef",
+            body,
+            InputPos {
+                partition: 0,
+                offset: 0,
+            },
+        )
+        .expect("folds");
+    let snapshot = applied.snapshot.expect("a snapshot");
+    producer
+        .send(
+            FutureRecord::<str, [u8]>::to("live2vod.aggregates")
+                .key("43q9fjdhef")
+                .payload(snapshot.as_slice()),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .expect("produced");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let api = api::start(Config::new(kafka), listener)
+        .await
+        .expect("api starts");
+    api.caught_up().await;
+    let (status, v) = get(&format!("{}/v1/videos/43q9fjdhef", api.base_url())).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["video_id"], json!("43q9fjdhef"));
+    assert_eq!(v["status"], json!("recorded"));
+    assert_eq!(v["origin"]["kind"], json!("live_segment"));
+    assert_eq!(v["origin"]["stream"], json!("s1"));
+    assert_eq!(v["origin"]["record_end"], json!("2017-12-08T09:26:17Z"));
+    api.shutdown().await.expect("clean shutdown");
 }

@@ -370,6 +370,12 @@ impl SimHandle {
     /// and waits until each was acknowledged or lost. Transcodes submitted meanwhile play
     /// their callbacks on their own; see [`SimHandle::progress`].
     pub async fn deliver_all(&self) -> Progress {
+        self.deliver_matching(|_| true).await
+    }
+
+    /// Like [`SimHandle::deliver_all`], for the scenario events `pick` selects (tests use it
+    /// to stop VOD half-way, e.g. a compose started but not uploaded).
+    pub async fn deliver_matching(&self, pick: impl Fn(&ScenarioEvent) -> bool) -> Progress {
         let order = {
             let mut rng = match self.shared.rng.lock() {
                 Ok(r) => r,
@@ -391,6 +397,7 @@ impl SimHandle {
             .collect();
         let items = order
             .into_iter()
+            .filter(|(i, _)| pick(&events[*i]))
             .map(|(i, dup)| (events[i].clone(), dup))
             .collect();
         self.shared.deliverer.deliver_ordered(items).await;

@@ -44,10 +44,12 @@ impl VodVideo {
         }
     }
 
-    /// Whether SubmitTranscodeJobs is allowed (VOD: UploadSucc, Normal, Checking,
-    /// TranscodeFail may be retried).
+    /// Whether SubmitTranscodeJobs is allowed: the source file must be there (VOD refuses
+    /// Uploading and UploadFail). A video that is still transcoding is accepted on purpose:
+    /// refusing it could mask a second submission by the worker, which the simulator must
+    /// count as a duplicate job.
     pub fn transcodable(&self) -> bool {
-        matches!(self.status(), "UploadSucc" | "Normal" | "TranscodeFail")
+        self.upload == Upload::Ok
     }
 
     pub fn duration_s(&self) -> f64 {

@@ -363,7 +363,9 @@ async fn transcode_of_a_source_that_is_not_ready_is_illegal_status() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["Total"], n);
     assert_eq!(
-        v["RecordVideoList"]["RecordVideo"].as_array().map(Vec::len),
+        v["LiveRecordVideoList"]["LiveRecordVideo"]
+            .as_array()
+            .map(Vec::len),
         Some(n.min(100))
     );
 }

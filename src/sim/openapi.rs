@@ -564,6 +564,6 @@ fn list_live_record_video(sh: &Arc<Shared>, p: &[(String, String)]) -> Result<Va
         "Total": total,
         "PageNo": page_no,
         "PageSize": page_size,
-        "RecordVideoList": { "RecordVideo": page },
+        "LiveRecordVideoList": { "LiveRecordVideo": page },
     }))
 }

@@ -128,18 +128,18 @@ fn show(v: Option<&str>) -> String {
     v.map_or_else(|| "(absent)".to_string(), q)
 }
 
+fn video_subject(t: &VideoTruth) -> String {
+    let kind = if t.origin_kind == "composed" {
+        "composed"
+    } else {
+        "segment"
+    };
+    format!("video {} ({} {kind})", t.video_id, t.stream)
+}
+
 /// Compares one video's api JSON with its truth.
 pub fn diff_video(t: &VideoTruth, actual: &Value) -> Vec<Diff> {
-    let subject = format!(
-        "video {} ({} {})",
-        t.video_id,
-        t.stream,
-        if t.origin_kind == "composed" {
-            "composed"
-        } else {
-            "segment"
-        }
-    );
+    let subject = video_subject(t);
     let mut out = Vec::new();
     let mut check = |field: &str, expected: &str, got: Option<&str>| {
         if got != Some(expected) {
@@ -345,7 +345,7 @@ async fn compare_once(
         match fetch(client, &url).await {
             Ok(v) => diff_video(t, &v),
             Err(e) => vec![Diff {
-                subject: format!("video {} ({})", t.video_id, t.stream),
+                subject: video_subject(t),
                 field: "GET".to_string(),
                 expected: "200".to_string(),
                 actual: e.to_string(),
@@ -379,6 +379,16 @@ async fn compare_once(
         .chain(stream_diffs)
         .flatten()
         .collect();
+    // Grouped by stream, so one stream's problems read together.
+    report.diffs.sort_by(|a, b| {
+        let key = |d: &Diff| {
+            d.subject
+                .split_once('(')
+                .map(|(_, r)| r.to_string())
+                .unwrap_or_else(|| d.subject.clone())
+        };
+        key(a).cmp(&key(b)).then(a.subject.cmp(&b.subject))
+    });
     if let Some(jobs) = jobs {
         let (c, m, d) = diff_jobs(truth, jobs);
         report.jobs_checked = c;

@@ -156,3 +156,39 @@ async fn a_wrong_auth_key_is_refused_by_the_relay_and_counted_lost() {
     assert!(seen.lock().expect("lock").iter().all(|(ok, _)| !*ok));
     assert_eq!(progress.lost, sim.scenario().events.len() as u64);
 }
+
+#[tokio::test]
+async fn a_relay_slower_than_the_attempt_timeout_counts_as_a_failed_attempt() {
+    let seen = Arc::new(Mutex::new(0u32));
+    let s = seen.clone();
+    let app = Router::new().route(
+        "/callbacks/vod",
+        post(move || {
+            let s = s.clone();
+            async move {
+                *s.lock().expect("lock") += 1;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                "too late"
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let mut cfg = config(&format!("http://{addr}/callbacks/vod"), KEY);
+    cfg.sessions = 1;
+    cfg.duplicate_rate = 0.0;
+    cfg.attempt_timeout = Duration::from_millis(100);
+    let sim = Simulator::start(cfg).await.expect("start");
+    let progress = sim.deliver_all().await;
+    let n = sim.scenario().events.len() as u64;
+    assert_eq!(progress.lost, n);
+    assert_eq!(u64::from(*seen.lock().expect("lock")), 3 * n);
+    assert!(sim
+        .stats()
+        .lost_by_vod
+        .iter()
+        .all(|l| l.last_error == "timeout"));
+}

@@ -638,9 +638,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let ticker = {
         let d = sim.shared.deliverer.clone();
         tokio::spawn(async move {
+            let mut last = Progress::default();
             loop {
                 tokio::time::sleep(Duration::from_secs(2)).await;
-                eprintln!("sim: {}", d.progress());
+                let now = d.progress();
+                if now != last {
+                    eprintln!("sim: {now}");
+                    last = now;
+                }
             }
         })
     };
@@ -670,4 +675,40 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     ticker.abort();
     sim.shutdown().await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_matches_the_stream_naming_conventions() {
+        let v: toml::Value = toml::from_str(&policy_toml()).expect("valid TOML");
+        assert_eq!(v["defaults"]["segments"]["action"].as_str(), Some("none"));
+        assert_eq!(v["defaults"]["composed"]["action"].as_str(), Some("none"));
+        let rules = v["rules"].as_array().expect("rules");
+        let rule = |glob: &str| {
+            rules
+                .iter()
+                .find(|r| r["streams"].as_str() == Some(glob))
+                .unwrap_or_else(|| panic!("no rule for {glob}"))
+        };
+        let store = rule("live.demo.example.com/live/store-*");
+        assert_eq!(store["segments"]["action"].as_str(), Some("manual"));
+        let later = rule("live.demo.example.com/live/compose-only-*");
+        assert_eq!(later["composed"]["action"].as_str(), Some("transcode"));
+        assert_eq!(
+            later["composed"]["template_group"].as_str(),
+            Some(scenario::TG_COMPOSE_LATER)
+        );
+        // The scenario's streams are named so that exactly these rules match them.
+        let sc = Scenario::generate(1, 8, 1_790_000_000_000);
+        for s in &sc.streams {
+            let key = s.key();
+            let is_store = key.starts_with("live.demo.example.com/live/store-");
+            let is_later = key.starts_with("live.demo.example.com/live/compose-only-");
+            assert_eq!(is_store, s.flow == Flow::StoreOnly, "{key}");
+            assert_eq!(is_later, s.flow == Flow::ComposeOnly, "{key}");
+        }
+    }
 }

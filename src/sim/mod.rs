@@ -681,6 +681,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[tokio::test]
+    async fn the_handle_can_be_driven_from_spawned_tasks() {
+        let sim = Simulator::start(SimConfig::new("http://127.0.0.1:9/cb", "http://x/cb", "k"))
+            .await
+            .expect("start");
+        let d = sim.deliver_matching(|_| false);
+        assert_send(&d);
+        let v = sim.verify("http://127.0.0.1:9", Duration::from_millis(1));
+        assert_send(&v);
+        assert_eq!(d.await.scheduled, 0);
+        drop(v);
+        sim.shutdown().await;
+    }
+
     #[test]
     fn the_policy_matches_the_stream_naming_conventions() {
         let v: toml::Value = toml::from_str(&policy_toml()).expect("valid TOML");

@@ -340,38 +340,54 @@ async fn compare_once(
         .map(|v| format!("video {v}"))
         .chain(truth.lost_streams.iter().map(|s| format!("stream {s}")))
         .collect();
-    let video_diffs: Vec<Vec<Diff>> = futures::stream::iter(videos.iter().map(|t| async move {
-        let url = format!("{api}/v1/videos/{}", t.video_id);
-        match fetch(client, &url).await {
-            Ok(v) => diff_video(t, &v),
-            Err(e) => vec![Diff {
-                subject: video_subject(t),
-                field: "GET".to_string(),
-                expected: "200".to_string(),
-                actual: e.to_string(),
-            }],
-        }
-    }))
-    .buffered(8)
-    .collect()
-    .await;
+    // Owned inputs per request: futures borrowing through closures would not be `Send`, and
+    // callers spawn verify.
+    let video_requests: Vec<_> = videos
+        .iter()
+        .map(|t| {
+            let (t, client) = ((*t).clone(), client.clone());
+            let url = format!("{api}/v1/videos/{}", t.video_id);
+            async move {
+                match fetch(&client, &url).await {
+                    Ok(v) => diff_video(&t, &v),
+                    Err(e) => vec![Diff {
+                        subject: video_subject(&t),
+                        field: "GET".to_string(),
+                        expected: "200".to_string(),
+                        actual: e.to_string(),
+                    }],
+                }
+            }
+        })
+        .collect();
+    let video_diffs: Vec<Vec<Diff>> = futures::stream::iter(video_requests)
+        .buffered(8)
+        .collect()
+        .await;
     report.videos_checked = videos.len();
     report.videos_matching = video_diffs.iter().filter(|d| d.is_empty()).count();
-    let stream_diffs: Vec<Vec<Diff>> = futures::stream::iter(streams.iter().map(|t| async move {
-        let url = format!("{api}/v1/streams/{}/{}/{}", t.domain, t.app, t.stream);
-        match fetch(client, &url).await {
-            Ok(v) => diff_stream(t, &v),
-            Err(e) => vec![Diff {
-                subject: format!("stream {}", t.key()),
-                field: "GET".to_string(),
-                expected: "200".to_string(),
-                actual: e.to_string(),
-            }],
-        }
-    }))
-    .buffered(4)
-    .collect()
-    .await;
+    let stream_requests: Vec<_> = streams
+        .iter()
+        .map(|t| {
+            let (t, client) = ((*t).clone(), client.clone());
+            let url = format!("{api}/v1/streams/{}/{}/{}", t.domain, t.app, t.stream);
+            async move {
+                match fetch(&client, &url).await {
+                    Ok(v) => diff_stream(&t, &v),
+                    Err(e) => vec![Diff {
+                        subject: format!("stream {}", t.key()),
+                        field: "GET".to_string(),
+                        expected: "200".to_string(),
+                        actual: e.to_string(),
+                    }],
+                }
+            }
+        })
+        .collect();
+    let stream_diffs: Vec<Vec<Diff>> = futures::stream::iter(stream_requests)
+        .buffered(4)
+        .collect()
+        .await;
     report.streams_checked = streams.len();
     report.streams_matching = stream_diffs.iter().filter(|d| d.is_empty()).count();
     report.diffs = video_diffs

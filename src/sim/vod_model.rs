@@ -127,6 +127,8 @@ impl VodModel {
             } => {
                 v.record = Some((*start_ms, *end_ms));
                 v.upload = Upload::Ok;
+                // Recordings carry no size in the callback; VOD knows one (~2.5 Mbps source).
+                v.size = ((end_ms - start_ms).max(0) as u64) * 2500 / 8;
                 auto_job = *auto_group;
             }
             Effect::ComposeStarted => {}

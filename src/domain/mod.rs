@@ -1,2 +1,21 @@
 //! The pure core: callback parsing, aggregates, projectors, policy.
-//! Nothing in here imports tokio, rdkafka, axum or metrics, reads the clock or draws randomness.
+//! Nothing in here imports tokio, rdkafka, axum or metrics, reads the clock or draws randomness:
+//! time and ids come in as data, so every function can be property-tested over permutations.
+pub mod codec;
+pub mod engine;
+pub mod event;
+pub mod lattice;
+pub mod policy;
+pub mod projector;
+pub mod stream;
+pub mod time;
+pub mod video;
+pub mod view;
+
+pub use codec::{decode_snapshot, CodecError};
+pub use engine::{Aggregate, Applied, Engine};
+pub use event::{parse_event, routing_key, Event, EventBody, EventError};
+pub use policy::{Policy, PolicyError};
+pub use projector::transcode_command_id;
+pub use stream::StreamAggregate;
+pub use video::{InputPos, VideoAggregate};

@@ -47,6 +47,15 @@ impl ApiError {
         )
     }
 
+    /// A poisoned lock (a panic elsewhere): VOD's generic server error.
+    fn internal() -> Self {
+        ApiError::new(
+            500,
+            "InternalError",
+            "The request processing has failed due to some unknown error.",
+        )
+    }
+
     fn video_not_found() -> Self {
         ApiError::new(404, "InvalidVideo.NotFound", "The video does not exist.")
     }
@@ -304,13 +313,7 @@ fn submit_transcode_jobs(sh: &Arc<Shared>, p: &[(String, String)]) -> Result<Val
     };
     // The session map lock is held across the whole check-and-start so two concurrent
     // submissions with one SessionId cannot both start a job.
-    let mut sessions = sh.sessions.lock().map_err(|_| {
-        ApiError::new(
-            500,
-            "InternalError",
-            "The request processing has failed due to some unknown error.",
-        )
-    })?;
+    let mut sessions = sh.sessions.lock().map_err(|_| ApiError::internal())?;
     if let Some(s) = session {
         if let Some(t) = sessions.get(s) {
             sh.session_dedup_hits.fetch_add(1, Ordering::Relaxed);
@@ -321,13 +324,7 @@ fn submit_transcode_jobs(sh: &Arc<Shared>, p: &[(String, String)]) -> Result<Val
         .and_then(|u| serde_json::from_str::<Value>(u).ok())
         .and_then(|u| u.get("Extend").cloned());
     let events = {
-        let mut model = sh.model.lock().map_err(|_| {
-            ApiError::new(
-                500,
-                "InternalError",
-                "The request processing has failed due to some unknown error.",
-            )
-        })?;
+        let mut model = sh.model.lock().map_err(|_| ApiError::internal())?;
         let v = model
             .video(video_id)
             .ok_or_else(ApiError::video_not_found)?;
@@ -360,13 +357,7 @@ fn submit_transcode_jobs(sh: &Arc<Shared>, p: &[(String, String)]) -> Result<Val
             flow,
         };
         let delay = sh.cfg.transcode_delay.as_millis() as i64;
-        let mut rng = sh.rng.lock().map_err(|_| {
-            ApiError::new(
-                500,
-                "InternalError",
-                "The request processing has failed due to some unknown error.",
-            )
-        })?;
+        let mut rng = sh.rng.lock().map_err(|_| ApiError::internal())?;
         let mut evs = transcode_events(
             &mut *rng,
             &ctx,
@@ -428,13 +419,7 @@ fn play(sh: &Arc<Shared>, evs: Vec<ScenarioEvent>) {
 
 fn get_video_info(sh: &Arc<Shared>, p: &[(String, String)]) -> Result<Value, ApiError> {
     let video_id = get(p, "VideoId").ok_or_else(|| ApiError::missing("VideoId"))?;
-    let model = sh.model.lock().map_err(|_| {
-        ApiError::new(
-            500,
-            "InternalError",
-            "The request processing has failed due to some unknown error.",
-        )
-    })?;
+    let model = sh.model.lock().map_err(|_| ApiError::internal())?;
     let v = model
         .video(video_id)
         .ok_or_else(ApiError::video_not_found)?;
@@ -443,13 +428,7 @@ fn get_video_info(sh: &Arc<Shared>, p: &[(String, String)]) -> Result<Value, Api
 
 fn get_play_info(sh: &Arc<Shared>, p: &[(String, String)]) -> Result<Value, ApiError> {
     let video_id = get(p, "VideoId").ok_or_else(|| ApiError::missing("VideoId"))?;
-    let model = sh.model.lock().map_err(|_| {
-        ApiError::new(
-            500,
-            "InternalError",
-            "The request processing has failed due to some unknown error.",
-        )
-    })?;
+    let model = sh.model.lock().map_err(|_| ApiError::internal())?;
     let v = model
         .video(video_id)
         .ok_or_else(ApiError::video_not_found)?;
@@ -525,13 +504,7 @@ fn list_live_record_video(sh: &Arc<Shared>, p: &[(String, String)]) -> Result<Va
         .clamp(1, 100);
     let asc = get(p, "SortBy").is_some_and(|s| s.ends_with(":Asc"));
     let prefix = format!("{domain}/{app}/");
-    let model = sh.model.lock().map_err(|_| {
-        ApiError::new(
-            500,
-            "InternalError",
-            "The request processing has failed due to some unknown error.",
-        )
-    })?;
+    let model = sh.model.lock().map_err(|_| ApiError::internal())?;
     let mut found: Vec<(&VodVideo, i64, i64)> = model
         .videos()
         .filter(|v| v.stream.starts_with(&prefix))

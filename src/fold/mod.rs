@@ -13,7 +13,7 @@ use crate::domain::policy::Policy;
 use crate::http::Health;
 use crate::kafka::KafkaArgs;
 
-pub use runner::{run_fold, FoldConfig, FoldError};
+pub use runner::{run_fold, FoldConfig, FoldError, FoldStats};
 
 /// Options of `live2vod fold`.
 #[derive(ClapArgs, Debug, Clone)]

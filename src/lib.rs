@@ -6,6 +6,7 @@
 pub mod domain;
 pub mod proto;
 
+pub mod allinone;
 pub mod api;
 pub mod bench;
 pub mod broker;

@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use live2vod::{api, bench, broker, demo, fold, relay, replay, sim, worker};
+use live2vod::{allinone, api, bench, broker, demo, fold, relay, replay, sim, worker};
 
 /// live2vod: Alibaba Cloud VOD live-recording callbacks -> Kafka -> aggregates and
 /// exactly-once-in-effect follow-up work (transcode, compose tracking, play-info refresh).
@@ -26,6 +26,8 @@ enum Command {
     Worker(worker::Args),
     /// Serve the aggregates over HTTP; accept manual transcode requests.
     Api(api::Args),
+    /// Relay, fold, worker and api in one process (small installations).
+    Run(allinone::Args),
     /// Rebuild aggregates from the callbacks topic without side effects.
     Replay(replay::Args),
     /// Simulate Alibaba Live + VOD: post callbacks, serve the OpenAPI, verify the result.
@@ -60,6 +62,7 @@ fn main() -> std::process::ExitCode {
             Command::Fold(a) => fold::run(a).await,
             Command::Worker(a) => worker::run(a).await,
             Command::Api(a) => api::run(a).await,
+            Command::Run(a) => allinone::run(a).await,
             Command::Replay(a) => replay::run(a).await,
             Command::Sim(a) => sim::run(a).await,
             Command::Demo(a) => demo::run(a).await,

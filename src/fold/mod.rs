@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::Args as ClapArgs;
 
-use crate::domain::policy::Policy;
+
 use crate::http::Health;
 use crate::kafka::KafkaArgs;
 
@@ -53,7 +53,7 @@ pub struct Args {
     pub dlq_min: u64,
 
     /// Address of `/healthz`, `/readyz` and `/metrics`.
-    #[arg(long, env = "LIVE2VOD_METRICS_LISTEN", default_value = "0.0.0.0:9102")]
+    #[arg(long, env = "LIVE2VOD_METRICS_LISTEN", default_value = "0.0.0.0:9464")]
     pub metrics_listen: SocketAddr,
 }
 
@@ -82,6 +82,16 @@ impl Args {
             stop_after_records: None,
         })
     }
+}
+
+/// Reads and checks a policy file; no file means the default policy (nothing automatic).
+pub fn load_policy(path: Option<&std::path::Path>) -> anyhow::Result<Policy> {
+    let Some(path) = path else {
+        return Ok(Policy::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read policy file {}: {e}", path.display()))?;
+    Policy::parse(&text).map_err(|e| anyhow::anyhow!("policy file {}: {e}", path.display()))
 }
 
 /// Runs the fold until SIGTERM/SIGINT, then finishes the batch in flight and commits.

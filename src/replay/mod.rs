@@ -13,7 +13,6 @@ use std::path::PathBuf;
 
 use clap::Args as ClapArgs;
 
-use crate::domain::policy::Policy;
 use crate::kafka::KafkaArgs;
 
 pub use runner::{run_replay, CommandDiff, ReplayConfig, ReplayReport, Start};
@@ -62,15 +61,7 @@ pub struct Args {
 
 /// Runs the replay and prints its report.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let policy = match &args.policy {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("cannot read policy file {}: {e}", path.display()))?;
-            Policy::parse(&text)
-                .map_err(|e| anyhow::anyhow!("policy file {}: {e}", path.display()))?
-        }
-        None => Policy::default(),
-    };
+    let policy = crate::fold::load_policy(args.policy.as_deref())?;
     let start = match &args.from_time {
         Some(t) => Start::Time(crate::domain::time::parse_event_time(t).map_err(|_| {
             anyhow::anyhow!(

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::Args as ClapArgs;
 
 
+use crate::domain::Policy;
 use crate::http::Health;
 use crate::kafka::KafkaArgs;
 

@@ -153,3 +153,43 @@ async fn check_co_partitioned(
         }
     }
 }
+
+/// Creates `topic` when missing, with the partition count of `like` (so it stays
+/// co-partitioned with it) and optionally compacted.
+pub async fn ensure_topic_like(
+    args: &KafkaArgs,
+    like: &str,
+    topic: &str,
+    compacted: bool,
+) -> Result<(), AdminError> {
+    let timeout = Duration::from_secs(10);
+    let existing = partition_counts(args, timeout)?;
+    if existing.contains_key(topic) {
+        return Ok(());
+    }
+    let partitions = *existing
+        .get(like)
+        .ok_or_else(|| AdminError::Missing(like.to_string()))? as i32;
+    let admin: AdminClient<DefaultClientContext> = args.client_config().create()?;
+    let mut t = NewTopic::new(
+        topic,
+        partitions,
+        TopicReplication::Fixed(args.topic_replication),
+    );
+    if compacted {
+        t = t.set("cleanup.policy", "compact");
+    }
+    let opts = AdminOptions::new().operation_timeout(Some(timeout));
+    for result in admin.create_topics([&t], &opts).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(AdminError::Refused {
+                    topic,
+                    code: code.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
+}

@@ -2,7 +2,10 @@
 //! embedded mock cluster.
 pub mod admin;
 pub mod config;
+pub mod consumer;
+pub mod dlq;
 pub mod mock;
 pub mod producer;
+pub mod read;
 
 pub use config::{KafkaArgs, Topics};

@@ -1,0 +1,119 @@
+//! `live2vod bench pipeline`: end-to-end fold throughput (callbacks topic -> snapshots and
+//! commands durable, offsets committed) next to a plain rdkafka consumer reading the same
+//! topic in the same run, on the embedded mock cluster.
+//!
+//! The mock cluster keeps only the newest ~5 MiB per partition: the corpus is spread over
+//! enough partitions to fit (checked before measuring).
+use std::time::{Duration, Instant};
+
+use clap::Args as ClapArgs;
+use futures::future::try_join_all;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::FutureRecord;
+use serde_json::json;
+
+use crate::domain::policy::Policy;
+use crate::fold::{run_fold, FoldConfig};
+use crate::http::Health;
+use crate::kafka::mock::EmbeddedBroker;
+use crate::kafka::KafkaArgs;
+
+/// Options of `live2vod bench pipeline`.
+#[derive(ClapArgs, Debug, Clone)]
+pub struct PipelineArgs {
+    /// Live sessions in the generated corpus (about 30 callbacks each).
+    #[arg(long, default_value_t = 5000)]
+    pub sessions: usize,
+    /// Partitions of the topics (more partitions keep each under the mock cluster's limit).
+    #[arg(long, default_value_t = 32)]
+    pub partitions: i32,
+    /// Seed of the corpus.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+const MOCK_PARTITION_LIMIT: usize = 5 * 1024 * 1024;
+
+pub async fn run(args: PipelineArgs) -> anyhow::Result<()> {
+    let corpus = super::corpus::callbacks(args.sessions, args.seed);
+    let bytes: usize = corpus.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let per_partition = bytes / args.partitions.max(1) as usize;
+    if per_partition * 2 > MOCK_PARTITION_LIMIT {
+        anyhow::bail!(
+            "{} callbacks ({} bytes) over {} partitions is ~{} bytes a partition, too close to the mock cluster's ~5 MiB retention: raise --partitions or lower --sessions",
+            corpus.len(), bytes, args.partitions, per_partition
+        );
+    }
+    let broker = EmbeddedBroker::start(1)?;
+    let mut kafka = KafkaArgs::for_brokers(broker.bootstrap());
+    kafka.topic_partitions = args.partitions;
+    crate::kafka::admin::ensure_topics(&kafka).await?;
+    let topics = kafka.topics();
+    println!(
+        "corpus: {} callbacks, {} bytes, {} partitions (mock cluster, in process)",
+        corpus.len(),
+        bytes,
+        args.partitions
+    );
+
+    let producer = crate::kafka::producer::idempotent_producer(&kafka)?;
+    for chunk in corpus.chunks(10_000) {
+        let sends = chunk.iter().map(|(k, v)| {
+            producer.send(
+                FutureRecord::to(&topics.callbacks).key(k.as_str()).payload(v.as_slice()),
+                Duration::from_secs(30),
+            )
+        });
+        try_join_all(sends).await.map_err(|(e, _)| anyhow::anyhow!("producing the corpus: {e}"))?;
+    }
+    let n = corpus.len() as u64;
+
+    // Plain consumer: subscribe, read every record, touch the payload.
+    let mut cc = kafka.client_config();
+    cc.set("group.id", "bench-plain")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest");
+    let plain: StreamConsumer = cc.create()?;
+    plain.subscribe(&[&topics.callbacks])?;
+    let started = Instant::now();
+    let mut seen = 0u64;
+    let mut checksum = 0usize;
+    while seen < n {
+        let m = tokio::time::timeout(Duration::from_secs(30), plain.recv())
+            .await
+            .map_err(|_| anyhow::anyhow!("plain consumer stalled at {seen}/{n}"))??;
+        checksum = checksum.wrapping_add(m.payload().map_or(0, <[u8]>::len));
+        seen += 1;
+    }
+    let plain_s = started.elapsed().as_secs_f64();
+    drop(plain);
+    let plain_rate = n as f64 / plain_s;
+    println!("plain consumer: {n} records in {plain_s:.2}s = {plain_rate:.0}/s (checksum {checksum})");
+
+    // The fold, on the same topic, from the beginning, until every record is committed.
+    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let cfg = FoldConfig {
+        kafka: kafka.clone(),
+        policy: Policy::from_toml(super::corpus::POLICY)
+            .map_err(|e| anyhow::anyhow!("bench policy: {e}"))?,
+        group_id: "bench-fold".into(),
+        batch_max: 5000,
+        batch_wait: Duration::from_millis(20),
+        dlq_max_ratio: 0.5,
+        dlq_window: 1000,
+        dlq_min: 100,
+        stop_after_records: Some(n),
+    };
+    let started = Instant::now();
+    let stats = run_fold(cfg, Health::default(), stop_rx).await?;
+    let fold_s = started.elapsed().as_secs_f64();
+    let fold_rate = stats.records as f64 / fold_s;
+    println!(
+        "fold: {} records in {fold_s:.2}s = {fold_rate:.0}/s ({} commands, {} derived stream facts, {} snapshots, {} batches, {} dead-lettered)",
+        stats.records, stats.commands, stats.derived, stats.snapshots, stats.batches, stats.dead_lettered
+    );
+    let ratio = fold_rate / plain_rate;
+    println!("{}", json!({"fold_events_per_s": fold_rate.round(), "plain_consumer_events_per_s": plain_rate.round(), "ratio": (ratio * 1000.0).round() / 1000.0}));
+    Ok(())
+}

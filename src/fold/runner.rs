@@ -1,0 +1,474 @@
+//! The fold's consume-fold-produce-commit loop.
+//!
+//! Per batch, in this order (each step waits for the broker's acknowledgement):
+//! 1. commands, derived stream facts and dead letters are produced;
+//! 2. the snapshots of the aggregates the batch changed are produced, each to the aggregates
+//!    partition with the same number as its input partition (co-partitioning by construction);
+//! 3. the input offsets are committed.
+//!
+//! A crash between 1 and 2 re-folds the batch from older snapshots and re-emits the same
+//! commands (same ids: the worker's ledger and VOD's SessionId absorb them); a crash between 2
+//! and 3 re-delivers records that the restored aggregates recognise as already applied. No
+//! step can lose an event or a command.
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use futures::future::try_join_all;
+use prost::Message as _;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+
+use crate::domain::policy::Policy;
+use crate::domain::{Engine, InputPos};
+use crate::http::Health;
+use crate::kafka::consumer::{GroupContext, RebalanceEvent};
+use crate::kafka::dlq::{Breaker, DeadLetter};
+use crate::kafka::{KafkaArgs, Topics};
+use crate::metrics as m;
+
+/// What the runner needs; built from the CLI by `fold::Args::config`.
+#[derive(Debug, Clone)]
+pub struct FoldConfig {
+    pub kafka: KafkaArgs,
+    pub policy: Policy,
+    pub group_id: String,
+    pub batch_max: usize,
+    pub batch_wait: Duration,
+    pub dlq_max_ratio: f64,
+    pub dlq_window: u64,
+    pub dlq_min: u64,
+    /// Stop by itself once this many records, plus the stream facts this run derived (they
+    /// come back through the input topic), were folded and committed (benchmarks, tests).
+    pub stop_after_records: Option<u64>,
+}
+
+/// Why the fold stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum FoldError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("could not make a batch's output durable: {0}")]
+    Produce(String),
+    #[error("restoring partition {partition} from {topic}: {error}")]
+    Restore {
+        topic: String,
+        partition: i32,
+        error: String,
+    },
+    #[error("dead-letter circuit breaker open: {dead} of the last {seen} records could not be processed (last error: {last}); the input topic probably carries foreign data — inspect the DLQ topic, fix the producer, then restart (tune with --dlq-max-ratio)")]
+    BreakerOpen { dead: u64, seen: u64, last: String },
+}
+
+/// Counters of one fold run, returned when it stops.
+#[derive(Debug, Default, Clone)]
+pub struct FoldStats {
+    pub records: u64,
+    pub folded: u64,
+    pub duplicates: u64,
+    pub already_applied: u64,
+    pub dead_lettered: u64,
+    pub commands: u64,
+    pub derived: u64,
+    pub snapshots: u64,
+    pub batches: u64,
+}
+
+/// Output of a batch waiting to be made durable.
+#[derive(Default)]
+struct Pending {
+    commands: Vec<(crate::proto::Command, Option<i64>)>,
+    derived: Vec<(String, Vec<u8>)>,
+    dead: Vec<DeadRecord>,
+    /// Aggregate key -> input partition, for the snapshots to write.
+    dirty: HashMap<String, i32>,
+    /// Next offset to commit, per input partition.
+    offsets: HashMap<i32, i64>,
+}
+
+struct DeadRecord {
+    key: Option<Vec<u8>>,
+    payload: Option<Vec<u8>>,
+    partition: i32,
+    offset: i64,
+    reason: &'static str,
+    error: String,
+}
+
+/// Runs the fold until `stop` turns true (then the batch in flight is finished and committed).
+pub async fn run_fold(
+    cfg: FoldConfig,
+    health: Health,
+    mut stop: watch::Receiver<bool>,
+) -> Result<FoldStats, FoldError> {
+    let topics = cfg.kafka.topics();
+    let (ctx, rebalances) = GroupContext::new();
+    let mut cc = cfg.kafka.client_config();
+    for (k, v) in [
+        ("group.id", cfg.group_id.as_str()),
+        ("enable.auto.commit", "false"),
+        ("auto.offset.reset", "earliest"),
+        ("statistics.interval.ms", "5000"),
+        ("partition.assignment.strategy", "roundrobin"),
+    ] {
+        if cc.get(k).is_none() {
+            cc.set(k, v);
+        }
+    }
+    let consumer: StreamConsumer<GroupContext> = cc.create_with_context(ctx)?;
+    consumer.subscribe(&[&topics.callbacks])?;
+    let producer = crate::kafka::producer::idempotent_producer(&cfg.kafka)?;
+    let mut fold = Fold {
+        engine: Engine::new(cfg.policy.clone()),
+        restored: HashSet::new(),
+        breaker: Breaker::new(cfg.dlq_window, cfg.dlq_max_ratio, cfg.dlq_min),
+        stats: FoldStats::default(),
+        topics,
+        kafka: cfg.kafka.clone(),
+    };
+    health.set_ready(true);
+    tracing::info!(group = %cfg.group_id, topic = %fold.topics.callbacks, "fold started");
+
+    loop {
+        fold.handle_rebalances(&rebalances);
+        // Wait for the first record of a batch, or for the stop signal.
+        let first = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            msg = consumer.recv() => msg,
+        };
+        let started = Instant::now();
+        let mut pending = Pending::default();
+        match first {
+            Ok(msg) => fold.process(&msg, &mut pending).await?,
+            Err(e) => {
+                tracing::warn!(error = %e, "consumer error");
+                continue;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + cfg.batch_wait;
+        let mut n = 1;
+        while n < cfg.batch_max {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(msg)) => {
+                    fold.process(&msg, &mut pending).await?;
+                    n += 1;
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                Err(_) => break,
+            }
+        }
+        fold.flush(&producer, &consumer, pending).await?;
+        metrics::histogram!(m::FOLD_BATCH_LATENCY).record(started.elapsed().as_secs_f64());
+        if cfg
+            .stop_after_records
+            .is_some_and(|n| fold.stats.records >= n + fold.stats.derived)
+        {
+            break;
+        }
+    }
+    health.set_ready(false);
+    consumer.unsubscribe();
+    tracing::info!(stats = ?fold.stats, "fold stopping");
+    Ok(fold.stats)
+}
+
+struct Fold {
+    engine: Engine,
+    restored: HashSet<i32>,
+    breaker: Breaker,
+    stats: FoldStats,
+    topics: Topics,
+    kafka: KafkaArgs,
+}
+
+impl Fold {
+    fn handle_rebalances(&mut self, rx: &Receiver<RebalanceEvent>) {
+        while let Ok(ev) = rx.try_recv() {
+            if let RebalanceEvent::Revoked(parts) = ev {
+                for (_, p) in parts {
+                    // Another instance owns it now and will restore it from the snapshots.
+                    self.restored.remove(&p);
+                    self.engine.evict_partition(p);
+                }
+            }
+        }
+    }
+
+    async fn process(
+        &mut self,
+        msg: &BorrowedMessage<'_>,
+        pending: &mut Pending,
+    ) -> Result<(), FoldError> {
+        let partition = msg.partition();
+        let offset = msg.offset();
+        if !self.restored.contains(&partition) {
+            self.restore(partition).await?;
+            self.restored.insert(partition);
+        }
+        self.stats.records += 1;
+        pending.offsets.insert(partition, offset + 1);
+        let key = msg.key().and_then(|k| std::str::from_utf8(k).ok());
+        let (Some(key), Some(body)) = (key, msg.payload()) else {
+            let error = if msg.payload().is_none() {
+                "record has no value"
+            } else {
+                "record key is missing or not UTF-8"
+            };
+            return self.dead(msg, pending, "unroutable", error.to_string());
+        };
+        match self.engine.apply(key, body, InputPos { partition, offset }) {
+            Ok(applied) => {
+                self.breaker.record(false);
+                if applied.already_applied {
+                    self.stats.already_applied += 1;
+                    return Ok(());
+                }
+                self.stats.folded += 1;
+                metrics::counter!(m::FOLD_EVENTS, "event_type" => applied.event_type.clone())
+                    .increment(1);
+                if applied.duplicate {
+                    self.stats.duplicates += 1;
+                    metrics::counter!(m::FOLD_DUPLICATES).increment(1);
+                }
+                let received_at = header_i64(msg, "live2vod-received-at-ms");
+                pending
+                    .commands
+                    .extend(applied.commands.into_iter().map(|c| (c, received_at)));
+                pending.derived.extend(applied.derived);
+                if applied.changed {
+                    pending.dirty.insert(applied.aggregate_key, partition);
+                }
+                Ok(())
+            }
+            Err(e) => self.dead(msg, pending, "undecodable", e.to_string()),
+        }
+    }
+
+    fn dead(
+        &mut self,
+        msg: &BorrowedMessage<'_>,
+        pending: &mut Pending,
+        reason: &'static str,
+        error: String,
+    ) -> Result<(), FoldError> {
+        tracing::warn!(partition = msg.partition(), offset = msg.offset(), %reason, %error, "dead-lettering record");
+        pending.dead.push(DeadRecord {
+            key: msg.key().map(<[u8]>::to_vec),
+            payload: msg.payload().map(<[u8]>::to_vec),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            reason,
+            error: error.clone(),
+        });
+        if self.breaker.record(true) {
+            let (dead, seen) = self.breaker.counts();
+            metrics::gauge!(m::DLQ_BREAKER_OPEN).set(1.0);
+            return Err(FoldError::BreakerOpen {
+                dead,
+                seen,
+                last: error,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads the aggregates partition with the same number from the beginning to its high
+    /// watermark and restores every snapshot (the newest of a key wins).
+    async fn restore(&mut self, partition: i32) -> Result<(), FoldError> {
+        let topic = self.topics.aggregates.clone();
+        let kafka = self.kafka.clone();
+        let started = Instant::now();
+        let t = topic.clone();
+        let records = tokio::task::spawn_blocking(move || {
+            crate::kafka::read::read_partition(&kafka, &t, partition)
+        })
+        .await
+        .map_err(|e| FoldError::Restore {
+            topic: topic.clone(),
+            partition,
+            error: e.to_string(),
+        })?
+        .map_err(|e| FoldError::Restore {
+            topic: topic.clone(),
+            partition,
+            error: e.to_string(),
+        })?;
+        let n = records.len();
+        for (key, value) in records {
+            if let Err(e) = self.engine.restore(&key, &value) {
+                // A snapshot this version cannot read: refuse to fold on a partial state.
+                return Err(FoldError::Restore {
+                    topic,
+                    partition,
+                    error: format!("snapshot of {key}: {e}"),
+                });
+            }
+        }
+        tracing::info!(
+            partition,
+            snapshots = n,
+            ms = started.elapsed().as_millis() as u64,
+            "partition restored"
+        );
+        Ok(())
+    }
+
+    async fn flush(
+        &mut self,
+        producer: &FutureProducer,
+        consumer: &StreamConsumer<GroupContext>,
+        pending: Pending,
+    ) -> Result<(), FoldError> {
+        let timeout = Duration::from_secs(30);
+        // 1. Commands, derived facts, dead letters.
+        let now_ms = now_ms();
+        let encoded: Vec<_> = pending
+            .commands
+            .iter()
+            .map(|(c, _)| {
+                (
+                    c.video_id.clone(),
+                    c.encode_to_vec(),
+                    kind_of(c),
+                    c.command_id.clone(),
+                )
+            })
+            .collect();
+        let mut sends = Vec::new();
+        for (video_id, bytes, kind, id) in &encoded {
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "live2vod-command-id",
+                    value: Some(id.as_str()),
+                })
+                .insert(Header {
+                    key: "live2vod-command-kind",
+                    value: Some(*kind),
+                });
+            sends.push(
+                producer.send(
+                    FutureRecord::<[u8], [u8]>::to(&self.topics.commands)
+                        .key(video_id.as_bytes())
+                        .payload(bytes.as_slice())
+                        .headers(headers),
+                    timeout,
+                ),
+            );
+        }
+        for (key, body) in &pending.derived {
+            let headers = OwnedHeaders::new().insert(Header {
+                key: "live2vod-event-type",
+                value: Some("live2vod.StreamFact"),
+            });
+            sends.push(
+                producer.send(
+                    FutureRecord::<[u8], [u8]>::to(&self.topics.callbacks)
+                        .key(key.as_bytes())
+                        .payload(body.as_slice())
+                        .headers(headers),
+                    timeout,
+                ),
+            );
+        }
+        for d in &pending.dead {
+            let dl = DeadLetter {
+                role: "fold",
+                topic: &self.topics.callbacks,
+                partition: d.partition,
+                offset: d.offset,
+                reason: d.reason,
+                error: d.error.clone(),
+            };
+            let mut rec = FutureRecord::<[u8], [u8]>::to(&self.topics.dlq).headers(dl.headers());
+            if let Some(k) = &d.key {
+                rec = rec.key(k.as_slice());
+            }
+            if let Some(p) = &d.payload {
+                rec = rec.payload(p.as_slice());
+            }
+            sends.push(producer.send(rec, timeout));
+        }
+        try_join_all(sends)
+            .await
+            .map_err(|(e, _)| FoldError::Produce(e.to_string()))?;
+        let durable_ms = now_ms.max(self::now_ms());
+        for ((_, received_at), (_, _, kind, _)) in pending.commands.iter().zip(&encoded) {
+            metrics::counter!(m::COMMANDS_EMITTED, "kind" => *kind).increment(1);
+            if let Some(r) = received_at {
+                metrics::histogram!(m::CALLBACK_TO_COMMAND_LATENCY)
+                    .record((durable_ms - r).max(0) as f64 / 1000.0);
+            }
+        }
+        for d in &pending.dead {
+            metrics::counter!(m::DLQ_RECORDS, "role" => "fold", "reason" => d.reason).increment(1);
+        }
+        self.stats.commands += pending.commands.len() as u64;
+        self.stats.derived += pending.derived.len() as u64;
+        self.stats.dead_lettered += pending.dead.len() as u64;
+
+        // 2. Snapshots of what changed, co-partitioned with the input.
+        let snapshots: Vec<(String, i32, Vec<u8>)> = pending
+            .dirty
+            .into_iter()
+            .filter_map(|(key, p)| self.engine.snapshot_bytes(&key).map(|b| (key, p, b)))
+            .collect();
+        let sends = snapshots.iter().map(|(key, p, bytes)| {
+            producer.send(
+                FutureRecord::to(&self.topics.aggregates)
+                    .partition(*p)
+                    .key(key)
+                    .payload(bytes),
+                timeout,
+            )
+        });
+        try_join_all(sends)
+            .await
+            .map_err(|(e, _)| FoldError::Produce(e.to_string()))?;
+        self.stats.snapshots += snapshots.len() as u64;
+
+        // 3. Input offsets.
+        if !pending.offsets.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for (p, next) in &pending.offsets {
+                tpl.add_partition_offset(&self.topics.callbacks, *p, Offset::Offset(*next))?;
+            }
+            if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+                // After a revocation the new owner re-folds from the last commit: at least once.
+                tracing::warn!(error = %e, "offset commit failed (rebalance?)");
+            }
+        }
+        self.stats.batches += 1;
+        Ok(())
+    }
+}
+
+fn kind_of(c: &crate::proto::Command) -> &'static str {
+    use crate::proto::command::Kind;
+    match c.kind {
+        Some(Kind::SubmitTranscode(_)) => "submit_transcode",
+        Some(Kind::TrackCompose(_)) => "track_compose",
+        Some(Kind::RefreshPlayInfo(_)) => "refresh_play_info",
+        None => "unknown",
+    }
+}
+
+fn header_i64(msg: &BorrowedMessage<'_>, name: &str) -> Option<i64> {
+    let headers = msg.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|s| s.parse().ok())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

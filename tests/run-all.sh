@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The one test command (README, CI): installs what the tests need, then runs them all.
+# Safe to run again: every install step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+SECONDS=0
+
+# --- what the build needs: a C toolchain and OpenSSL headers for librdkafka (built from
+# source by rdkafka-sys), zlib for its compression support.
+need_deb=()
+for p in build-essential libssl-dev zlib1g-dev pkg-config perl python3; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_deb+=("$p")
+done
+if [ ${#need_deb[@]} -gt 0 ]; then
+  say "installing Debian packages: ${need_deb[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_deb[@]}"
+fi
+
+say "cargo test (unit, property, integration on the embedded mock Kafka cluster)"
+cargo test --all-targets --no-fail-fast 2>&1 | tee /tmp/live2vod-cargo-test.log
+# Doc tests are run separately so their summary is easy to read.
+cargo test --doc 2>&1 | tail -3
+
+if [ -x deploy/validate.sh ]; then
+  say "deployment artefacts (docker-compose, kustomize + kubernetes-validate, promtool, dashboard JSON)"
+  deploy/validate.sh
+fi
+
+say "all tests passed in ${SECONDS}s"

@@ -1,0 +1,245 @@
+//! Helpers for tests that run the built binary as separate processes, on the embedded mock
+//! cluster (`live2vod broker`) or on a real broker process (tansu, installed by
+//! `tests/run-all.sh`).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `live2vod` binary cargo built for this test run.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_live2vod")
+}
+
+/// A TCP port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+/// A scratch directory removed on drop (kept when LIVE2VOD_KEEP_TEST_DIRS is set).
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "live2vod-{name}-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos() ^ (free_port() as u128)
+        ));
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::env::var_os("LIVE2VOD_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A child process killed (SIGKILL) on drop; its output goes to `<dir>/<name>.log`.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(dir: &Path, name: &str, program: &str, args: &[&str], envs: &[(&str, &str)]) -> Proc {
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open log");
+        let err = out.try_clone().expect("clone log handle");
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        Proc { name: name.to_string(), child, log }
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait (up to `timeout`) for a graceful exit; returns whether it exited.
+    pub fn term(&mut self, timeout: Duration) -> bool {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Waits until `url` answers 200 (GET), or panics after `timeout` with `what`'s log.
+pub fn wait_http_ok(url: &str, timeout: Duration, what: &Proc) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if http_get_status(url) == Some(200) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{url} not ready after {timeout:?}; log of {}:\n{}", what.name, what.log_text());
+}
+
+/// Minimal blocking HTTP/1.0 GET returning the status code (no client dependency needed).
+pub fn http_get_status(url: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let mut s = std::net::TcpStream::connect(host).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    buf.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `live2vod broker` as a process: the embedded mock cluster shared by other processes.
+pub fn start_mock_broker(dir: &Path) -> (Proc, String) {
+    let file = dir.join("bootstrap");
+    let p = Proc::spawn(
+        dir,
+        "broker",
+        bin(),
+        &["broker", "--bootstrap-file", file.to_str().expect("utf-8 path")],
+        &[],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(s) = std::fs::read_to_string(&file) {
+            if !s.trim().is_empty() {
+                return (p, s.trim().to_string());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("broker did not publish its bootstrap address:\n{}", p.log_text());
+}
+
+/// Path of the tansu binary (`cargo install tansu@0.6.0 --locked --features libsql,dynostore`).
+pub fn tansu_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("LIVE2VOD_TANSU") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let p = PathBuf::from(home).join(".cargo/bin/tansu");
+    assert!(
+        p.exists(),
+        "tansu is not installed at {}: run tests/run-all.sh, which installs it (cargo install tansu@0.6.0 --locked --features libsql,dynostore)",
+        p.display()
+    );
+    p
+}
+
+/// A tansu broker process persisting to a SQLite file in `dir`; restartable with its data.
+pub struct Tansu {
+    pub proc: Proc,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl Tansu {
+    pub fn start(dir: &Path) -> Tansu {
+        let port = free_port();
+        let proc = Self::spawn(dir, port);
+        let t = Tansu { proc, port, dir: dir.to_path_buf() };
+        t.wait_listening();
+        t
+    }
+
+    fn spawn(dir: &Path, port: u16) -> Proc {
+        let db = dir.join("tansu.db");
+        let url = format!("tcp://127.0.0.1:{port}");
+        let storage = format!("sqlite://{}", db.display());
+        let bin = tansu_bin();
+        Proc::spawn(
+            dir,
+            "tansu",
+            bin.to_str().expect("utf-8 path"),
+            &[
+                "broker",
+                "--storage-engine",
+                &storage,
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--cluster-id",
+                "live2vod-test",
+                "--silent",
+            ],
+            &[],
+        )
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL the broker and start it again on the same port and data.
+    pub fn restart(&mut self) {
+        self.proc.kill9();
+        self.proc = Self::spawn(&self.dir, self.port);
+        self.wait_listening();
+    }
+
+    fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("tansu did not listen on {}:\n{}", self.port, self.proc.log_text());
+    }
+}
+
+/// Reads the first line a process prints on stdout (for `live2vod broker` run with a pipe).
+pub fn first_line(child: &mut Child) -> Option<String> {
+    let out = child.stdout.take()?;
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line).ok()?;
+    Some(line.trim().to_string())
+}

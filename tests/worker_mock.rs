@@ -432,17 +432,21 @@ async fn commands_execute_once_in_effect_across_duplicates_dlq_and_restarts() {
     assert_eq!(dlq[0].value, b"\xff\xff not a protobuf");
     assert_eq!(dlq[0].key, "vid-x");
     assert_eq!(
-        dlq[0]
-            .headers
-            .get("live2vod-original-topic")
-            .map(String::as_str),
+        dlq[0].headers.get("live2vod-dlq-topic").map(String::as_str),
         Some(topics.commands.as_str())
     );
-    assert!(dlq[0].headers.contains_key("live2vod-original-partition"));
-    assert!(dlq[0].headers.contains_key("live2vod-original-offset"));
+    assert!(dlq[0].headers.contains_key("live2vod-dlq-partition"));
+    assert!(dlq[0].headers.contains_key("live2vod-dlq-offset"));
+    assert_eq!(
+        dlq[0]
+            .headers
+            .get("live2vod-dlq-reason")
+            .map(String::as_str),
+        Some("undecodable")
+    );
     assert!(dlq[0]
         .headers
-        .get("live2vod-error")
+        .get("live2vod-dlq-error")
         .is_some_and(|e| e.contains("protobuf")));
 
     // Ledger records for each executed command.

@@ -15,23 +15,11 @@ use tracing::Instrument;
 
 use super::ledger::Ledger;
 use super::outcome::{self, Kind, LedgerRecord, Outcome, StreamRef};
+use crate::kafka::dlq::DeadLetter;
 use crate::kafka::Topics;
 use crate::metrics::{COMMANDS_EXECUTED, COMPOSE_DEADLINE_MISSED, DLQ_RECORDS};
 use crate::proto::{command, Command};
 use crate::vod::client::{utc_timestamp, VodClient, VodError};
-
-/// DLQ header: topic the record was read from.
-pub const DLQ_HEADER_TOPIC: &str = "live2vod-original-topic";
-/// DLQ header: its partition.
-pub const DLQ_HEADER_PARTITION: &str = "live2vod-original-partition";
-/// DLQ header: its offset.
-pub const DLQ_HEADER_OFFSET: &str = "live2vod-original-offset";
-/// DLQ header: why it could not be processed (human readable).
-pub const DLQ_HEADER_ERROR: &str = "live2vod-error";
-/// DLQ header: short reason (`undecodable` | `invalid_command`), as in the metric label.
-pub const DLQ_HEADER_REASON: &str = "live2vod-dlq-reason";
-/// DLQ header: the role that dead-lettered the record.
-pub const DLQ_HEADER_ROLE: &str = "live2vod-role";
 
 /// How one record ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,33 +355,15 @@ impl Executor {
             error,
             "command dead-lettered"
         );
-        let partition = msg.partition().to_string();
-        let offset = msg.offset().to_string();
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: DLQ_HEADER_TOPIC,
-                value: Some(msg.topic()),
-            })
-            .insert(Header {
-                key: DLQ_HEADER_PARTITION,
-                value: Some(partition.as_str()),
-            })
-            .insert(Header {
-                key: DLQ_HEADER_OFFSET,
-                value: Some(offset.as_str()),
-            })
-            .insert(Header {
-                key: DLQ_HEADER_ERROR,
-                value: Some(error),
-            })
-            .insert(Header {
-                key: DLQ_HEADER_REASON,
-                value: Some(reason),
-            })
-            .insert(Header {
-                key: DLQ_HEADER_ROLE,
-                value: Some("worker"),
-            });
+        let headers = DeadLetter {
+            role: "worker",
+            topic: msg.topic(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            reason,
+            error: error.to_string(),
+        }
+        .headers();
         let mut round = 0u32;
         loop {
             let mut record = FutureRecord::<[u8], [u8]>::to(&self.topics.dlq)

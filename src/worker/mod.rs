@@ -34,14 +34,6 @@ use consumer::{LoopSettings, WorkerContext};
 use execute::Executor;
 use ledger::{Ledger, LedgerError};
 
-/// Options of `live2vod worker` (boxed: they are large next to other roles' options).
-#[derive(ClapArgs, Debug, Clone)]
-#[command(after_long_help = LONG_ABOUT)]
-pub struct Args {
-    #[command(flatten)]
-    pub options: Box<Options>,
-}
-
 const LONG_ABOUT: &str = "\
 Execute commands against the Alibaba Cloud VOD OpenAPI and feed the outcomes back as events.
 
@@ -76,7 +68,8 @@ LIVE2VOD_ACCESS_KEY_SECRET rather than the command line.";
 /// events to `<prefix>callbacks`. Finished command ids are kept on `<prefix>worker-ledger`, so
 /// restarts, rebalances and duplicate commands never execute a command twice in effect.
 #[derive(ClapArgs, Debug, Clone)]
-pub struct Options {
+#[command(after_long_help = LONG_ABOUT)]
+pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
 
@@ -164,10 +157,10 @@ impl WorkerConfig {
     }
 }
 
-impl TryFrom<&Options> for WorkerConfig {
+impl TryFrom<&Args> for WorkerConfig {
     type Error = WorkerError;
 
-    fn try_from(a: &Options) -> Result<Self, WorkerError> {
+    fn try_from(a: &Args) -> Result<Self, WorkerError> {
         if a.concurrency == 0 {
             return Err(WorkerError::Config(
                 "--concurrency must be at least 1".into(),
@@ -338,7 +331,6 @@ pub async fn start(cfg: WorkerConfig, health: Health) -> Result<WorkerHandle, Wo
 /// Runs the role until SIGTERM/SIGINT.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     crate::metrics::install();
-    let args = *args.options;
     let cfg = WorkerConfig::try_from(&args)?;
     let health = Health::default();
     let (http_stop_tx, mut http_stop_rx) = watch::channel(false);

@@ -552,3 +552,116 @@ async fn outcome_is_written_before_the_ledger_and_the_ledger_before_the_commit()
         "committed past an unfinished command"
     );
 }
+
+fn track_compose(id: &str, video: &str, deadline_ms: i64) -> Command {
+    Command {
+        command_id: id.into(),
+        video_id: video.into(),
+        cause: "compose_start".into(),
+        cause_time_ms: 0,
+        kind: Some(command::Kind::TrackCompose(TrackCompose {
+            deadline_ms,
+            domain: "d".into(),
+            app: "a".into(),
+            stream: "s".into(),
+        })),
+    }
+}
+
+fn actions_named(vod: &Vod, action: &str) -> usize {
+    vod.actions
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|a| *a == action)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_leaves_a_command_waiting_for_its_deadline_to_the_next_owner() {
+    live2vod::telemetry::init();
+    let broker = EmbeddedBroker::start(1).unwrap();
+    let kafka = kafka_args(&broker, "ws.");
+    let topics = kafka.topics();
+    let (vod, endpoint) = start_vod().await;
+    let p = producer::idempotent_producer(&kafka).unwrap();
+    let now_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // Far enough ahead that the first worker is stopped before it; near enough to wait for.
+    produce_command(
+        &p,
+        &kafka,
+        &track_compose("ct-late", "vid-c", now_ms + 15_000),
+    )
+    .await;
+
+    let w1 = start_worker(&kafka, &endpoint).await;
+    eventually("the first worker holds the command", || w1.in_flight() == 1).await;
+    w1.shutdown().await.unwrap();
+    assert_eq!(
+        actions_named(&vod, "GetVideoInfo"),
+        0,
+        "ran before its deadline"
+    );
+    assert!(
+        !all_commands_committed(&kafka),
+        "a command abandoned at shutdown must not be committed"
+    );
+
+    let w2 = start_worker(&kafka, &endpoint).await;
+    eventually("the next owner ran it at its deadline", || {
+        all_commands_committed(&kafka)
+    })
+    .await;
+    w2.shutdown().await.unwrap();
+    assert_eq!(actions_named(&vod, "GetVideoInfo"), 1);
+    let callbacks = read_all(&kafka, &topics.callbacks);
+    let ct = outcomes_for(&callbacks, "ct-late");
+    assert_eq!(ct.len(), 1);
+    assert_eq!(ct[0].json()["EventType"], "live2vod.VideoInfoObserved");
+    assert_eq!(ct[0].json()["StreamName"], "s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_in_a_group_share_the_commands_and_lose_none_across_the_rebalance() {
+    live2vod::telemetry::init();
+    let broker = EmbeddedBroker::start(1).unwrap();
+    let kafka = kafka_args(&broker, "wr.");
+    let topics = kafka.topics();
+    let (vod, endpoint) = start_vod().await;
+    let p = producer::idempotent_producer(&kafka).unwrap();
+    let ids: Vec<String> = (0..30).map(|i| format!("tc-{i:02}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        produce_command(&p, &kafka, &submit(id, &format!("vid-{i:02}"), "tg")).await;
+    }
+
+    let w1 = start_worker(&kafka, &endpoint).await;
+    // The second member joins while the first may be working: a rebalance mid-stream.
+    let w2 = start_worker(&kafka, &endpoint).await;
+    // Duplicates produced after the rebalance land on either member.
+    for (i, id) in ids.iter().enumerate().step_by(3) {
+        produce_command(&p, &kafka, &submit(id, &format!("vid-{i:02}"), "tg")).await;
+    }
+    eventually("every command handled and committed", || {
+        all_commands_committed(&kafka)
+    })
+    .await;
+    w1.shutdown().await.unwrap();
+    w2.shutdown().await.unwrap();
+
+    let callbacks = read_all(&kafka, &topics.callbacks);
+    for id in &ids {
+        // Submitted at least once (nothing lost). A second call can only come from a command
+        // in flight on a partition revoked by the one rebalance, before its ledger record was
+        // seen by the new owner; it carries the same SessionId, which VOD de-duplicates.
+        let n = vod.submits_for(id);
+        assert!((1..=2).contains(&n), "{id} submitted {n} times");
+        let outs = outcomes_for(&callbacks, id);
+        assert!(!outs.is_empty(), "no outcome for {id}");
+        assert!(outs
+            .iter()
+            .all(|o| o.json()["EventType"] == "live2vod.TranscodeSubmitted"));
+    }
+}

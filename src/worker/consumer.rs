@@ -1,6 +1,7 @@
 //! The consume loop over `<prefix>commands`: hands each record to a command task, stores the
 //! offset of a partition only up to its lowest unfinished record, commits on revoke and at
 //! shutdown.
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,6 +110,8 @@ pub struct LoopSettings {
     pub max_pending: usize,
     /// How long shutdown waits for running commands.
     pub shutdown_timeout: Duration,
+    /// Mirror of the records in flight, for [`super::WorkerHandle::in_flight`].
+    pub in_flight: Arc<AtomicUsize>,
 }
 
 /// Runs until `stop` turns true, then drains in-flight work (bounded) and commits.
@@ -132,6 +135,7 @@ pub async fn run_loop(
             _ = stop.changed() => {}
             Some((ticket, finish)) = done_rx.recv() => {
                 running -= 1;
+                settings.in_flight.store(running, Ordering::Relaxed);
                 on_done(&consumer, &settings.topic, &mut tracker, ticket, finish);
             }
             m = consumer.recv(), if running < settings.max_pending => match m {
@@ -144,6 +148,7 @@ pub async fn run_loop(
                     let exec = exec.clone();
                     let done = done_tx.clone();
                     running += 1;
+                    settings.in_flight.store(running, Ordering::Relaxed);
                     tokio::spawn(async move {
                         let finish = exec.handle(owned).await;
                         let _ = done.send((ticket, finish));
@@ -163,6 +168,7 @@ pub async fn run_loop(
         match tokio::time::timeout_at(deadline, done_rx.recv()).await {
             Ok(Some((ticket, finish))) => {
                 running -= 1;
+                settings.in_flight.store(running, Ordering::Relaxed);
                 on_done(&consumer, &settings.topic, &mut tracker, ticket, finish);
             }
             Ok(None) => break,

@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod outcome;
 pub mod tracker;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,12 +57,19 @@ pub struct WorkerHandle {
     task: JoinHandle<()>,
     ledger: Arc<Ledger>,
     health: Health,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl WorkerHandle {
     /// Readiness (true once the ledger is loaded and commands are consumed).
     pub fn health(&self) -> Health {
         self.health.clone()
+    }
+
+    /// Command records received and not finished yet (running, retrying, or waiting for a
+    /// compose deadline).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// Command ids known finished (loaded, tailed or executed here).
@@ -141,10 +149,12 @@ pub async fn start(cfg: WorkerConfig, health: Health) -> Result<WorkerHandle, Wo
         stop_rx.clone(),
         cfg.retry_max_backoff,
     ));
+    let in_flight = Arc::new(AtomicUsize::new(0));
     let settings = LoopSettings {
         topic: topics.commands.clone(),
         max_pending: cfg.max_pending,
         shutdown_timeout: cfg.shutdown_timeout,
+        in_flight: in_flight.clone(),
     };
     let tail = tokio::spawn(ledger::tail(reader, ledger.clone(), stop_rx.clone()));
     let loop_stop = stop_rx.clone();
@@ -174,6 +184,7 @@ pub async fn start(cfg: WorkerConfig, health: Health) -> Result<WorkerHandle, Wo
         task,
         ledger,
         health,
+        in_flight,
     })
 }
 

@@ -132,7 +132,8 @@ pub async fn run_loop(
         }
         tokio::select! {
             biased;
-            _ = stop.changed() => {}
+            // A dropped handle (sender gone) stops the worker like an explicit shutdown.
+            changed = stop.changed() => if changed.is_err() { break },
             Some((ticket, finish)) = done_rx.recv() => {
                 running -= 1;
                 settings.in_flight.store(running, Ordering::Relaxed);
@@ -150,7 +151,16 @@ pub async fn run_loop(
                     running += 1;
                     settings.in_flight.store(running, Ordering::Relaxed);
                     tokio::spawn(async move {
-                        let finish = exec.handle(owned).await;
+                        // A panicking command must still report back, or its partition's
+                        // position would wait for it forever; abandoned, it is retried by the
+                        // next owner of the partition.
+                        let finish = match tokio::spawn(exec.handle(owned)).await {
+                            Ok(f) => f,
+                            Err(e) => {
+                                tracing::error!(error = %e, "command task failed");
+                                Finish::Abandoned
+                            }
+                        };
                         let _ = done.send((ticket, finish));
                     });
                 }

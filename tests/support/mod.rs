@@ -56,7 +56,13 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn spawn(dir: &Path, name: &str, program: &str, args: &[&str], envs: &[(&str, &str)]) -> Proc {
+    pub fn spawn(
+        dir: &Path,
+        name: &str,
+        program: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Proc {
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -76,7 +82,11 @@ impl Proc {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
-        Proc { name: name.to_string(), child, log }
+        Proc {
+            name: name.to_string(),
+            child,
+            log,
+        }
     }
 
     /// SIGKILL, no chance to clean up.
@@ -119,14 +129,21 @@ pub fn wait_http_ok(url: &str, timeout: Duration, what: &Proc) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("{url} not ready after {timeout:?}; log of {}:\n{}", what.name, what.log_text());
+    panic!(
+        "{url} not ready after {timeout:?}; log of {}:\n{}",
+        what.name,
+        what.log_text()
+    );
 }
 
 /// Minimal blocking HTTP/1.0 GET returning the status code (no client dependency needed).
 pub fn http_get_status(url: &str) -> Option<u16> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://")?;
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
     let mut s = std::net::TcpStream::connect(host).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
@@ -142,7 +159,11 @@ pub fn start_mock_broker(dir: &Path) -> (Proc, String) {
         dir,
         "broker",
         bin(),
-        &["broker", "--bootstrap-file", file.to_str().expect("utf-8 path")],
+        &[
+            "broker",
+            "--bootstrap-file",
+            file.to_str().expect("utf-8 path"),
+        ],
         &[],
     );
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -154,7 +175,10 @@ pub fn start_mock_broker(dir: &Path) -> (Proc, String) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("broker did not publish its bootstrap address:\n{}", p.log_text());
+    panic!(
+        "broker did not publish its bootstrap address:\n{}",
+        p.log_text()
+    );
 }
 
 /// Path of the tansu binary (`cargo install tansu@0.6.0 --locked --features libsql,dynostore`).
@@ -183,7 +207,11 @@ impl Tansu {
     pub fn start(dir: &Path) -> Tansu {
         let port = free_port();
         let proc = Self::spawn(dir, port);
-        let t = Tansu { proc, port, dir: dir.to_path_buf() };
+        let t = Tansu {
+            proc,
+            port,
+            dir: dir.to_path_buf(),
+        };
         t.wait_listening();
         t
     }
@@ -232,7 +260,11 @@ impl Tansu {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("tansu did not listen on {}:\n{}", self.port, self.proc.log_text());
+        panic!(
+            "tansu did not listen on {}:\n{}",
+            self.port,
+            self.proc.log_text()
+        );
     }
 }
 

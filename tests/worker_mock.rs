@@ -665,3 +665,89 @@ async fn two_workers_in_a_group_share_the_commands_and_lose_none_across_the_reba
             .all(|o| o.json()["EventType"] == "live2vod.TranscodeSubmitted"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_during_the_vod_call_re_executes_with_the_same_session_id() {
+    live2vod::telemetry::init();
+    let broker = EmbeddedBroker::start(1).unwrap();
+    let kafka = kafka_args(&broker, "wc.");
+    let topics = kafka.topics();
+
+    // Like VOD: the first SubmitTranscodeJobs of a SessionId creates the job (and this one
+    // never answers: the worker dies waiting); later ones with the same SessionId are
+    // recognised and answered with the same task.
+    let calls: Arc<Mutex<Vec<String>>> = Arc::default();
+    let c2 = calls.clone();
+    let app = Router::new().route(
+        "/",
+        post(move |body: String| {
+            let c2 = c2.clone();
+            async move {
+                let params = decode_query(&body).unwrap_or_default();
+                let session = params
+                    .iter()
+                    .find(|(k, _)| k == "SessionId")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                let first = {
+                    let mut c = c2.lock().unwrap();
+                    c.push(session.clone());
+                    c.len() == 1
+                };
+                if first {
+                    std::future::pending::<()>().await;
+                }
+                format!(
+                    r#"{{"RequestId":"r","TranscodeTaskId":"task-{session}","TranscodeJobs":{{"TranscodeJob":[]}}}}"#
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let p = producer::idempotent_producer(&kafka).unwrap();
+    produce_command(&p, &kafka, &submit("tc-crash", "vid-crash", "tg")).await;
+
+    // The first worker lives in a runtime of its own, so that it can die at once, mid-call,
+    // without any of its shutdown steps.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut cfg = worker_config(&kafka, &endpoint);
+    cfg.vod.timeout = Duration::from_secs(120);
+    let w1 = rt
+        .spawn(worker::start(cfg, Health::default()))
+        .await
+        .unwrap()
+        .unwrap();
+    eventually("the first worker called VOD", || {
+        !calls.lock().unwrap().is_empty()
+    })
+    .await;
+    rt.shutdown_background();
+    std::mem::forget(w1);
+
+    let w2 = start_worker(&kafka, &endpoint).await;
+    eventually("the next worker finished the command", || {
+        all_commands_committed(&kafka)
+    })
+    .await;
+    w2.shutdown().await.unwrap();
+
+    assert_eq!(
+        *calls.lock().unwrap(),
+        vec!["tc-crash".to_string(), "tc-crash".to_string()],
+        "re-executed once, with the command id as SessionId both times"
+    );
+    let callbacks = read_all(&kafka, &topics.callbacks);
+    let outs = outcomes_for(&callbacks, "tc-crash");
+    assert_eq!(outs.len(), 1);
+    assert_eq!(outs[0].json()["TranscodeTaskId"], "task-tc-crash");
+    let ledger = read_all(&kafka, &topics.ledger);
+    assert_eq!(ledger.iter().filter(|r| r.key == "tc-crash").count(), 1);
+}

@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::Router;
 
 /// Readiness flag a role flips once it can do its work (e.g. state restored, topics exist).
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Debug)]
 pub struct Health {
     ready: Arc<AtomicBool>,
 }
@@ -22,6 +22,21 @@ impl Health {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
     }
+}
+
+/// Serves the ops routes on their own listener (`--metrics-listen`) until the process ends.
+pub async fn spawn_ops_listener(
+    addr: SocketAddr,
+    health: Health,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (--metrics-listen): {e}"))?;
+    Ok(tokio::spawn(serve_on(
+        listener,
+        ops_router(health),
+        std::future::pending::<()>(),
+    )))
 }
 
 /// `/healthz` (the process answers), `/readyz` (the role can do its work), `/metrics`.

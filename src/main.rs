@@ -32,6 +32,9 @@ enum Command {
     Sim(sim::Args),
     /// Everything in one process on an embedded broker, with the simulator.
     Demo(demo::Args),
+    /// Kafka topic administration (`topics create`).
+    #[command(subcommand)]
+    Topics(live2vod::kafka::cli::TopicsCommand),
     /// Benchmarks; the last stdout line is one JSON object of figures.
     #[command(subcommand)]
     Bench(bench::Bench),
@@ -60,6 +63,7 @@ fn main() -> std::process::ExitCode {
             Command::Replay(a) => replay::run(a).await,
             Command::Sim(a) => sim::run(a).await,
             Command::Demo(a) => demo::run(a).await,
+            Command::Topics(t) => live2vod::kafka::cli::run(t).await,
             Command::Bench(b) => bench::run(b).await,
         }
     });
@@ -69,5 +73,18 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Catches clashing or malformed flag definitions in any role (clap checks them only
+    /// in debug builds, when the subcommand is parsed).
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

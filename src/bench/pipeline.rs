@@ -95,7 +95,7 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<()> {
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let cfg = FoldConfig {
         kafka: kafka.clone(),
-        policy: Policy::from_toml(super::corpus::POLICY)
+        policy: Policy::parse(super::corpus::POLICY)
             .map_err(|e| anyhow::anyhow!("bench policy: {e}"))?,
         group_id: "bench-fold".into(),
         batch_max: 5000,

@@ -65,7 +65,7 @@ impl Args {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     anyhow::anyhow!("cannot read policy file {}: {e}", path.display())
                 })?;
-                Policy::from_toml(&text)
+                Policy::parse(&text)
                     .map_err(|e| anyhow::anyhow!("policy file {}: {e}", path.display()))?
             }
             None => Policy::default(),

@@ -83,8 +83,8 @@ struct Pending {
     commands: Vec<(crate::proto::Command, Option<i64>)>,
     derived: Vec<(String, Vec<u8>)>,
     dead: Vec<DeadRecord>,
-    /// Aggregate key -> input partition, for the snapshots to write.
-    dirty: HashMap<String, i32>,
+    /// Aggregate key -> (input partition, newest encoded snapshot), for the snapshots to write.
+    dirty: HashMap<String, (i32, Vec<u8>)>,
     /// Next offset to commit, per input partition.
     offsets: HashMap<i32, i64>,
 }
@@ -239,8 +239,12 @@ impl Fold {
                     .commands
                     .extend(applied.commands.into_iter().map(|c| (c, received_at)));
                 pending.derived.extend(applied.derived);
-                if applied.changed {
-                    pending.dirty.insert(applied.aggregate_key, partition);
+                // Counters and the input position move even when the state does not: write
+                // them too, so a re-delivery after a crash is recognised and counted once.
+                if let Some(bytes) = applied.snapshot {
+                    pending
+                        .dirty
+                        .insert(applied.aggregate_key, (partition, bytes));
                 }
                 Ok(())
             }
@@ -414,7 +418,7 @@ impl Fold {
         let snapshots: Vec<(String, i32, Vec<u8>)> = pending
             .dirty
             .into_iter()
-            .filter_map(|(key, p)| self.engine.snapshot_bytes(&key).map(|b| (key, p, b)))
+            .map(|(key, (p, bytes))| (key, p, bytes))
             .collect();
         let sends = snapshots.iter().map(|(key, p, bytes)| {
             producer.send(

@@ -15,6 +15,10 @@ pub enum AdminError {
     Client(#[from] rdkafka::error::KafkaError),
     #[error("the broker refused to create topic {topic}: {code} (create it by hand or fix permissions; see `live2vod topics create --help`)")]
     Refused { topic: String, code: String },
+    #[error("creating topics failed: {0} (the cluster may not support CreateTopics: librdkafka's mock cluster does not, `live2vod broker` pre-creates them)")]
+    Create(rdkafka::error::KafkaError),
+    #[error("admin task failed: {0}")]
+    Task(String),
     #[error("topic {0} does not exist and topic creation is disabled (--no-create-topics)")]
     Missing(String),
     #[error("topics {callbacks} ({callbacks_n} partitions) and {aggregates} ({aggregates_n}) must have the same partition count: aggregates are co-partitioned with callbacks")]
@@ -27,12 +31,13 @@ pub enum AdminError {
 }
 
 /// How one topic should look when created.
-struct Spec<'a> {
-    name: &'a str,
-    compacted: bool,
+pub struct Spec<'a> {
+    pub name: &'a str,
+    pub compacted: bool,
 }
 
-fn specs(t: &Topics) -> [Spec<'_>; 5] {
+/// The topics live2vod needs and whether each is compacted.
+pub fn specs(t: &Topics) -> [Spec<'_>; 5] {
     [
         Spec {
             name: &t.callbacks,
@@ -72,49 +77,110 @@ pub fn partition_counts(
         .collect())
 }
 
+/// What happened to one topic in [`create_topics`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicOutcome {
+    Created,
+    Existing,
+}
+
+impl TopicOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopicOutcome::Created => "created",
+            TopicOutcome::Existing => "existing",
+        }
+    }
+}
+
+/// Creates every missing live2vod topic (partitions and replication from `args`; compaction
+/// for aggregates and the worker ledger) and reports, per topic, whether it was created or
+/// already there. Ignores `--no-create-topics`: this is the explicit creation path.
+pub async fn create_topics(args: &KafkaArgs) -> Result<Vec<(String, TopicOutcome)>, AdminError> {
+    let topics = args.topics();
+    let timeout = Duration::from_secs(10);
+    let existing = {
+        let args = args.clone();
+        tokio::task::spawn_blocking(move || partition_counts(&args, timeout))
+            .await
+            .map_err(|e| AdminError::Task(e.to_string()))??
+    };
+    let mut report = Vec::new();
+    let mut missing = Vec::new();
+    for s in specs(&topics) {
+        if existing.contains_key(s.name) {
+            report.push((s.name.to_string(), TopicOutcome::Existing));
+        } else {
+            missing.push(s);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(report);
+    }
+    let admin: AdminClient<DefaultClientContext> = args.client_config().create()?;
+    let new: Vec<NewTopic<'_>> = missing
+        .iter()
+        .map(|s| {
+            let t = NewTopic::new(
+                s.name,
+                args.topic_partitions,
+                TopicReplication::Fixed(args.topic_replication),
+            );
+            if s.compacted {
+                t.set("cleanup.policy", "compact")
+            } else {
+                t
+            }
+        })
+        .collect();
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
+    let results = admin
+        .create_topics(new.iter(), &opts)
+        .await
+        .map_err(AdminError::Create)?;
+    for result in results {
+        match result {
+            Ok(name) => {
+                tracing::info!(topic = %name, "created topic");
+                report.push((name, TopicOutcome::Created));
+            }
+            // Another process created it between our metadata read and our request.
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                report.push((topic, TopicOutcome::Existing))
+            }
+            Err((topic, code)) => {
+                return Err(AdminError::Refused {
+                    topic,
+                    code: code.to_string(),
+                })
+            }
+        }
+    }
+    Ok(report)
+}
+
 /// Creates every missing live2vod topic (unless `--no-create-topics`), then checks that the
 /// callbacks and aggregates topics have the same partition count.
 pub async fn ensure_topics(args: &KafkaArgs) -> Result<(), AdminError> {
     let topics = args.topics();
     let timeout = Duration::from_secs(10);
-    let existing = partition_counts(args, timeout)?;
-    let missing: Vec<_> = specs(&topics)
-        .into_iter()
-        .filter(|s| !existing.contains_key(s.name))
-        .collect();
-    if !missing.is_empty() {
-        if args.no_create_topics {
-            return Err(AdminError::Missing(missing[0].name.to_string()));
+    if args.no_create_topics {
+        let existing = {
+            let args = args.clone();
+            tokio::task::spawn_blocking(move || partition_counts(&args, timeout))
+                .await
+                .map_err(|e| AdminError::Task(e.to_string()))??
+        };
+        if let Some(s) = specs(&topics)
+            .into_iter()
+            .find(|s| !existing.contains_key(s.name))
+        {
+            return Err(AdminError::Missing(s.name.to_string()));
         }
-        let admin: AdminClient<DefaultClientContext> = args.client_config().create()?;
-        let new: Vec<NewTopic<'_>> = missing
-            .iter()
-            .map(|s| {
-                let t = NewTopic::new(
-                    s.name,
-                    args.topic_partitions,
-                    TopicReplication::Fixed(args.topic_replication),
-                );
-                if s.compacted {
-                    t.set("cleanup.policy", "compact")
-                } else {
-                    t
-                }
-            })
-            .collect();
-        let opts = AdminOptions::new().operation_timeout(Some(timeout));
-        for result in admin.create_topics(new.iter(), &opts).await? {
-            match result {
-                Ok(name) => tracing::info!(topic = %name, "created topic"),
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((topic, code)) => {
-                    return Err(AdminError::Refused {
-                        topic,
-                        code: code.to_string(),
-                    })
-                }
-            }
-        }
+    } else {
+        create_topics(args).await?;
     }
     check_co_partitioned(args, &topics, timeout).await
 }
@@ -127,7 +193,12 @@ async fn check_co_partitioned(
     // Metadata of freshly created topics can lag a moment behind.
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        let counts = partition_counts(args, timeout)?;
+        let counts = {
+            let args = args.clone();
+            tokio::task::spawn_blocking(move || partition_counts(&args, timeout))
+                .await
+                .map_err(|e| AdminError::Task(e.to_string()))??
+        };
         match (
             counts.get(&topics.callbacks),
             counts.get(&topics.aggregates),

@@ -3,7 +3,7 @@ use clap::Args;
 use rdkafka::ClientConfig;
 
 /// Kafka connection options common to every role (flags and `LIVE2VOD_*` env vars).
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Clone)]
 pub struct KafkaArgs {
     /// Bootstrap servers, comma-separated (`host:port,...`).
     #[arg(long, env = "LIVE2VOD_BROKERS", default_value = "127.0.0.1:9092")]
@@ -17,8 +17,15 @@ pub struct KafkaArgs {
     /// Extra librdkafka setting passed through to every client, `KEY=VALUE` (repeatable;
     /// in the env var, comma-separated). Use for TLS and SASL, e.g.
     /// `security.protocol=SASL_SSL`, `sasl.mechanism=SCRAM-SHA-512`, `sasl.username=...`.
+    /// Values containing a comma (passwords): use `--kafka-file`.
     #[arg(long = "kafka", env = "LIVE2VOD_KAFKA", value_name = "KEY=VALUE", value_delimiter = ',', value_parser = parse_key_value)]
     pub kafka: Vec<(String, String)>,
+
+    /// A file of librdkafka settings, one `KEY=VALUE` per line (`#` comments), applied to
+    /// every client before `--kafka`; meant for secrets mounted as files (any character
+    /// allowed in values, nothing echoed in errors).
+    #[arg(long = "kafka-file", env = "LIVE2VOD_KAFKA_FILE", value_name = "FILE", value_parser = parse_properties_file)]
+    pub kafka_file: Option<KafkaProperties>,
 
     /// Partitions of topics this role creates when they are missing.
     #[arg(long, env = "LIVE2VOD_TOPIC_PARTITIONS", default_value_t = 12)]
@@ -40,6 +47,73 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
+impl std::fmt::Debug for KafkaArgs {
+    // Pass-through values may be secrets (sasl.password, ssl.key.password, ...).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kafka: Vec<String> = self
+            .kafka
+            .iter()
+            .map(|(k, v)| {
+                if is_secret_key(k) {
+                    format!("{k}=<redacted>")
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect();
+        f.debug_struct("KafkaArgs")
+            .field("brokers", &self.brokers)
+            .field("topic_prefix", &self.topic_prefix)
+            .field("kafka", &kafka)
+            .field("kafka_file", &self.kafka_file)
+            .field("topic_partitions", &self.topic_partitions)
+            .field("topic_replication", &self.topic_replication)
+            .field("no_create_topics", &self.no_create_topics)
+            .finish()
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "secret", "token", "jaas", ".pem", "key"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
+/// Settings read from a `--kafka-file`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct KafkaProperties(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for KafkaProperties {
+    // Values are often secrets: only keys reach logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| format!("{k}=<redacted>")))
+            .finish()
+    }
+}
+
+fn parse_properties_file(path: &str) -> Result<KafkaProperties, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    parse_properties(&text).map_err(|line| format!("{path}:{line}: expected KEY=VALUE"))
+}
+
+/// `KEY=VALUE` lines; blank lines and `#` comments skipped. Err: the bad line number.
+fn parse_properties(text: &str) -> Result<KafkaProperties, usize> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_start();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        match t.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => out.push((k.trim().to_string(), v.to_string())),
+            _ => return Err(i + 1),
+        }
+    }
+    Ok(KafkaProperties(out))
+}
+
 impl KafkaArgs {
     /// Arguments pointing at `brokers` with every other option at its default.
     pub fn for_brokers(brokers: impl Into<String>) -> Self {
@@ -47,6 +121,7 @@ impl KafkaArgs {
             brokers: brokers.into(),
             topic_prefix: "live2vod.".into(),
             kafka: Vec::new(),
+            kafka_file: None,
             topic_partitions: 12,
             topic_replication: 1,
             no_create_topics: false,
@@ -57,7 +132,8 @@ impl KafkaArgs {
     pub fn client_config(&self) -> ClientConfig {
         let mut cfg = ClientConfig::new();
         cfg.set("bootstrap.servers", &self.brokers);
-        for (k, v) in &self.kafka {
+        let from_file = self.kafka_file.iter().flat_map(|p| p.0.iter());
+        for (k, v) in from_file.chain(&self.kafka) {
             cfg.set(k, v);
         }
         cfg
@@ -93,5 +169,83 @@ impl Topics {
             dlq: format!("{prefix}dlq"),
             ledger: format!("{prefix}worker-ledger"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    }
+
+    #[test]
+    fn kafka_value_without_equals_is_refused() {
+        let err = Cli::try_parse_from(["x", "--kafka", "security.protocol"])
+            .expect_err("a --kafka value without '=' must be refused");
+        assert!(err.to_string().contains("KEY=VALUE"), "{err}");
+        assert!(Cli::try_parse_from(["x", "--kafka", "=SASL_SSL"]).is_err());
+    }
+
+    #[test]
+    fn security_settings_reach_the_client_config() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--brokers",
+            "k1:9093",
+            "--kafka",
+            "security.protocol=SASL_SSL",
+            "--kafka",
+            "sasl.mechanism=SCRAM-SHA-256",
+            "--kafka",
+            "sasl.password=a=b",
+        ])
+        .expect("valid flags");
+        let cfg = cli.kafka.client_config();
+        assert_eq!(cfg.get("bootstrap.servers"), Some("k1:9093"));
+        assert_eq!(cfg.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(cfg.get("sasl.mechanism"), Some("SCRAM-SHA-256"));
+        // Only the first '=' separates key and value.
+        assert_eq!(cfg.get("sasl.password"), Some("a=b"));
+    }
+
+    #[test]
+    fn kafka_file_carries_values_with_commas_and_flags_win() {
+        let dir = std::env::temp_dir().join(format!("live2vod-kafka-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("client.properties");
+        std::fs::write(
+            &path,
+            "# secrets\nsasl.username=svc\nsasl.password=p,a=s s\n\nsecurity.protocol=SASL_SSL\n",
+        )
+        .expect("write");
+        let path_str = path.to_str().expect("utf-8 path");
+        let cli = Cli::try_parse_from([
+            "x",
+            "--kafka-file",
+            path_str,
+            "--kafka",
+            "security.protocol=SSL",
+        ])
+        .expect("valid flags");
+        let cfg = cli.kafka.client_config();
+        assert_eq!(cfg.get("sasl.password"), Some("p,a=s s"));
+        assert_eq!(cfg.get("sasl.username"), Some("svc"));
+        assert_eq!(cfg.get("security.protocol"), Some("SSL"));
+        assert!(
+            !format!("{:?}", cli.kafka).contains("p,a=s s"),
+            "secret in Debug"
+        );
+        let flagged = Cli::try_parse_from(["x", "--kafka", "sasl.password=hunter2"]).expect("ok");
+        assert!(!format!("{:?}", flagged.kafka).contains("hunter2"));
+
+        std::fs::write(&path, "ok=1\nnot a setting\n").expect("write");
+        let err = Cli::try_parse_from(["x", "--kafka-file", path_str]).expect_err("bad line");
+        assert!(err.to_string().contains(":2:"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

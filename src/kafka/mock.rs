@@ -4,13 +4,20 @@
 //! and other processes can reach it over TCP. Caveats that users can hit: it does not filter
 //! aborted transactions, does not compact, and keeps only the newest ~5 MiB (or 100k batches)
 //! per partition, silently dropping older records — size scenarios to fit (more partitions,
-//! consume while producing). It is for the demo, tests and local development, not production.
+//! consume while producing). It does not implement the CreateTopics request either (so
+//! `admin::ensure_topics` cannot create topics there): call [`EmbeddedBroker::create_topics`]
+//! before starting roles against it. It is for the demo, tests and local development, not
+//! production.
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
+
+use super::admin::specs;
+use super::config::Topics;
 
 type Op = Box<dyn FnOnce(&MockCluster<'static, DefaultProducerContext>) + Send>;
 
@@ -76,6 +83,27 @@ impl EmbeddedBroker {
         });
         self.ops.as_ref()?.send(op).ok()?;
         rx.recv().ok()
+    }
+}
+
+impl EmbeddedBroker {
+    /// Creates live2vod's topics under `topics` with `partitions` partitions each. The mock
+    /// cluster does not implement the CreateTopics request (so `ensure_topics` cannot create
+    /// them there); this uses its control API instead. Topics that exist are left alone.
+    /// Compaction is not available on the mock cluster.
+    pub fn create_topics(&self, topics: &Topics, partitions: i32) -> Result<(), MockStartError> {
+        for spec in specs(topics) {
+            let name = spec.name.to_string();
+            let created = self
+                .control(move |c| c.create_topic(&name, partitions, 1))
+                .ok_or_else(|| MockStartError("the mock cluster thread has stopped".into()))?;
+            match created {
+                Ok(()) => tracing::info!(topic = spec.name, partitions, "created topic"),
+                Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::TopicAlreadyExists) => {}
+                Err(e) => return Err(MockStartError(format!("creating topic {}: {e}", spec.name))),
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
 //! Shared Kafka plumbing: client configuration, topic names and admin, producers, the
 //! embedded mock cluster.
 pub mod admin;
+pub mod cli;
 pub mod config;
 pub mod consumer;
 pub mod dlq;

@@ -66,13 +66,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| anyhow::anyhow!("cannot read policy file {}: {e}", path.display()))?;
-            Policy::from_toml(&text)
+            Policy::parse(&text)
                 .map_err(|e| anyhow::anyhow!("policy file {}: {e}", path.display()))?
         }
         None => Policy::default(),
     };
     let start = match &args.from_time {
-        Some(t) => Start::Time(crate::domain::time::parse_ms(t).ok_or_else(|| {
+        Some(t) => Start::Time(crate::domain::time::parse_event_time(t).map_err(|_| {
             anyhow::anyhow!(
                 "--from-time {t:?} is not an RFC3339 UTC time like 2026-11-01T00:00:00Z"
             )

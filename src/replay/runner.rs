@@ -268,6 +268,7 @@ fn fold_topic(
     let mut report = ReplayReport::default();
     let mut projected = BTreeMap::new();
     let mut done = 0u64;
+    let mut derived_seq = 0i64;
     if !ends.is_empty() {
         c.assign(&tpl)?;
     }
@@ -330,7 +331,14 @@ fn fold_topic(
                 let mut facts = applied.derived;
                 while let Some((k, b)) = facts.pop() {
                     report.derived_facts += 1;
-                    match engine.apply_derived(&k, &b) {
+                    // Derived facts never passed through Kafka here: give them positions of
+                    // their own (partition -1, increasing), so none is taken for a re-delivery.
+                    derived_seq += 1;
+                    let pos = InputPos {
+                        partition: -1,
+                        offset: derived_seq,
+                    };
+                    match engine.apply(&k, &b, pos) {
                         Ok(a) => facts.extend(a.derived),
                         Err(e) => {
                             note_dead(&mut report, p, off, format!("derived fact for {k}: {e}"))
@@ -412,11 +420,11 @@ async fn write_aggregates(
     let producer = crate::kafka::producer::idempotent_producer(kafka)?;
     let timeout = Duration::from_secs(30);
     let mut written = 0u64;
-    let keys: Vec<String> = engine.keys().map(str::to_string).collect();
+    let keys: Vec<String> = engine.aggregates().map(|(k, _)| k.to_string()).collect();
     for chunk in keys.chunks(10_000) {
         let encoded: Vec<(&str, Vec<u8>)> = chunk
             .iter()
-            .filter_map(|k| engine.snapshot_bytes(k).map(|b| (k.as_str(), b)))
+            .filter_map(|k| engine.snapshot_bytes(k).map(|b| (k.as_ref(), b)))
             .collect();
         let sends = encoded.iter().map(|(k, b)| {
             producer.send(

@@ -1,0 +1,233 @@
+//! The api's HTTP routes: aggregates out, manual transcode requests in.
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::FutureProducer;
+use tokio::sync::watch;
+
+use super::command::{
+    new_request_id, parse_body, rfc3339_utc, transcode_command_id, transcode_requested, BodyError,
+};
+use super::store::{DecodeError, SnapshotDecoder, Store};
+use crate::kafka::producer::{fatal_error, produce_acked, AckError};
+use crate::metrics::API_REQUESTS;
+
+const ROUTE_VIDEO: &str = "/v1/videos/{video_id}";
+const ROUTE_STREAM: &str = "/v1/streams/{domain}/{app}/{stream}";
+const ROUTE_TRANSCODE: &str = "/v1/videos/{video_id}/transcode";
+
+/// Shared state of the api handlers.
+#[derive(Clone)]
+pub struct ApiState {
+    inner: Arc<Inner>,
+}
+
+/// What the handlers share (built by [`super::start`]).
+pub(super) struct Inner {
+    pub(super) store: Store,
+    pub(super) decoder: SnapshotDecoder,
+    pub(super) producer: FutureProducer,
+    pub(super) callbacks_topic: String,
+    pub(super) ack_timeout: Duration,
+    pub(super) instance: String,
+    pub(super) caught_up: watch::Receiver<bool>,
+    /// Set once the producer hit a fatal error: the api then stops (and is restarted).
+    pub(super) fatal: watch::Sender<Option<String>>,
+}
+
+impl ApiState {
+    pub(super) fn new(inner: Inner) -> Self {
+        ApiState {
+            inner: Arc::new(inner),
+        }
+    }
+}
+
+/// `/v1/...` routes, with a JSON 404 for everything else.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route(ROUTE_VIDEO, get(get_video))
+        .route(ROUTE_STREAM, get(get_stream))
+        .route(ROUTE_TRANSCODE, post(post_transcode))
+        .fallback(fallback)
+        .with_state(state)
+}
+
+/// Why a request failed; each maps to one status and a `{"error": ...}` body.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("unknown video")]
+    UnknownVideo,
+    #[error("unknown stream")]
+    UnknownStream,
+    #[error("no such route")]
+    NoRoute,
+    #[error("{0}")]
+    BadBody(#[from] BodyError),
+    #[error("cannot read the body: {0}")]
+    Unreadable(String),
+    #[error("the api is still loading the aggregates topic; retry shortly")]
+    CatchingUp,
+    #[error("{0}")]
+    Corrupt(#[from] DecodeError),
+    #[error("the broker did not take the request: {0}")]
+    Unavailable(#[from] AckError),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::UnknownVideo | ApiError::UnknownStream | ApiError::NoRoute => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::BadBody(_) | ApiError::Unreadable(_) => StatusCode::BAD_REQUEST,
+            ApiError::CatchingUp | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status().is_server_error() {
+            tracing::warn!(error = %self, "api request failed");
+        }
+        (
+            self.status(),
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
+    }
+}
+
+/// Counts the request by route template and status, and turns the outcome into a response.
+fn observe(route: &'static str, result: Result<Response, ApiError>) -> Response {
+    let response = result.unwrap_or_else(IntoResponse::into_response);
+    metrics::counter!(API_REQUESTS, "route" => route, "status" => response.status().as_u16().to_string())
+        .increment(1);
+    response
+}
+
+fn caught_up(st: &Inner) -> Result<(), ApiError> {
+    if *st.caught_up.borrow() {
+        Ok(())
+    } else {
+        Err(ApiError::CatchingUp)
+    }
+}
+
+fn video(st: &Inner, video_id: &str) -> Result<serde_json::Value, ApiError> {
+    caught_up(st)?;
+    // Stream aggregates share the key space; they are not videos.
+    if video_id.starts_with("stream:") {
+        return Err(ApiError::UnknownVideo);
+    }
+    st.store
+        .get(video_id, &st.decoder)?
+        .ok_or(ApiError::UnknownVideo)
+}
+
+async fn get_video(State(st): State<ApiState>, Path(video_id): Path<String>) -> Response {
+    observe(
+        ROUTE_VIDEO,
+        video(&st.inner, &video_id).map(|v| Json(v).into_response()),
+    )
+}
+
+async fn get_stream(
+    State(st): State<ApiState>,
+    Path((domain, app, stream)): Path<(String, String, String)>,
+) -> Response {
+    let result = (|| {
+        caught_up(&st.inner)?;
+        let key = format!("stream:{domain}/{app}/{stream}");
+        st.inner
+            .store
+            .get(&key, &st.inner.decoder)?
+            .ok_or(ApiError::UnknownStream)
+            .map(|v| Json(v).into_response())
+    })();
+    observe(ROUTE_STREAM, result)
+}
+
+async fn post_transcode(
+    State(st): State<ApiState>,
+    Path(video_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = transcode(&st.inner, &video_id, body).await;
+    if matches!(result, Err(ApiError::Unavailable(_))) {
+        if let Some(reason) = fatal_error(&st.inner.producer) {
+            tracing::error!(%reason, "Kafka producer hit a fatal error; the api stops so it can be restarted with a new one");
+            st.inner.fatal.send_replace(Some(reason));
+        }
+    }
+    observe(ROUTE_TRANSCODE, result)
+}
+
+async fn transcode(
+    st: &Inner,
+    video_id: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|r| ApiError::Unreadable(r.body_text()))?;
+    let req = parse_body(&body)?;
+    video(st, video_id)?;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let request_id = new_request_id();
+    let event = transcode_requested(video_id, &req, &request_id, &rfc3339_utc(now_ms / 1000));
+    let payload = event.to_string();
+    let command_id = transcode_command_id(video_id, &req.template_group_id);
+    let received = now_ms.to_string();
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: crate::relay::HEADER_RECEIVED_AT_MS,
+            value: Some(received.as_str()),
+        })
+        .insert(Header {
+            key: crate::relay::HEADER_RELAY_ID,
+            value: Some(st.instance.as_str()),
+        })
+        .insert(Header {
+            key: crate::relay::HEADER_KEY_VERSION,
+            value: Some("none"),
+        })
+        .insert(Header {
+            key: crate::relay::HEADER_EVENT_TYPE,
+            value: Some("live2vod.TranscodeRequested"),
+        });
+    let delivery = produce_acked(
+        &st.producer,
+        &st.callbacks_topic,
+        video_id,
+        payload.as_bytes(),
+        headers,
+        st.ack_timeout,
+    )
+    .await?;
+    tracing::info!(
+        %video_id, template_group_id = %req.template_group_id, %command_id, %request_id,
+        partition = delivery.partition, offset = delivery.offset,
+        "manual transcode requested"
+    );
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "command_id": command_id, "request_id": request_id })),
+    )
+        .into_response())
+}
+
+async fn fallback() -> Response {
+    observe("other", Err(ApiError::NoRoute))
+}

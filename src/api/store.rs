@@ -1,0 +1,127 @@
+//! The api's in-memory view of the aggregates topic: the latest value per key, decoded on read.
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::metrics::API_AGGREGATES;
+
+/// Turns an aggregate snapshot (a value of the aggregates topic) into its API JSON.
+pub type SnapshotDecoder =
+    Arc<dyn Fn(&[u8]) -> Result<serde_json::Value, String> + Send + Sync + 'static>;
+
+/// The decoder the command line uses: protobuf snapshots to the API's JSON views.
+pub fn default_decoder() -> SnapshotDecoder {
+    Arc::new(|bytes: &[u8]| {
+        crate::domain::view::snapshot_json(bytes)
+            .map(|(_, v)| v)
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Reads values that are JSON documents (tests; the temporary default).
+pub fn json_decoder() -> SnapshotDecoder {
+    Arc::new(|bytes: &[u8]| serde_json::from_slice(bytes).map_err(|e| e.to_string()))
+}
+
+/// Latest raw value per aggregate key. Cloning shares the same map.
+#[derive(Clone, Default)]
+pub struct Store {
+    values: Arc<RwLock<HashMap<String, Arc<[u8]>>>>,
+}
+
+/// A value could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("aggregate {key} cannot be decoded: {reason}")]
+pub struct DecodeError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl Store {
+    /// Applies one record of the aggregates topic: a value replaces, a tombstone (no or empty
+    /// value) deletes.
+    pub fn apply(&self, key: &str, value: Option<&[u8]>) {
+        let len = {
+            let mut map = match self.values.write() {
+                Ok(m) => m,
+                // A panic while holding the lock cannot leave the map half-updated (one
+                // insert/remove), so the data is still good.
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            match value {
+                Some(v) if !v.is_empty() => {
+                    map.insert(key.to_string(), Arc::from(v));
+                }
+                _ => {
+                    map.remove(key);
+                }
+            }
+            map.len()
+        };
+        metrics::gauge!(API_AGGREGATES).set(len as f64);
+    }
+
+    /// The raw value of `key`.
+    pub fn raw(&self, key: &str) -> Option<Arc<[u8]>> {
+        let map = match self.values.read() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.get(key).cloned()
+    }
+
+    /// The decoded value of `key`; `Ok(None)` when unknown.
+    pub fn get(
+        &self,
+        key: &str,
+        decoder: &SnapshotDecoder,
+    ) -> Result<Option<serde_json::Value>, DecodeError> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(bytes) => decoder(&bytes).map(Some).map_err(|reason| DecodeError {
+                key: key.to_string(),
+                reason,
+            }),
+        }
+    }
+
+    /// Number of aggregates held.
+    pub fn len(&self) -> usize {
+        match self.values.read() {
+            Ok(m) => m.len(),
+            Err(poisoned) => poisoned.into_inner().len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latest_value_wins_and_tombstones_delete() {
+        let s = Store::default();
+        let d = json_decoder();
+        s.apply("v1", Some(br#"{"status":"recorded"}"#));
+        s.apply("v1", Some(br#"{"status":"ready"}"#));
+        assert_eq!(
+            s.get("v1", &d).expect("decodes"),
+            Some(serde_json::json!({"status":"ready"}))
+        );
+        s.apply("v1", Some(b""));
+        assert_eq!(s.get("v1", &d).expect("decodes"), None);
+        s.apply("v2", Some(b"{}"));
+        s.apply("v2", None);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn undecodable_values_are_reported_not_hidden() {
+        let s = Store::default();
+        s.apply("v1", Some(b"\x08\x01not json"));
+        assert!(s.get("v1", &json_decoder()).is_err());
+    }
+}

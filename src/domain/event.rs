@@ -1,0 +1,1177 @@
+//! Lenient, faithful parsing of callback bodies: VOD's own events and live2vod's `live2vod.*`.
+//!
+//! Lenient: numbers may arrive as strings (and strings as numbers), field names are matched
+//! exactly first and then case-insensitively (`FileUrl`/`FileURL`), `EventTime` may carry
+//! milliseconds in either VOD spelling. Faithful: unknown event types are kept as
+//! [`EventBody::Unknown`] and unknown fields are kept in [`Event::extra`] (and in the nested
+//! `extra` of list items), so nothing VOD sends is silently lost; the raw body stays on Kafka too.
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use super::lattice::{Origin, OriginKind, Reg, Status, StreamKey};
+use super::time::{format_rfc3339, parse_event_time, TimeError};
+
+/// Why a body cannot be folded. The relay answers 400 for these; the fold dead-letters them.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EventError {
+    /// Not parseable as JSON at all.
+    #[error("body is not valid JSON: {0}")]
+    NotJson(String),
+    /// Valid JSON, but not an object.
+    #[error("body is JSON {0}, not an object")]
+    NotObject(&'static str),
+    /// None of `VideoId`, `MediaId`, `ImageId` is a non-empty string (or, for
+    /// `live2vod.StreamFact`, the stream is incomplete).
+    #[error("no routing id: none of VideoId, MediaId, ImageId is a non-empty string")]
+    NoRoutingId,
+    /// A field the event type cannot do without.
+    #[error("{event_type}: missing or empty field {field}")]
+    MissingField {
+        /// Event type being parsed.
+        event_type: String,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// A field is present but unusable.
+    #[error("field {field}: {reason}")]
+    BadField {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `EventTime` is present but not a time.
+    #[error("bad EventTime: {0}")]
+    BadTime(#[from] TimeError),
+    /// The Kafka record key disagrees with the body; folding it would split an aggregate over
+    /// two keys (and partitions), so it is refused.
+    #[error("record key {record_key:?} does not match the body's routing key {routing_key:?}")]
+    KeyMismatch {
+        /// Key on the Kafka record.
+        record_key: String,
+        /// Key derived from the body.
+        routing_key: String,
+    },
+}
+
+/// Which field supplied the routing id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdField {
+    /// `VideoId`.
+    VideoId,
+    /// `MediaId`.
+    MediaId,
+    /// `ImageId`.
+    ImageId,
+}
+
+/// One rendition as reported by `StreamTranscodeComplete` or inside `TranscodeComplete`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StreamInfo {
+    /// `Status` (absent -> `Other("")`).
+    pub status: Option<Status>,
+    /// `Definition` (FD LD SD HD OD 2K 4K AUTO, sometimes suffixed like `HD-MP4`).
+    pub definition: Option<String>,
+    /// `Format` (mp4, m3u8, ...).
+    pub format: Option<String>,
+    /// `Bitrate` in kbps, kept as text as VOD sends it.
+    pub bitrate: Option<String>,
+    /// `Duration` in seconds.
+    pub duration: Option<f64>,
+    /// `Fps`, as text.
+    pub fps: Option<String>,
+    /// `Width`.
+    pub width: Option<i64>,
+    /// `Height`.
+    pub height: Option<i64>,
+    /// `Size` in bytes.
+    pub size: Option<i64>,
+    /// `Encrypt`.
+    pub encrypt: Option<bool>,
+    /// `FileUrl` / `FileURL`.
+    pub file_url: Option<String>,
+    /// `JobId`.
+    pub job_id: Option<String>,
+    /// `ErrorCode`.
+    pub error_code: Option<String>,
+    /// `ErrorMessage`.
+    pub error_message: Option<String>,
+    /// Every other field (`Codec`, `EncryptType`, `WatermarkId`, ...).
+    pub extra: Map<String, Value>,
+}
+
+/// One entry of `SnapshotComplete.SnapshotInfos[]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SnapshotInfo {
+    /// `Status`.
+    pub status: Option<Status>,
+    /// `SnapshotType` (CoverSnapshot / NormalSnapshot / SpriteSnapshot).
+    pub snapshot_type: Option<String>,
+    /// `SnapshotCount`.
+    pub count: Option<i64>,
+    /// `SnapshotFormat`.
+    pub format: Option<String>,
+    /// `SnapshotRegular`.
+    pub regular: Option<String>,
+    /// `JobId`.
+    pub job_id: Option<String>,
+    /// Every other field.
+    pub extra: Map<String, Value>,
+}
+
+/// One entry of `live2vod.PlayInfoResolved.PlayInfos[]` (GetPlayInfo's `PlayInfo`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PlayInfo {
+    /// `PlayURL`.
+    pub play_url: Option<String>,
+    /// `Definition`.
+    pub definition: Option<String>,
+    /// `Format`.
+    pub format: Option<String>,
+    /// `Bitrate`.
+    pub bitrate: Option<String>,
+    /// `Duration` in seconds.
+    pub duration: Option<f64>,
+    /// `Size`.
+    pub size: Option<i64>,
+    /// `Width`.
+    pub width: Option<i64>,
+    /// `Height`.
+    pub height: Option<i64>,
+    /// `JobId`.
+    pub job_id: Option<String>,
+    /// `Status` (GetPlayInfo says `Normal` for playable streams).
+    pub status: Option<String>,
+    /// Every other field.
+    pub extra: Map<String, Value>,
+}
+
+/// What a video contributes to its stream aggregate (`live2vod.StreamFact`, derived by the fold).
+///
+/// It carries the video's registers *with their ordering keys*, and the stream aggregate joins
+/// them with the same rule as the video does, so the stream ends up with exactly the video's final
+/// view whatever order the facts arrive in (facts are monotone: each one is <= the final one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamFact {
+    /// The video.
+    pub video_id: String,
+    /// The video's origin register (its `value.stream` is the fact's stream).
+    pub origin: Reg<Origin>,
+    /// For composed videos: the source (`FileUploadComplete`) status register.
+    pub source: Option<Reg<Status>>,
+}
+
+impl StreamFact {
+    /// The stream the fact belongs to.
+    pub fn stream(&self) -> &StreamKey {
+        &self.origin.value.stream
+    }
+
+    /// The JSON body produced to the callbacks topic (key: the stream's aggregate key).
+    /// Deterministic for a given fact, so re-derived facts are recognised as duplicates.
+    pub fn to_body(&self) -> Vec<u8> {
+        let o = &self.origin;
+        let mut m = Map::new();
+        let event_time = self
+            .source
+            .as_ref()
+            .map_or(o.at_ms, |s| s.at_ms.max(o.at_ms));
+        m.insert("EventType".into(), STREAM_FACT.into());
+        m.insert("EventTime".into(), format_rfc3339(event_time).into());
+        m.insert("VideoId".into(), self.video_id.clone().into());
+        m.insert("DomainName".into(), (*o.value.stream.domain).into());
+        m.insert("AppName".into(), (*o.value.stream.app).into());
+        m.insert("StreamName".into(), (*o.value.stream.stream).into());
+        m.insert("Role".into(), o.value.kind.as_str().into());
+        m.insert("OriginStatus".into(), o.value.status.as_str().into());
+        m.insert("OriginTime".into(), format_rfc3339(o.at_ms).into());
+        if let Some(t) = o.value.record_start_ms {
+            m.insert("RecordStartTime".into(), format_rfc3339(t).into());
+        }
+        if let Some(t) = o.value.record_end_ms {
+            m.insert("RecordEndTime".into(), format_rfc3339(t).into());
+        }
+        if let Some(s) = &self.source {
+            m.insert("SourceStatus".into(), s.value.as_str().into());
+            m.insert("SourceTime".into(), format_rfc3339(s.at_ms).into());
+        }
+        serde_json::to_vec(&Value::Object(m)).unwrap_or_default()
+    }
+}
+
+/// The typed content of an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventBody {
+    /// One recording cycle was added to VOD.
+    AddLiveRecordVideoComplete {
+        /// The stream recorded.
+        stream: StreamKey,
+        /// `RecordStartTime`.
+        record_start_ms: Option<i64>,
+        /// `RecordEndTime`.
+        record_end_ms: Option<i64>,
+    },
+    /// Auto-compose started; the event's id is the NEW composed video.
+    LiveRecordVideoComposeStart {
+        /// The stream whose session is being composed.
+        stream: StreamKey,
+    },
+    /// The source file is ready (for a composed video: composing finished).
+    FileUploadComplete {
+        /// `Size` in bytes.
+        size: Option<i64>,
+        /// `FileUrl`.
+        file_url: Option<String>,
+    },
+    /// Snapshots (cover, normal, sprite) done.
+    SnapshotComplete {
+        /// `SubType`.
+        sub_type: Option<String>,
+        /// `CoverUrl`.
+        cover_url: Option<String>,
+        /// `ErrorCode`.
+        error_code: Option<String>,
+        /// `ErrorMessage`.
+        error_message: Option<String>,
+        /// `SnapshotInfos[]`.
+        snapshots: Vec<SnapshotInfo>,
+    },
+    /// One rendition done.
+    StreamTranscodeComplete(StreamInfo),
+    /// All renditions done.
+    TranscodeComplete {
+        /// `StreamInfos[]`.
+        stream_infos: Vec<StreamInfo>,
+    },
+    /// Video analysis done (no state beyond the event itself).
+    VideoAnalysisComplete,
+    /// AI audit done; `Data` kept as is.
+    AiMediaAuditComplete {
+        /// The nested `Data` object.
+        data: Option<Value>,
+    },
+    /// Online editing produced a media.
+    ProduceMediaComplete {
+        /// `ProjectId`.
+        project_id: Option<String>,
+    },
+    /// A media was deleted.
+    DeleteMediaComplete {
+        /// `MediaType`.
+        media_type: Option<String>,
+        /// `DeleteType`.
+        delete_type: Option<String>,
+    },
+    /// An image was uploaded.
+    ImageUploadComplete {
+        /// `FileURL`.
+        file_url: Option<String>,
+    },
+    /// `live2vod.TranscodeRequested`: an operator asked for a transcode.
+    TranscodeRequested {
+        /// `TemplateGroupId`.
+        template_group_id: String,
+        /// `RequestId`.
+        request_id: Option<String>,
+        /// `Priority` ("1".."10").
+        priority: Option<String>,
+    },
+    /// `live2vod.TranscodeSubmitted`: the worker submitted a transcode.
+    TranscodeSubmitted {
+        /// `CommandId`.
+        command_id: String,
+        /// `TemplateGroupId`.
+        template_group_id: String,
+        /// `TranscodeTaskId`.
+        task_id: Option<String>,
+    },
+    /// `live2vod.TranscodeRejected`: VOD refused the submission for good.
+    TranscodeRejected {
+        /// `CommandId`.
+        command_id: String,
+        /// `TemplateGroupId`.
+        template_group_id: String,
+        /// `ErrorCode`.
+        error_code: Option<String>,
+        /// `ErrorMessage`.
+        error_message: Option<String>,
+    },
+    /// `live2vod.VideoInfoObserved`: GetVideoInfo after a compose deadline.
+    VideoInfoObserved {
+        /// `CommandId`.
+        command_id: String,
+        /// `VideoStatus` (Uploading, UploadFail, UploadSucc, Transcoding, TranscodeFail, Blocked, Normal).
+        video_status: Option<String>,
+        /// `Size`.
+        size: Option<i64>,
+    },
+    /// `live2vod.PlayInfoResolved`: GetPlayInfo after a successful transcode.
+    PlayInfoResolved {
+        /// `CommandId`.
+        command_id: String,
+        /// `PlayInfos[]`.
+        play_infos: Vec<PlayInfo>,
+    },
+    /// `live2vod.StreamFact` (derived by the fold).
+    StreamFact(StreamFact),
+    /// Any other event type, kept (its fields are in [`Event::extra`]).
+    Unknown,
+}
+
+/// `EventType` of derived stream facts.
+pub const STREAM_FACT: &str = "live2vod.StreamFact";
+/// `EventType` of manual transcode requests (api).
+pub const TRANSCODE_REQUESTED: &str = "live2vod.TranscodeRequested";
+/// `EventType` of successful submissions (worker).
+pub const TRANSCODE_SUBMITTED: &str = "live2vod.TranscodeSubmitted";
+/// `EventType` of refused submissions (worker).
+pub const TRANSCODE_REJECTED: &str = "live2vod.TranscodeRejected";
+/// `EventType` of GetVideoInfo observations (worker).
+pub const VIDEO_INFO_OBSERVED: &str = "live2vod.VideoInfoObserved";
+/// `EventType` of GetPlayInfo results (worker).
+pub const PLAY_INFO_RESOLVED: &str = "live2vod.PlayInfoResolved";
+
+/// A parsed callback or live2vod event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// `EventType` verbatim.
+    pub event_type: String,
+    /// `EventTime` in ms since the epoch; 0 when the body has none (such events lose every tie).
+    pub event_time_ms: i64,
+    /// The routing id (`VideoId`, else `MediaId`, else `ImageId`). For stream facts: the VideoId.
+    pub id: String,
+    /// Which field the id came from.
+    pub id_field: IdField,
+    /// Top-level `Status`, if any.
+    pub status: Option<Status>,
+    /// `Extend` (echo of `UserData.Extend`).
+    pub extend: Option<String>,
+    /// The typed content.
+    pub body: EventBody,
+    /// Every top-level field not consumed above, verbatim.
+    pub extra: Map<String, Value>,
+    /// Identity of the event for de-duplication: a stable 64-bit FNV-1a hash of the canonical
+    /// body (keys sorted, whitespace ignored, values tagged). It covers EventType, id, JobId and
+    /// EventTime because they are part of the body; VOD's retries resend the same body, so they
+    /// hash alike. The function is fixed here and does not depend on the process or platform, so
+    /// keys stored in snapshots stay valid across restarts and versions.
+    pub dedup_key: u64,
+}
+
+impl Event {
+    /// The aggregate this event folds into: the routing id, or `stream:...` for stream facts.
+    pub fn aggregate_key(&self) -> String {
+        match &self.body {
+            EventBody::StreamFact(f) => f.stream().aggregate_key(),
+            _ => self.id.clone(),
+        }
+    }
+}
+
+// ----- canonical hashing ---------------------------------------------------------------------
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// A 64-bit FNV-1a hasher: tiny, fast on short inputs, and stable forever (unlike std's
+/// `RandomState`), which matters because these values are persisted.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Fnv64(FNV_OFFSET)
+    }
+}
+
+impl Fnv64 {
+    /// Feeds bytes.
+    pub fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(FNV_PRIME);
+        }
+    }
+    /// Feeds a length-prefixed string, so concatenations cannot collide.
+    pub fn write_str(&mut self, s: &str) {
+        self.write(&(s.len() as u64).to_le_bytes());
+        self.write(s.as_bytes());
+    }
+    /// The hash.
+    pub fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+fn hash_value(h: &mut Fnv64, v: &Value) {
+    match v {
+        Value::Null => h.write(b"n"),
+        Value::Bool(b) => h.write(if *b { b"t" } else { b"f" }),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                h.write(b"i");
+                h.write(&i.to_le_bytes());
+            } else if let Some(u) = n.as_u64() {
+                h.write(b"u");
+                h.write(&u.to_le_bytes());
+            } else {
+                h.write(b"d");
+                h.write(&n.as_f64().unwrap_or(0.0).to_bits().to_le_bytes());
+            }
+        }
+        Value::String(s) => {
+            h.write(b"s");
+            h.write_str(s);
+        }
+        Value::Array(a) => {
+            h.write(b"a");
+            h.write(&(a.len() as u64).to_le_bytes());
+            for x in a {
+                hash_value(h, x);
+            }
+        }
+        Value::Object(m) => hash_object(h, m),
+    }
+}
+
+fn hash_object(h: &mut Fnv64, m: &Map<String, Value>) {
+    h.write(b"o");
+    h.write(&(m.len() as u64).to_le_bytes());
+    // serde_json's Map is sorted unless some crate enables `preserve_order`; sort explicitly only
+    // when it is not, so the hash never depends on the key order in the body.
+    let sorted = m.keys().zip(m.keys().skip(1)).all(|(a, b)| a < b);
+    if sorted {
+        for (k, v) in m {
+            h.write_str(k);
+            hash_value(h, v);
+        }
+    } else {
+        let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        for (k, v) in entries {
+            h.write_str(k);
+            hash_value(h, v);
+        }
+    }
+}
+
+/// The dedup key of a JSON object body (see [`Event::dedup_key`]).
+pub fn canonical_hash(m: &Map<String, Value>) -> u64 {
+    let mut h = Fnv64::default();
+    hash_object(&mut h, m);
+    h.finish()
+}
+
+// ----- lenient field access --------------------------------------------------------------------
+
+/// Removes a field by exact name, else by case-insensitive name (`FileURL` for `FileUrl`).
+fn take(m: &mut Map<String, Value>, name: &str) -> Option<(String, Value)> {
+    if let Some(v) = m.remove(name) {
+        return Some((name.to_string(), v));
+    }
+    let k = m.keys().find(|k| k.eq_ignore_ascii_case(name))?.clone();
+    let v = m.remove(&k)?;
+    Some((k, v))
+}
+
+/// Text field: strings as is, numbers and booleans as their JSON text; null -> None;
+/// objects and arrays stay in the map (kept as extra fields).
+fn take_str(m: &mut Map<String, Value>, name: &str) -> Option<String> {
+    let (k, v) = take(m, name)?;
+    match v {
+        Value::String(s) => Some(s),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null => None,
+        other => {
+            m.insert(k, other);
+            None
+        }
+    }
+}
+
+/// Non-empty text field.
+fn take_nonempty(m: &mut Map<String, Value>, name: &str) -> Option<String> {
+    take_str(m, name).filter(|s| !s.trim().is_empty())
+}
+
+/// Integer field: numbers, or strings holding a number (`"1024"`, `"1024.0"`); anything else
+/// stays in the map.
+fn take_i64(m: &mut Map<String, Value>, name: &str) -> Option<i64> {
+    let (k, v) = take(m, name)?;
+    let parsed = match &v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => {
+            let t = s.trim();
+            t.parse::<i64>().ok().or_else(|| {
+                t.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f as i64)
+            })
+        }
+        _ => None,
+    };
+    if parsed.is_none() && !v.is_null() {
+        m.insert(k, v);
+    }
+    parsed
+}
+
+/// Float field: numbers or numeric strings; anything else stays in the map.
+fn take_f64(m: &mut Map<String, Value>, name: &str) -> Option<f64> {
+    let (k, v) = take(m, name)?;
+    let parsed = match &v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
+        _ => None,
+    };
+    if parsed.is_none() && !v.is_null() {
+        m.insert(k, v);
+    }
+    parsed
+}
+
+/// Boolean field: `true`/`false`, `"true"`/`"false"`, `0`/`1`.
+fn take_bool(m: &mut Map<String, Value>, name: &str) -> Option<bool> {
+    let (k, v) = take(m, name)?;
+    let parsed = match &v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") || s == "1" => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") || s == "0" => Some(false),
+        Value::Number(n) => n.as_i64().map(|i| i != 0),
+        _ => None,
+    };
+    if parsed.is_none() && !v.is_null() {
+        m.insert(k, v);
+    }
+    parsed
+}
+
+fn take_time(m: &mut Map<String, Value>, name: &'static str) -> Result<Option<i64>, EventError> {
+    match take_nonempty(m, name) {
+        None => Ok(None),
+        Some(s) => parse_event_time(&s).map(Some).map_err(EventError::BadTime),
+    }
+}
+
+/// A list of objects; VOD has been seen sending such lists JSON-encoded inside a string.
+fn take_list(m: &mut Map<String, Value>, name: &str) -> Vec<Map<String, Value>> {
+    let Some((k, v)) = take(m, name) else {
+        return Vec::new();
+    };
+    let v = match v {
+        Value::String(s) => match serde_json::from_str::<Value>(&s) {
+            Ok(parsed @ Value::Array(_)) => parsed,
+            _ => {
+                m.insert(k, Value::String(s));
+                return Vec::new();
+            }
+        },
+        other => other,
+    };
+    match v {
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            let mut rest = Vec::new();
+            for it in items {
+                match it {
+                    Value::Object(o) => out.push(o),
+                    other => rest.push(other),
+                }
+            }
+            if !rest.is_empty() {
+                m.insert(format!("{k}.unparsed"), Value::Array(rest));
+            }
+            out
+        }
+        Value::Object(o) => vec![o],
+        other => {
+            m.insert(k, other);
+            Vec::new()
+        }
+    }
+}
+
+fn take_status(m: &mut Map<String, Value>) -> Option<Status> {
+    take_str(m, "Status").map(|s| Status::parse(&s))
+}
+
+fn take_stream(m: &mut Map<String, Value>) -> StreamKey {
+    let d = take_str(m, "DomainName").unwrap_or_default();
+    let a = take_str(m, "AppName").unwrap_or_default();
+    let s = take_str(m, "StreamName").unwrap_or_default();
+    StreamKey::new(&d, &a, &s)
+}
+
+fn parse_stream_info(mut m: Map<String, Value>) -> StreamInfo {
+    StreamInfo {
+        status: take_status(&mut m),
+        definition: take_str(&mut m, "Definition"),
+        format: take_str(&mut m, "Format"),
+        bitrate: take_str(&mut m, "Bitrate"),
+        duration: take_f64(&mut m, "Duration"),
+        fps: take_str(&mut m, "Fps"),
+        width: take_i64(&mut m, "Width"),
+        height: take_i64(&mut m, "Height"),
+        size: take_i64(&mut m, "Size"),
+        encrypt: take_bool(&mut m, "Encrypt"),
+        file_url: take_str(&mut m, "FileUrl"),
+        job_id: take_str(&mut m, "JobId"),
+        error_code: take_str(&mut m, "ErrorCode"),
+        error_message: take_str(&mut m, "ErrorMessage"),
+        extra: m,
+    }
+}
+
+fn parse_snapshot_info(mut m: Map<String, Value>) -> SnapshotInfo {
+    SnapshotInfo {
+        status: take_status(&mut m),
+        snapshot_type: take_str(&mut m, "SnapshotType"),
+        count: take_i64(&mut m, "SnapshotCount"),
+        format: take_str(&mut m, "SnapshotFormat"),
+        regular: take_str(&mut m, "SnapshotRegular"),
+        job_id: take_str(&mut m, "JobId"),
+        extra: m,
+    }
+}
+
+fn parse_play_info(mut m: Map<String, Value>) -> PlayInfo {
+    PlayInfo {
+        play_url: take_str(&mut m, "PlayURL"),
+        definition: take_str(&mut m, "Definition"),
+        format: take_str(&mut m, "Format"),
+        bitrate: take_str(&mut m, "Bitrate"),
+        duration: take_f64(&mut m, "Duration"),
+        size: take_i64(&mut m, "Size"),
+        width: take_i64(&mut m, "Width"),
+        height: take_i64(&mut m, "Height"),
+        job_id: take_str(&mut m, "JobId"),
+        status: take_str(&mut m, "Status"),
+        extra: m,
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn parse_object(body: &[u8]) -> Result<Map<String, Value>, EventError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| EventError::NotJson(e.to_string()))?;
+    match v {
+        Value::Object(m) => Ok(m),
+        other => Err(EventError::NotObject(type_name(&other))),
+    }
+}
+
+fn take_routing_id(m: &mut Map<String, Value>) -> Option<(String, IdField)> {
+    for (name, f) in [
+        ("VideoId", IdField::VideoId),
+        ("MediaId", IdField::MediaId),
+        ("ImageId", IdField::ImageId),
+    ] {
+        if let Some(id) = take_nonempty(m, name) {
+            return Some((id.trim().to_string(), f));
+        }
+    }
+    None
+}
+
+fn find_str<'a>(m: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    let v = m.get(name).or_else(|| {
+        m.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })?;
+    v.as_str().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The Kafka key for a callback body: `VideoId`, else `MediaId`, else `ImageId`; for
+/// `live2vod.StreamFact` the stream key `stream:<domain>/<app>/<stream>`. The relay calls this;
+/// it reads only what routing needs, so it accepts every body [`parse_event`] could fold later.
+pub fn routing_key(body: &[u8]) -> Result<String, EventError> {
+    let m = parse_object(body)?;
+    if find_str(&m, "EventType") == Some(STREAM_FACT) {
+        let d = find_str(&m, "DomainName").ok_or(EventError::NoRoutingId)?;
+        let a = find_str(&m, "AppName").ok_or(EventError::NoRoutingId)?;
+        let s = find_str(&m, "StreamName").ok_or(EventError::NoRoutingId)?;
+        return Ok(StreamKey::new(d, a, s).aggregate_key());
+    }
+    ["VideoId", "MediaId", "ImageId"]
+        .iter()
+        .find_map(|n| find_str(&m, n))
+        .map(str::to_string)
+        .ok_or(EventError::NoRoutingId)
+}
+
+fn required(
+    m: &mut Map<String, Value>,
+    ty: &str,
+    field: &'static str,
+) -> Result<String, EventError> {
+    take_nonempty(m, field).ok_or_else(|| EventError::MissingField {
+        event_type: ty.to_string(),
+        field,
+    })
+}
+
+/// Parses a callback body (see the module doc for what "lenient" and "faithful" mean).
+pub fn parse_event(body: &[u8]) -> Result<Event, EventError> {
+    let mut m = parse_object(body)?;
+    let dedup_key = canonical_hash(&m);
+    let event_type = take_nonempty(&mut m, "EventType").ok_or(EventError::MissingField {
+        event_type: String::new(),
+        field: "EventType",
+    })?;
+    let (id, id_field) = take_routing_id(&mut m).ok_or(EventError::NoRoutingId)?;
+    let event_time_ms = take_time(&mut m, "EventTime")?.unwrap_or(0);
+    let mut status = take_status(&mut m);
+    let extend = take_str(&mut m, "Extend");
+    let ty = event_type.as_str();
+    let body = match ty {
+        "AddLiveRecordVideoComplete" => EventBody::AddLiveRecordVideoComplete {
+            stream: take_stream(&mut m),
+            record_start_ms: take_time(&mut m, "RecordStartTime")?,
+            record_end_ms: take_time(&mut m, "RecordEndTime")?,
+        },
+        "LiveRecordVideoComposeStart" => EventBody::LiveRecordVideoComposeStart {
+            stream: take_stream(&mut m),
+        },
+        "FileUploadComplete" => {
+            // Older docs omit Status on this event: a file that was uploaded is a success.
+            status.get_or_insert(Status::Success);
+            EventBody::FileUploadComplete {
+                size: take_i64(&mut m, "Size"),
+                file_url: take_str(&mut m, "FileUrl"),
+            }
+        }
+        "SnapshotComplete" => EventBody::SnapshotComplete {
+            sub_type: take_str(&mut m, "SubType"),
+            cover_url: take_nonempty(&mut m, "CoverUrl"),
+            error_code: take_str(&mut m, "ErrorCode"),
+            error_message: take_str(&mut m, "ErrorMessage"),
+            snapshots: take_list(&mut m, "SnapshotInfos")
+                .into_iter()
+                .map(parse_snapshot_info)
+                .collect(),
+        },
+        "StreamTranscodeComplete" => {
+            // Flat: the rendition's fields are the event's own. Status was taken above.
+            let mut info = parse_stream_info(std::mem::take(&mut m));
+            info.status = status.clone();
+            m = std::mem::take(&mut info.extra);
+            EventBody::StreamTranscodeComplete(info)
+        }
+        "TranscodeComplete" => EventBody::TranscodeComplete {
+            stream_infos: take_list(&mut m, "StreamInfos")
+                .into_iter()
+                .map(parse_stream_info)
+                .collect(),
+        },
+        "VideoAnalysisComplete" => EventBody::VideoAnalysisComplete,
+        "AIMediaAuditComplete" => EventBody::AiMediaAuditComplete {
+            data: take(&mut m, "Data").map(|(_, v)| v),
+        },
+        "ProduceMediaComplete" => EventBody::ProduceMediaComplete {
+            project_id: take_str(&mut m, "ProjectId"),
+        },
+        "DeleteMediaComplete" => EventBody::DeleteMediaComplete {
+            media_type: take_str(&mut m, "MediaType"),
+            delete_type: take_str(&mut m, "DeleteType"),
+        },
+        "ImageUploadComplete" => EventBody::ImageUploadComplete {
+            file_url: take_str(&mut m, "FileURL"),
+        },
+        TRANSCODE_REQUESTED => EventBody::TranscodeRequested {
+            template_group_id: required(&mut m, ty, "TemplateGroupId")?,
+            request_id: take_str(&mut m, "RequestId"),
+            priority: take_str(&mut m, "Priority"),
+        },
+        TRANSCODE_SUBMITTED => EventBody::TranscodeSubmitted {
+            command_id: required(&mut m, ty, "CommandId")?,
+            template_group_id: required(&mut m, ty, "TemplateGroupId")?,
+            task_id: take_str(&mut m, "TranscodeTaskId"),
+        },
+        TRANSCODE_REJECTED => EventBody::TranscodeRejected {
+            command_id: required(&mut m, ty, "CommandId")?,
+            template_group_id: required(&mut m, ty, "TemplateGroupId")?,
+            error_code: take_str(&mut m, "ErrorCode"),
+            error_message: take_str(&mut m, "ErrorMessage"),
+        },
+        VIDEO_INFO_OBSERVED => EventBody::VideoInfoObserved {
+            command_id: required(&mut m, ty, "CommandId")?,
+            video_status: take_str(&mut m, "VideoStatus"),
+            size: take_i64(&mut m, "Size"),
+        },
+        PLAY_INFO_RESOLVED => EventBody::PlayInfoResolved {
+            command_id: required(&mut m, ty, "CommandId")?,
+            play_infos: take_list(&mut m, "PlayInfos")
+                .into_iter()
+                .map(parse_play_info)
+                .collect(),
+        },
+        STREAM_FACT => EventBody::StreamFact(parse_stream_fact(&mut m, &id, event_time_ms)?),
+        _ => EventBody::Unknown,
+    };
+    Ok(Event {
+        event_type,
+        event_time_ms,
+        id,
+        id_field,
+        status,
+        extend,
+        body,
+        extra: m,
+        dedup_key,
+    })
+}
+
+fn parse_stream_fact(
+    m: &mut Map<String, Value>,
+    video_id: &str,
+    event_time_ms: i64,
+) -> Result<StreamFact, EventError> {
+    let stream = take_stream(m);
+    if !stream.is_complete() {
+        return Err(EventError::NoRoutingId);
+    }
+    let kind = match required(m, STREAM_FACT, "Role")?.as_str() {
+        "live_segment" | "segment" => OriginKind::LiveSegment,
+        "composed" => OriginKind::Composed,
+        other => {
+            return Err(EventError::BadField {
+                field: "Role",
+                reason: format!("unknown role {other:?}"),
+            })
+        }
+    };
+    let origin_status = Status::parse(&take_str(m, "OriginStatus").unwrap_or_default());
+    let origin_at = take_time(m, "OriginTime")?.unwrap_or(event_time_ms);
+    let origin = Origin {
+        kind,
+        status: origin_status,
+        stream,
+        record_start_ms: take_time(m, "RecordStartTime")?,
+        record_end_ms: take_time(m, "RecordEndTime")?,
+    };
+    let source = match take_str(m, "SourceStatus") {
+        None => None,
+        Some(s) => {
+            let st = Status::parse(&s);
+            let at = take_time(m, "SourceTime")?.unwrap_or(event_time_ms);
+            Some(Reg::new(at, st.rank(), st))
+        }
+    };
+    Ok(StreamFact {
+        video_id: video_id.to_string(),
+        origin: Reg::new(origin_at, origin.status.rank(), origin),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Event {
+        parse_event(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn add_live_record_video_complete_doc_sample() {
+        let e = parse(
+            r#"{"EventTime":"2017-12-08T09:26:17Z","EventType":"AddLiveRecordVideoComplete","VideoId":"43q9fjdhef****",
+            "Status":"success","StreamName":"xxx","DomainName":"xxx","AppName":"xxx",
+            "RecordStartTime":"2017-12-08T07:40:56Z","RecordEndTime":"2017-12-08T09:26:17Z"}"#,
+        );
+        assert_eq!(e.id, "43q9fjdhef****");
+        assert_eq!(e.event_time_ms, 1_512_725_177_000);
+        assert_eq!(e.status, Some(Status::Success));
+        match e.body {
+            EventBody::AddLiveRecordVideoComplete {
+                stream,
+                record_start_ms,
+                record_end_ms,
+            } => {
+                assert_eq!(stream, StreamKey::new("xxx", "xxx", "xxx"));
+                assert_eq!(record_end_ms, Some(1_512_725_177_000));
+                assert_eq!(
+                    record_start_ms,
+                    Some(1_512_725_177_000 - (105 * 60 + 21) * 1000)
+                );
+            }
+            other => panic!("wrong body {other:?}"),
+        }
+        assert!(e.extra.is_empty());
+    }
+
+    #[test]
+    fn compose_start_has_stream_but_no_times() {
+        let e = parse(
+            r#"{"EventTime":"2018-04-08T10:00:00Z","EventType":"LiveRecordVideoComposeStart","VideoId":"new1",
+            "Status":"success","DomainName":"d","AppName":"a","StreamName":"s"}"#,
+        );
+        assert_eq!(
+            e.body,
+            EventBody::LiveRecordVideoComposeStart {
+                stream: StreamKey::new("d", "a", "s")
+            }
+        );
+    }
+
+    #[test]
+    fn file_upload_complete_with_string_size_and_missing_status() {
+        let e = parse(
+            r#"{"EventTime":"2017-03-20T07:49:17Z","EventType":"FileUploadComplete","VideoId":"v1",
+            "Size":"10897890","FileUrl":"http://vod.test.com/sv/a.mp4"}"#,
+        );
+        assert_eq!(e.status, Some(Status::Success));
+        assert_eq!(
+            e.body,
+            EventBody::FileUploadComplete {
+                size: Some(10_897_890),
+                file_url: Some("http://vod.test.com/sv/a.mp4".into())
+            }
+        );
+    }
+
+    #[test]
+    fn snapshot_complete_with_infos_and_millis_time() {
+        let e = parse(
+            r#"{"EventTime":"2017-03-20T07:49:17:540Z","EventType":"SnapshotComplete","VideoId":"v1","Status":"success",
+            "SubType":"SpecifiedTime","CoverUrl":"http://x/cover.jpg",
+            "SnapshotInfos":[{"Status":"success","SnapshotType":"CoverSnapshot","SnapshotCount":"8","SnapshotFormat":"jpg",
+            "SnapshotRegular":"http://x/{SnapshotCount}.jpg","JobId":"j1","Future":1}]}"#,
+        );
+        assert_eq!(e.event_time_ms % 1000, 540);
+        let EventBody::SnapshotComplete {
+            cover_url,
+            snapshots,
+            sub_type,
+            ..
+        } = e.body
+        else {
+            panic!("wrong body")
+        };
+        assert_eq!(cover_url.as_deref(), Some("http://x/cover.jpg"));
+        assert_eq!(sub_type.as_deref(), Some("SpecifiedTime"));
+        assert_eq!(snapshots.len(), 1);
+        assert_eq!(snapshots[0].count, Some(8));
+        assert_eq!(snapshots[0].snapshot_type.as_deref(), Some("CoverSnapshot"));
+        assert_eq!(snapshots[0].extra.get("Future"), Some(&Value::from(1)));
+    }
+
+    #[test]
+    fn snapshot_doc_sample_without_video_id_is_refused() {
+        let body = br#"{"EventTime":"2017-03-20T07:49:17Z","EventType":"SnapshotComplete","Status":"success",
+            "SnapshotInfos":[{"Status":"success","SnapshotType":"CoverSnapshot","SnapshotCount":8}]}"#;
+        assert_eq!(parse_event(body), Err(EventError::NoRoutingId));
+        assert_eq!(routing_key(body), Err(EventError::NoRoutingId));
+    }
+
+    #[test]
+    fn stream_transcode_complete_flat_with_file_url_variants() {
+        let e = parse(
+            r#"{"EventTime":"2017-03-20T07:49:17Z","EventType":"StreamTranscodeComplete","VideoId":"v1","Status":"success",
+            "Bitrate":"450","Definition":"HD-MP4","Duration":"12.5","Format":"mp4","Fps":"25","Width":"1280","Height":720,
+            "Size":"123","Encrypt":"false","FileURL":"http://x/hd.mp4","JobId":"j9","Codec":"H.264"}"#,
+        );
+        let EventBody::StreamTranscodeComplete(info) = &e.body else {
+            panic!("wrong body")
+        };
+        assert_eq!(info.status, Some(Status::Success));
+        assert_eq!(info.bitrate.as_deref(), Some("450"));
+        assert_eq!(info.duration, Some(12.5));
+        assert_eq!(
+            (info.width, info.height, info.size),
+            (Some(1280), Some(720), Some(123))
+        );
+        assert_eq!(info.encrypt, Some(false));
+        assert_eq!(info.file_url.as_deref(), Some("http://x/hd.mp4"));
+        assert_eq!(e.extra.get("Codec"), Some(&Value::from("H.264")));
+    }
+
+    #[test]
+    fn transcode_complete_with_stream_infos_and_numeric_bitrate() {
+        let e = parse(
+            r#"{"EventTime":"2017-03-20T07:49:17Z","EventType":"TranscodeComplete","VideoId":"v1","Status":"success","Extend":"x",
+            "StreamInfos":[{"Status":"success","Bitrate":450,"Definition":"HD","Duration":12.5,"Format":"m3u8","FileUrl":"http://x/hd.m3u8","JobId":"a"},
+                           {"Status":"fail","Definition":"4K","Format":"mp4","ErrorCode":"InvalidParameter","ErrorMessage":"no"}]}"#,
+        );
+        assert_eq!(e.extend.as_deref(), Some("x"));
+        let EventBody::TranscodeComplete { stream_infos } = &e.body else {
+            panic!("wrong body")
+        };
+        assert_eq!(stream_infos.len(), 2);
+        assert_eq!(stream_infos[0].bitrate.as_deref(), Some("450"));
+        assert_eq!(stream_infos[1].status, Some(Status::Fail));
+        assert_eq!(
+            stream_infos[1].error_code.as_deref(),
+            Some("InvalidParameter")
+        );
+    }
+
+    #[test]
+    fn media_and_image_ids_route() {
+        let e = parse(
+            r#"{"EventTime":"2019-01-01T00:00:00Z","EventType":"AIMediaAuditComplete","MediaId":"m1","Status":"success","Data":{"Suggestion":"pass"}}"#,
+        );
+        assert_eq!((e.id.as_str(), e.id_field), ("m1", IdField::MediaId));
+        assert!(matches!(
+            e.body,
+            EventBody::AiMediaAuditComplete { data: Some(_) }
+        ));
+        let e = parse(
+            r#"{"EventTime":"2019-01-01T00:00:00Z","EventType":"ImageUploadComplete","ImageId":"i1","FileURL":"http://x/i.png","Status":"success"}"#,
+        );
+        assert_eq!((e.id.as_str(), e.id_field), ("i1", IdField::ImageId));
+        assert_eq!(
+            e.body,
+            EventBody::ImageUploadComplete {
+                file_url: Some("http://x/i.png".into())
+            }
+        );
+        let e = parse(
+            r#"{"EventTime":"2019-01-01T00:00:00Z","EventType":"ProduceMediaComplete","MediaId":"m2","ProjectId":"p","Status":"success"}"#,
+        );
+        assert_eq!(
+            e.body,
+            EventBody::ProduceMediaComplete {
+                project_id: Some("p".into())
+            }
+        );
+        let e = parse(
+            r#"{"EventTime":"2019-01-01T00:00:00Z","EventType":"DeleteMediaComplete","MediaId":"m3","MediaType":"video","DeleteType":"all","Status":"success"}"#,
+        );
+        assert_eq!(
+            e.body,
+            EventBody::DeleteMediaComplete {
+                media_type: Some("video".into()),
+                delete_type: Some("all".into())
+            }
+        );
+        let e = parse(
+            r#"{"EventTime":"2019-01-01T00:00:00Z","EventType":"VideoAnalysisComplete","VideoId":"v","Status":"success"}"#,
+        );
+        assert_eq!(e.body, EventBody::VideoAnalysisComplete);
+        assert_eq!(routing_key(br#"{"ImageId":"i1"}"#).unwrap(), "i1");
+        assert_eq!(
+            routing_key(br#"{"MediaId":"m","ImageId":"i"}"#).unwrap(),
+            "m"
+        );
+    }
+
+    #[test]
+    fn unknown_type_and_fields_are_kept() {
+        let e = parse(
+            r#"{"EventTime":"2019-01-01T00:00:00Z","EventType":"BrandNewEvent","VideoId":"v","Foo":{"a":[1,2]},"Bar":"b"}"#,
+        );
+        assert_eq!(e.event_type, "BrandNewEvent");
+        assert_eq!(e.body, EventBody::Unknown);
+        assert_eq!(e.extra.len(), 2);
+        assert_eq!(e.extra["Bar"], Value::from("b"));
+    }
+
+    #[test]
+    fn not_an_object_and_bad_json_are_typed_errors() {
+        assert!(matches!(
+            parse_event(b"[1,2]"),
+            Err(EventError::NotObject("an array"))
+        ));
+        assert!(matches!(parse_event(b"{nope"), Err(EventError::NotJson(_))));
+        assert!(matches!(
+            routing_key(b"\"x\""),
+            Err(EventError::NotObject("a string"))
+        ));
+        assert_eq!(
+            parse_event(br#"{"EventType":"X","VideoId":""}"#),
+            Err(EventError::NoRoutingId)
+        );
+        assert!(matches!(
+            parse_event(br#"{"EventType":"X","VideoId":"v","EventTime":"yesterday"}"#),
+            Err(EventError::BadTime(_))
+        ));
+        assert!(matches!(
+            parse_event(br#"{"EventType":"live2vod.TranscodeRequested","VideoId":"v"}"#),
+            Err(EventError::MissingField {
+                field: "TemplateGroupId",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn dedup_key_ignores_key_order_and_whitespace_but_not_content() {
+        let a = parse(r#"{"EventType":"X","VideoId":"v","EventTime":"2019-01-01T00:00:00Z"}"#);
+        let b =
+            parse(r#"{ "VideoId" : "v", "EventTime":"2019-01-01T00:00:00Z",  "EventType":"X" }"#);
+        let c = parse(r#"{"EventType":"X","VideoId":"v","EventTime":"2019-01-01T00:00:01Z"}"#);
+        assert_eq!(a.dedup_key, b.dedup_key);
+        assert_ne!(a.dedup_key, c.dedup_key);
+    }
+
+    #[test]
+    fn live2vod_events_parse() {
+        let e = parse(
+            r#"{"EventType":"live2vod.TranscodeSubmitted","EventTime":"2019-01-01T00:00:00.250Z","VideoId":"v",
+            "CommandId":"tc-1","TemplateGroupId":"g","TranscodeTaskId":"t","Status":"success"}"#,
+        );
+        assert_eq!(
+            e.body,
+            EventBody::TranscodeSubmitted {
+                command_id: "tc-1".into(),
+                template_group_id: "g".into(),
+                task_id: Some("t".into())
+            }
+        );
+        let e = parse(
+            r#"{"EventType":"live2vod.PlayInfoResolved","EventTime":"2019-01-01T00:00:00Z","VideoId":"v","CommandId":"pi-1",
+            "Status":"success","PlayInfos":[{"PlayURL":"https://cdn/x.m3u8","Definition":"HD","Format":"m3u8","Size":"5"}]}"#,
+        );
+        let EventBody::PlayInfoResolved { play_infos, .. } = e.body else {
+            panic!("wrong body")
+        };
+        assert_eq!(play_infos[0].size, Some(5));
+        let e = parse(
+            r#"{"EventType":"live2vod.VideoInfoObserved","EventTime":"2019-01-01T00:00:00Z","VideoId":"v","CommandId":"ct-1",
+            "VideoStatus":"Normal","Size":10,"Status":"success"}"#,
+        );
+        assert!(matches!(
+            e.body,
+            EventBody::VideoInfoObserved { size: Some(10), .. }
+        ));
+        let e = parse(
+            r#"{"EventType":"live2vod.TranscodeRejected","EventTime":"2019-01-01T00:00:00Z","VideoId":"v","CommandId":"tc-1",
+            "TemplateGroupId":"g","ErrorCode":"Forbidden.IllegalStatus","ErrorMessage":"m","Status":"fail"}"#,
+        );
+        assert!(matches!(e.body, EventBody::TranscodeRejected { .. }));
+    }
+
+    #[test]
+    fn stream_fact_round_trips_through_its_body() {
+        let origin = Origin {
+            kind: OriginKind::Composed,
+            status: Status::Success,
+            stream: StreamKey::new("d.example.com", "app", "s1"),
+            record_start_ms: None,
+            record_end_ms: None,
+        };
+        let fact = StreamFact {
+            video_id: "c1".into(),
+            origin: Reg::new(1_000_500, 2, origin),
+            source: Some(Reg::new(2_000_000, 0, Status::Fail)),
+        };
+        let body = fact.to_body();
+        assert_eq!(routing_key(&body).unwrap(), "stream:d.example.com/app/s1");
+        let e = parse_event(&body).unwrap();
+        assert_eq!(e.aggregate_key(), "stream:d.example.com/app/s1");
+        assert_eq!(e.body, EventBody::StreamFact(fact));
+    }
+}

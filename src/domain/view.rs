@@ -1,0 +1,147 @@
+//! The API's JSON views (shapes fixed in ARCHITECTURE.md).
+use serde_json::{json, Value};
+
+use super::codec::{decode_snapshot, CodecError};
+use super::engine::Aggregate;
+use super::lattice::OriginKind;
+use super::projector::command_id;
+use super::stream::StreamAggregate;
+use super::time::format_rfc3339;
+use super::video::VideoAggregate;
+
+fn time(t: Option<i64>) -> Value {
+    t.map_or(Value::Null, |t| Value::String(format_rfc3339(t)))
+}
+
+/// `GET /v1/videos/{id}`. `events` counts distinct events, `duplicates` deliveries of events
+/// already seen. `play_urls` are GetPlayInfo's URLs per (definition, format), completed by the
+/// file URL of successful renditions GetPlayInfo has not (yet) reported. `transcode.reason` (not
+/// in the original contract, additive) says why a transcode was `rejected`.
+pub fn video_json(v: &VideoAggregate) -> Value {
+    let origin = v.origin.as_ref().map_or(Value::Null, |o| {
+        let composed = o.value.kind == OriginKind::Composed;
+        json!({
+            "kind": o.value.kind.as_str(),
+            "status": o.value.status.as_str(),
+            "domain": &*o.value.stream.domain,
+            "app": &*o.value.stream.app,
+            "stream": &*o.value.stream.stream,
+            "record_start": time(o.value.record_start_ms),
+            "record_end": time(o.value.record_end_ms),
+            "compose_started_at": time(composed.then_some(o.at_ms)),
+        })
+    });
+    let source = v.source.as_ref().map_or(Value::Null, |s| {
+        json!({"status": s.value.status.as_str(), "size": s.value.size, "file_url": s.value.file_url.as_deref()})
+    });
+    let renditions: Vec<Value> = v
+        .renditions
+        .iter()
+        .map(|r| {
+            let i = &r.reg.value;
+            json!({
+                "definition": &*r.definition,
+                "format": &*r.format,
+                "status": i.status.as_str(),
+                "file_url": i.file_url.as_deref(),
+                "bitrate": i.bitrate.as_deref(),
+                "width": i.width,
+                "height": i.height,
+                "duration": i.duration.map(|d| d.0),
+                "size": i.size,
+                "job_id": i.job_id.as_deref(),
+                "error_code": i.error_code.as_deref(),
+            })
+        })
+        .collect();
+    let mut play: Vec<(&str, &str, &str)> = v
+        .play_urls
+        .iter()
+        .map(|p| (&*p.definition, &*p.format, &*p.reg.value))
+        .collect();
+    for r in &v.renditions {
+        if r.reg.value.status.is_success()
+            && !play
+                .iter()
+                .any(|p| p.0 == &*r.definition && p.1 == &*r.format)
+        {
+            if let Some(u) = &r.reg.value.file_url {
+                play.push((&r.definition, &r.format, u));
+            }
+        }
+    }
+    play.sort_unstable();
+    let play_urls: Vec<Value> = play
+        .into_iter()
+        .map(|(d, f, u)| json!({"definition": d, "format": f, "url": u}))
+        .collect();
+    let mut command_ids: Vec<String> = v
+        .emitted
+        .iter()
+        .filter(|k| k[0] == b't')
+        .map(command_id)
+        .collect();
+    command_ids.extend(v.submissions.iter().map(|s| s.command_id.to_string()));
+    command_ids.sort();
+    command_ids.dedup();
+    json!({
+        "video_id": &*v.id,
+        "status": v.status().as_str(),
+        "origin": origin,
+        "source": source,
+        "cover_url": v.cover.as_ref().map(|c| &*c.value),
+        "renditions": renditions,
+        "transcode": {
+            "status": v.transcode_status(),
+            "template_group_id": v.template_group(),
+            "task_id": v.task_id(),
+            "command_ids": command_ids,
+            "reason": v.transcode_rejection(),
+        },
+        "play_urls": play_urls,
+        "events": v.dedup.len(),
+        "duplicates": v.meta.duplicates,
+        "last_event_time": time(v.last_event_ms),
+    })
+}
+
+/// `GET /v1/streams/{domain}/{app}/{stream}` (sessions as derived by
+/// [`StreamAggregate::sessions`]). `events` counts facts that changed the stream, `duplicates`
+/// facts that did not; both depend on delivery order (they are counters, not state).
+pub fn stream_json(s: &StreamAggregate) -> Value {
+    let sessions: Vec<Value> = s
+        .sessions()
+        .into_iter()
+        .map(|x| {
+            json!({
+                "start": format_rfc3339(x.start_ms),
+                "end": format_rfc3339(x.end_ms),
+                "segments": x.segments,
+                "composed_video_id": x.composed_video_id,
+                "compose_status": x.compose_status.as_str(),
+            })
+        })
+        .collect();
+    json!({
+        "domain": &*s.key.domain,
+        "app": &*s.key.app,
+        "stream": &*s.key.stream,
+        "sessions": sessions,
+        "events": s.meta.deliveries - s.meta.duplicates,
+        "duplicates": s.meta.duplicates,
+    })
+}
+
+/// The JSON view of any aggregate.
+pub fn aggregate_json(a: &Aggregate) -> Value {
+    match a {
+        Aggregate::Video(v) => video_json(v),
+        Aggregate::Stream(s) => stream_json(s),
+    }
+}
+
+/// For the api: decode a snapshot from the aggregates topic into (key, JSON view).
+pub fn snapshot_json(bytes: &[u8]) -> Result<(String, Value), CodecError> {
+    let a = decode_snapshot(bytes)?;
+    Ok((a.key(), aggregate_json(&a)))
+}

@@ -1,0 +1,261 @@
+//! `POST /callbacks/vod`: authenticate, validate, produce the raw body, answer after the ack.
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::FutureProducer;
+use serde::Deserialize;
+use tracing::Instrument;
+
+use super::{Auth, Config};
+use crate::domain::event::{routing_key, EventError};
+use crate::kafka::producer::{fatal_error, produce_acked, AckError};
+use crate::metrics::{RELAY_LATENCY, RELAY_REQUESTS, RELAY_VERIFIED};
+use crate::vod::callback_auth::AuthError;
+
+/// Record headers (see docs/ARCHITECTURE.md).
+pub const HEADER_RECEIVED_AT_MS: &str = "live2vod-received-at-ms";
+pub const HEADER_RELAY_ID: &str = "live2vod-relay-id";
+pub const HEADER_KEY_VERSION: &str = "live2vod-key-version";
+pub const HEADER_EVENT_TYPE: &str = "live2vod-event-type";
+
+/// Event types in this namespace are produced by live2vod itself, never accepted from outside.
+const INTERNAL_NAMESPACE: &str = "live2vod.";
+
+/// Shared state of the callback handler.
+#[derive(Clone)]
+pub struct RelayState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    producer: FutureProducer,
+    topic: String,
+    auth: Auth,
+    ack_timeout: Duration,
+    relay_id: String,
+    max_body_bytes: usize,
+    /// Set once the producer hit a fatal error: the relay then stops (and is restarted).
+    fatal: tokio::sync::watch::Sender<Option<String>>,
+}
+
+impl RelayState {
+    pub(super) fn new(
+        cfg: &Config,
+        producer: FutureProducer,
+        topic: String,
+        fatal: tokio::sync::watch::Sender<Option<String>>,
+    ) -> Self {
+        RelayState {
+            inner: Arc::new(Inner {
+                producer,
+                topic,
+                auth: cfg.auth.clone(),
+                ack_timeout: cfg.ack_timeout,
+                relay_id: cfg.relay_id.clone(),
+                max_body_bytes: cfg.max_body_bytes,
+                fatal,
+            }),
+        }
+    }
+}
+
+/// The callback route (`POST /callbacks/vod`), with the body size limit applied.
+pub fn router(state: RelayState) -> Router {
+    let limit = state.inner.max_body_bytes;
+    Router::new()
+        .route("/callbacks/vod", post(callback))
+        .layer(DefaultBodyLimit::max(limit))
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                Json(serde_json::json!({ "error": "no such route; VOD callbacks go to POST /callbacks/vod" })),
+            )
+        })
+        .with_state(state)
+}
+
+/// Why a callback was not accepted; each maps to one HTTP status and a `{"error": ...}` body.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("unauthorized: {0}")]
+    Unauthorized(#[from] AuthError),
+    #[error("body larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("cannot read the body: {0}")]
+    BadBody(String),
+    #[error("{0}")]
+    NoRoute(#[from] EventError),
+    #[error("EventType {0:?} is in the internal live2vod. namespace and cannot be posted")]
+    InternalEventType(String),
+    #[error("the broker did not take the write: {0}")]
+    Unavailable(#[from] AckError),
+}
+
+impl RelayError {
+    fn status(&self) -> StatusCode {
+        match self {
+            RelayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            RelayError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            RelayError::BadBody(_) | RelayError::NoRoute(_) | RelayError::InternalEventType(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            RelayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The `outcome` label of `live2vod_relay_requests_total`.
+    fn outcome(&self) -> &'static str {
+        match self {
+            RelayError::Unauthorized(_) => "unauthorized",
+            RelayError::TooLarge(_) => "too_large",
+            RelayError::BadBody(_) | RelayError::NoRoute(_) | RelayError::InternalEventType(_) => {
+                "bad_request"
+            }
+            RelayError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl IntoResponse for RelayError {
+    fn into_response(self) -> Response {
+        (
+            self.status(),
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
+    }
+}
+
+/// Fields the relay looks at besides the routing id (everything else is kept, unparsed).
+#[derive(Deserialize)]
+struct Head {
+    #[serde(rename = "EventType")]
+    event_type: Option<serde_json::Value>,
+}
+
+async fn callback(
+    State(st): State<RelayState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, RelayError> {
+    let started = Instant::now();
+    let span = tracing::info_span!(
+        "relay.callback",
+        video_id = tracing::field::Empty,
+        event_type = tracing::field::Empty
+    );
+    let result = accept(&st, &headers, body).instrument(span.clone()).await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.outcome(),
+    };
+    metrics::counter!(RELAY_REQUESTS, "outcome" => outcome).increment(1);
+    metrics::histogram!(RELAY_LATENCY, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+    if matches!(result, Err(RelayError::Unavailable(_))) {
+        if let Some(reason) = fatal_error(&st.inner.producer) {
+            span.in_scope(|| tracing::error!(%reason, "Kafka producer hit a fatal error; the relay stops so it can be restarted with a new one"));
+            st.inner.fatal.send_replace(Some(reason));
+        }
+    }
+    span.in_scope(|| match &result {
+        Ok(_) => tracing::debug!("callback acknowledged"),
+        Err(e @ RelayError::Unavailable(_)) => tracing::warn!(error = %e, "callback answered 503"),
+        Err(e) => tracing::info!(error = %e, status = e.status().as_u16(), "callback refused"),
+    });
+    result
+}
+
+async fn accept(
+    st: &RelayState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, RelayError> {
+    let st = &st.inner;
+    let received_at_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let key_version = match &st.auth {
+        Auth::Disabled => "none",
+        Auth::Verify(v) => v
+            .verify(
+                header_str(headers, "x-vod-timestamp"),
+                header_str(headers, "x-vod-signature"),
+                received_at_ms / 1000,
+            )?
+            .as_str(),
+    };
+    metrics::counter!(RELAY_VERIFIED, "key_version" => key_version).increment(1);
+
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            RelayError::TooLarge(st.max_body_bytes)
+        } else {
+            RelayError::BadBody(rejection.body_text())
+        }
+    })?;
+    let key = routing_key(&body)?;
+    let span = tracing::Span::current();
+    span.record("video_id", key.as_str());
+    let event_type = serde_json::from_slice::<Head>(&body)
+        .ok()
+        .and_then(|h| h.event_type)
+        .and_then(|t| t.as_str().map(str::to_string));
+    if let Some(t) = &event_type {
+        span.record("event_type", t.as_str());
+        if t.trim()
+            .to_ascii_lowercase()
+            .starts_with(INTERNAL_NAMESPACE)
+        {
+            return Err(RelayError::InternalEventType(t.clone()));
+        }
+    }
+
+    let received = received_at_ms.to_string();
+    let mut record_headers = OwnedHeaders::new()
+        .insert(Header {
+            key: HEADER_RECEIVED_AT_MS,
+            value: Some(received.as_str()),
+        })
+        .insert(Header {
+            key: HEADER_RELAY_ID,
+            value: Some(st.relay_id.as_str()),
+        })
+        .insert(Header {
+            key: HEADER_KEY_VERSION,
+            value: Some(key_version),
+        });
+    if let Some(t) = &event_type {
+        record_headers = record_headers.insert(Header {
+            key: HEADER_EVENT_TYPE,
+            value: Some(t.as_str()),
+        });
+    }
+    let delivery = produce_acked(
+        &st.producer,
+        &st.topic,
+        &key,
+        &body,
+        record_headers,
+        st.ack_timeout,
+    )
+    .await?;
+    Ok(Json(serde_json::json!({
+        "status": "ok",
+        "partition": delivery.partition,
+        "offset": delivery.offset,
+    })))
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}

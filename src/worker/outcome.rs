@@ -323,6 +323,104 @@ mod tests {
         assert_eq!(o.body["Size"], 7);
     }
 
+    /// The fold reads these events with the domain's parser: each must land in its variant
+    /// with the fields the fold uses.
+    #[test]
+    fn every_outcome_parses_with_the_domain_parser() {
+        use crate::domain::event::{parse_event, EventBody};
+        let t = "2026-01-01T00:00:00Z";
+        let r = SubmitTranscodeResult {
+            request_id: "req".into(),
+            transcode_task_id: "task".into(),
+            job_ids: vec![],
+        };
+        let info = VideoInfo {
+            request_id: "r".into(),
+            status: "UploadSucc".into(),
+            size: Some(9),
+            duration: None,
+            title: None,
+            cover_url: None,
+            template_group_id: None,
+        };
+        let play = PlayInfo {
+            play_url: "https://cdn/x.m3u8".into(),
+            definition: Some("HD".into()),
+            bitrate: Some("1200".into()),
+            duration: Some(1.5),
+            width: Some(1280),
+            ..PlayInfo::default()
+        };
+        let s = StreamRef::default();
+        let cases = [
+            transcode_submitted("v", "tc-1", "tg", &r, t),
+            transcode_rejected("v", "tc-1", "tg", "Forbidden.IllegalStatus", "m", t),
+            video_info_observed("v", "ct-1", &info, &s, t),
+            video_info_failed("v", "ct-1", "InvalidVideo.NotFound", "m", &s, t),
+            play_info_resolved("v", "pi-1", std::slice::from_ref(&play), t),
+            play_info_failed("v", "pi-1", "InvalidVideo.NotFound", "m", t),
+        ];
+        for o in cases {
+            let e = parse_event(&o.to_bytes())
+                .unwrap_or_else(|err| panic!("{}: {err:?}", o.event_type));
+            assert_eq!(e.event_type, o.event_type);
+            assert_eq!(e.id, "v");
+            assert!(e.event_time_ms > 0, "EventTime parsed");
+            match (o.event_type, &e.body) {
+                (
+                    TRANSCODE_SUBMITTED,
+                    EventBody::TranscodeSubmitted {
+                        command_id,
+                        template_group_id,
+                        task_id,
+                    },
+                ) => {
+                    assert_eq!(
+                        (command_id.as_str(), template_group_id.as_str()),
+                        ("tc-1", "tg")
+                    );
+                    assert_eq!(task_id.as_deref(), Some("task"));
+                }
+                (TRANSCODE_REJECTED, EventBody::TranscodeRejected { error_code, .. }) => {
+                    assert_eq!(error_code.as_deref(), Some("Forbidden.IllegalStatus"));
+                }
+                (
+                    VIDEO_INFO_OBSERVED,
+                    EventBody::VideoInfoObserved {
+                        command_id,
+                        video_status,
+                        size,
+                    },
+                ) => {
+                    assert_eq!(command_id, "ct-1");
+                    if o.result == "ok" {
+                        assert_eq!(video_status.as_deref(), Some("UploadSucc"));
+                        assert_eq!(*size, Some(9));
+                    }
+                }
+                (
+                    PLAY_INFO_RESOLVED,
+                    EventBody::PlayInfoResolved {
+                        command_id,
+                        play_infos,
+                    },
+                ) => {
+                    assert_eq!(command_id, "pi-1");
+                    if o.result == "ok" {
+                        assert_eq!(play_infos.len(), 1);
+                        assert_eq!(
+                            play_infos[0].play_url.as_deref(),
+                            Some("https://cdn/x.m3u8")
+                        );
+                        assert_eq!(play_infos[0].bitrate.as_deref(), Some("1200"));
+                        assert_eq!(play_infos[0].width, Some(1280));
+                    }
+                }
+                (ty, body) => panic!("{ty} parsed as {body:?}"),
+            }
+        }
+    }
+
     #[test]
     fn ledger_record_round_trips() {
         let r = LedgerRecord {

@@ -1,11 +1,220 @@
-//! The `worker` role (see DESIGN.md).
-use clap::Args as ClapArgs;
+//! The `worker` role: executes commands from `<prefix>commands` against the VOD OpenAPI and
+//! feeds the outcomes back as `live2vod.*` events into `<prefix>callbacks`, once in effect.
+//!
+//! Once in effect, without Kafka transactions:
+//! - a ledger of finished command ids (compacted `<prefix>worker-ledger`) is read fully before
+//!   any command runs and appended after the outcome event is acknowledged; a command already
+//!   in it is skipped;
+//! - offsets are stored only after the ledger write is acknowledged, and per partition only up
+//!   to the lowest unfinished record;
+//! - a crash between the VOD call and the ledger write re-executes the command:
+//!   `SubmitTranscodeJobs` carries `SessionId = command_id`, which VOD de-duplicates for 7 days,
+//!   and the other commands only read.
+pub mod config;
+pub mod consumer;
+pub mod execute;
+pub mod ledger;
+pub mod outcome;
+pub mod tracker;
 
-/// Options of `live2vod worker`.
-#[derive(ClapArgs, Debug, Clone)]
-pub struct Args {}
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// Runs the role until it is asked to stop.
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`live2vod worker` is not implemented yet")
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::http::Health;
+use crate::kafka::admin::{ensure_topics, AdminError};
+use crate::kafka::producer::idempotent_producer;
+use crate::vod::client::{VodClient, VodError};
+pub use config::{Args, WorkerConfig};
+use consumer::{LoopSettings, WorkerContext};
+use execute::Executor;
+use ledger::{Ledger, LedgerError};
+
+/// The worker could not start or stopped on an error.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Topics(#[from] AdminError),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Vod(#[from] VodError),
+    #[error("worker task: {0}")]
+    Task(String),
+}
+
+/// A running worker.
+pub struct WorkerHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    ledger: Arc<Ledger>,
+    health: Health,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl WorkerHandle {
+    /// Readiness (true once the ledger is loaded and commands are consumed).
+    pub fn health(&self) -> Health {
+        self.health.clone()
+    }
+
+    /// Command records received and not finished yet (running, retrying, or waiting for a
+    /// compose deadline).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Command ids known finished (loaded, tailed or executed here).
+    pub fn finished_commands(&self) -> usize {
+        self.ledger.len()
+    }
+
+    /// Whether `command_id` is in the ledger as seen by this instance.
+    pub fn is_finished(&self, command_id: &str) -> bool {
+        self.ledger.contains(command_id)
+    }
+
+    /// Asks the worker to stop (no new commands; running ones finish within the timeout).
+    pub fn request_shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Stops the worker and waits until offsets are committed and the producer flushed.
+    pub async fn shutdown(self) -> Result<(), WorkerError> {
+        self.request_shutdown();
+        self.wait().await
+    }
+
+    /// Waits until the worker stops (after [`request_shutdown`](Self::request_shutdown)).
+    pub async fn wait(self) -> Result<(), WorkerError> {
+        let r = self
+            .task
+            .await
+            .map_err(|e| WorkerError::Task(e.to_string()));
+        self.health.set_ready(false);
+        r
+    }
+}
+
+/// Starts a worker: creates missing topics, loads the ledger (then `health` turns ready),
+/// joins the consumer group and executes commands until [`WorkerHandle::shutdown`].
+pub async fn start(cfg: WorkerConfig, health: Health) -> Result<WorkerHandle, WorkerError> {
+    let vod = VodClient::new(cfg.vod.clone())?;
+    ensure_topics(&cfg.kafka).await?;
+    let topics = cfg.kafka.topics();
+    let producer = idempotent_producer(&cfg.kafka)?;
+
+    let ledger = Ledger::new();
+    let reader = ledger::load(&cfg.kafka, &ledger, cfg.ledger_idle_timeout).await?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (rebalance_tx, rebalance_rx) = mpsc::unbounded_channel();
+    let mut ccfg = cfg.kafka.client_config();
+    for (k, v) in [
+        ("group.id", cfg.group_id.as_str()),
+        // Offsets are stored by hand once a command is done (see the tracker) and committed
+        // by librdkafka's auto-commit, on revoke and at shutdown.
+        ("enable.auto.commit", "true"),
+        ("auto.commit.interval.ms", "1000"),
+        ("enable.auto.offset.store", "false"),
+        ("auto.offset.reset", "earliest"),
+        ("statistics.interval.ms", "5000"),
+    ] {
+        // `--kafka` pass-through settings win, except where correctness depends on ours.
+        let ours = matches!(k, "enable.auto.offset.store" | "group.id");
+        if ours || ccfg.get(k).is_none() {
+            ccfg.set(k, v);
+        }
+    }
+    let consumer: StreamConsumer<WorkerContext> = ccfg.create_with_context(WorkerContext {
+        topic: topics.commands.clone(),
+        events: rebalance_tx,
+    })?;
+    consumer.subscribe(&[&topics.commands])?;
+
+    let exec = Arc::new(Executor::new(
+        vod,
+        producer.clone(),
+        topics.clone(),
+        ledger.clone(),
+        cfg.concurrency,
+        stop_rx.clone(),
+        cfg.retry_max_backoff,
+    ));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let settings = LoopSettings {
+        topic: topics.commands.clone(),
+        max_pending: cfg.max_pending,
+        shutdown_timeout: cfg.shutdown_timeout,
+        in_flight: in_flight.clone(),
+    };
+    let tail = tokio::spawn(ledger::tail(reader, ledger.clone(), stop_rx.clone()));
+    let loop_stop = stop_rx.clone();
+    let task = tokio::spawn(async move {
+        consumer::run_loop(consumer, rebalance_rx, exec, loop_stop, settings).await;
+        // Outcome and ledger writes were awaited; flushing covers DLQ stragglers.
+        let flushed = tokio::task::spawn_blocking(move || {
+            rdkafka::producer::Producer::flush(&producer, Duration::from_secs(10))
+        })
+        .await;
+        if let Ok(Err(e)) = flushed {
+            tracing::warn!(error = %e, "producer flush at shutdown failed");
+        }
+        let _ = tail.await;
+        tracing::info!("worker stopped");
+    });
+    health.set_ready(true);
+    tracing::info!(
+        group = %cfg.group_id,
+        commands = %topics.commands,
+        vod = %cfg.vod.endpoint_url(),
+        finished_commands = ledger.len(),
+        "worker started"
+    );
+    Ok(WorkerHandle {
+        stop: stop_tx,
+        task,
+        ledger,
+        health,
+        in_flight,
+    })
+}
+
+/// Runs the role until SIGTERM/SIGINT.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    crate::metrics::install();
+    let cfg = WorkerConfig::try_from(&args)?;
+    let health = Health::default();
+    let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
+    let listener = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.metrics_listen))?;
+    let http = tokio::spawn(crate::http::serve_on(
+        listener,
+        crate::http::ops_router(health.clone()),
+        async move {
+            let _ = http_stop_rx.wait_for(|s| *s).await;
+        },
+    ));
+
+    let handle = tokio::select! {
+        h = start(cfg, health) => h?,
+        _ = crate::http::shutdown_signal() => {
+            let _ = http_stop_tx.send(true);
+            return Ok(());
+        }
+    };
+    crate::http::shutdown_signal().await;
+    let result = handle.shutdown().await;
+    let _ = http_stop_tx.send(true);
+    let _ = http.await;
+    result.map_err(Into::into)
 }

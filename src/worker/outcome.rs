@@ -1,0 +1,440 @@
+//! Pure shaping of what the worker writes: outcome events (flat JSON on the callbacks topic,
+//! as `docs/ARCHITECTURE.md` fixes them) and ledger records. No I/O, no clock: the event time
+//! comes in as a parameter.
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::vod::client::{PlayInfo, SubmitTranscodeResult, VideoInfo};
+
+/// `live2vod.TranscodeSubmitted`.
+pub const TRANSCODE_SUBMITTED: &str = "live2vod.TranscodeSubmitted";
+/// `live2vod.TranscodeRejected`.
+pub const TRANSCODE_REJECTED: &str = "live2vod.TranscodeRejected";
+/// `live2vod.VideoInfoObserved`.
+pub const VIDEO_INFO_OBSERVED: &str = "live2vod.VideoInfoObserved";
+/// `live2vod.PlayInfoResolved`.
+pub const PLAY_INFO_RESOLVED: &str = "live2vod.PlayInfoResolved";
+
+/// Kafka header carrying the event type of a worker outcome.
+pub const HEADER_EVENT_TYPE: &str = "live2vod-event-type";
+/// Kafka header carrying the command id an outcome answers.
+pub const HEADER_COMMAND_ID: &str = "live2vod-command-id";
+
+/// Video statuses that show the (composed) source file exists: the compose finished in time.
+/// `Uploading`, `UploadFail` and anything unknown mean it did not.
+pub const SOURCE_READY_STATUSES: &[&str] = &[
+    "UploadSucc",
+    "Transcoding",
+    "TranscodeFail",
+    "Normal",
+    "Checking",
+    "Blocked",
+];
+
+/// Whether GetVideoInfo's `Video.Status` means the source is there.
+pub fn source_ready(video_status: &str) -> bool {
+    SOURCE_READY_STATUSES.contains(&video_status)
+}
+
+/// The command kind as used in metric labels and ledger records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    SubmitTranscode,
+    TrackCompose,
+    RefreshPlayInfo,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::SubmitTranscode => "submit_transcode",
+            Kind::TrackCompose => "track_compose",
+            Kind::RefreshPlayInfo => "refresh_play_info",
+        }
+    }
+}
+
+/// An outcome event ready to produce: its type and its JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub event_type: &'static str,
+    pub body: Value,
+    /// `ok` or `rejected` (the `COMMANDS_EXECUTED` outcome label and the ledger's outcome).
+    pub result: &'static str,
+}
+
+impl Outcome {
+    /// The serialized body (a flat JSON object).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serializing a Value cannot fail.
+        serde_json::to_vec(&self.body).unwrap_or_default()
+    }
+}
+
+fn base(
+    event_type: &str,
+    video_id: &str,
+    command_id: &str,
+    event_time: &str,
+) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("EventType".into(), json!(event_type));
+    m.insert("EventTime".into(), json!(event_time));
+    m.insert("VideoId".into(), json!(video_id));
+    m.insert("CommandId".into(), json!(command_id));
+    m
+}
+
+/// `SubmitTranscodeJobs` accepted the job (or recognised the SessionId as already submitted).
+pub fn transcode_submitted(
+    video_id: &str,
+    command_id: &str,
+    template_group_id: &str,
+    r: &SubmitTranscodeResult,
+    event_time: &str,
+) -> Outcome {
+    let mut m = base(TRANSCODE_SUBMITTED, video_id, command_id, event_time);
+    m.insert("TemplateGroupId".into(), json!(template_group_id));
+    m.insert("TranscodeTaskId".into(), json!(r.transcode_task_id));
+    m.insert("JobIds".into(), json!(r.job_ids));
+    m.insert("RequestId".into(), json!(r.request_id));
+    m.insert("Status".into(), json!("success"));
+    Outcome {
+        event_type: TRANSCODE_SUBMITTED,
+        body: Value::Object(m),
+        result: "ok",
+    }
+}
+
+/// `SubmitTranscodeJobs` refused the job for good (e.g. `Forbidden.IllegalStatus`).
+pub fn transcode_rejected(
+    video_id: &str,
+    command_id: &str,
+    template_group_id: &str,
+    error_code: &str,
+    error_message: &str,
+    event_time: &str,
+) -> Outcome {
+    let mut m = base(TRANSCODE_REJECTED, video_id, command_id, event_time);
+    m.insert("TemplateGroupId".into(), json!(template_group_id));
+    m.insert("ErrorCode".into(), json!(error_code));
+    m.insert("ErrorMessage".into(), json!(error_message));
+    m.insert("Status".into(), json!("fail"));
+    Outcome {
+        event_type: TRANSCODE_REJECTED,
+        body: Value::Object(m),
+        result: "rejected",
+    }
+}
+
+/// Where a TrackCompose command's stream lives (echoed into the event for operators).
+#[derive(Debug, Clone, Default)]
+pub struct StreamRef<'a> {
+    pub domain: &'a str,
+    pub app: &'a str,
+    pub stream: &'a str,
+}
+
+fn put_stream(m: &mut Map<String, Value>, s: &StreamRef<'_>) {
+    for (k, v) in [
+        ("DomainName", s.domain),
+        ("AppName", s.app),
+        ("StreamName", s.stream),
+    ] {
+        if !v.is_empty() {
+            m.insert(k.into(), json!(v));
+        }
+    }
+}
+
+/// What `GetVideoInfo` showed at the compose deadline. `Status` is `success` when the source is
+/// there ([`source_ready`]), else `fail` with `DeadlineMissed: true`.
+pub fn video_info_observed(
+    video_id: &str,
+    command_id: &str,
+    info: &VideoInfo,
+    stream: &StreamRef<'_>,
+    event_time: &str,
+) -> Outcome {
+    let mut m = base(VIDEO_INFO_OBSERVED, video_id, command_id, event_time);
+    m.insert("VideoStatus".into(), json!(info.status));
+    if let Some(size) = info.size {
+        m.insert("Size".into(), json!(size));
+    }
+    if let Some(d) = info.duration.and_then(serde_json::Number::from_f64) {
+        m.insert("Duration".into(), Value::Number(d));
+    }
+    put_stream(&mut m, stream);
+    let ready = source_ready(&info.status);
+    m.insert("DeadlineMissed".into(), json!(!ready));
+    m.insert(
+        "Status".into(),
+        json!(if ready { "success" } else { "fail" }),
+    );
+    Outcome {
+        event_type: VIDEO_INFO_OBSERVED,
+        body: Value::Object(m),
+        result: "ok",
+    }
+}
+
+/// `GetVideoInfo` refused for good at the compose deadline (e.g. the video does not exist):
+/// no `VideoStatus`, `Status: fail`, the error, `DeadlineMissed: true`.
+pub fn video_info_failed(
+    video_id: &str,
+    command_id: &str,
+    error_code: &str,
+    error_message: &str,
+    stream: &StreamRef<'_>,
+    event_time: &str,
+) -> Outcome {
+    let mut m = base(VIDEO_INFO_OBSERVED, video_id, command_id, event_time);
+    put_stream(&mut m, stream);
+    m.insert("ErrorCode".into(), json!(error_code));
+    m.insert("ErrorMessage".into(), json!(error_message));
+    m.insert("DeadlineMissed".into(), json!(true));
+    m.insert("Status".into(), json!("fail"));
+    Outcome {
+        event_type: VIDEO_INFO_OBSERVED,
+        body: Value::Object(m),
+        result: "rejected",
+    }
+}
+
+/// The play URLs `GetPlayInfo` returned.
+pub fn play_info_resolved(
+    video_id: &str,
+    command_id: &str,
+    infos: &[PlayInfo],
+    event_time: &str,
+) -> Outcome {
+    let mut m = base(PLAY_INFO_RESOLVED, video_id, command_id, event_time);
+    m.insert(
+        "PlayInfos".into(),
+        Value::Array(infos.iter().map(PlayInfo::to_event_json).collect()),
+    );
+    m.insert("Status".into(), json!("success"));
+    Outcome {
+        event_type: PLAY_INFO_RESOLVED,
+        body: Value::Object(m),
+        result: "ok",
+    }
+}
+
+/// `GetPlayInfo` refused for good: empty `PlayInfos`, `Status: fail`, the error.
+pub fn play_info_failed(
+    video_id: &str,
+    command_id: &str,
+    error_code: &str,
+    error_message: &str,
+    event_time: &str,
+) -> Outcome {
+    let mut m = base(PLAY_INFO_RESOLVED, video_id, command_id, event_time);
+    m.insert("PlayInfos".into(), json!([]));
+    m.insert("ErrorCode".into(), json!(error_code));
+    m.insert("ErrorMessage".into(), json!(error_message));
+    m.insert("Status".into(), json!("fail"));
+    Outcome {
+        event_type: PLAY_INFO_RESOLVED,
+        body: Value::Object(m),
+        result: "rejected",
+    }
+}
+
+/// Value of a ledger record (key = command id) on `<prefix>worker-ledger`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LedgerRecord {
+    pub command_id: String,
+    pub video_id: String,
+    /// `submit_transcode` | `track_compose` | `refresh_play_info`.
+    pub kind: String,
+    /// `ok` | `rejected`.
+    pub outcome: String,
+    /// The outcome event's type.
+    pub event_type: String,
+    /// UTC `YYYY-MM-DDThh:mm:ssZ`.
+    pub finished_at: String,
+}
+
+impl LedgerRecord {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submitted_event_carries_the_fields_the_fold_reads() {
+        let r = SubmitTranscodeResult {
+            request_id: "req".into(),
+            transcode_task_id: "task".into(),
+            job_ids: vec!["j1".into()],
+        };
+        let o = transcode_submitted("v1", "tc-1", "tg", &r, "2026-01-01T00:00:00Z");
+        let v: Value = serde_json::from_slice(&o.to_bytes()).unwrap();
+        assert_eq!(v["EventType"], "live2vod.TranscodeSubmitted");
+        assert_eq!(v["VideoId"], "v1");
+        assert_eq!(v["CommandId"], "tc-1");
+        assert_eq!(v["TemplateGroupId"], "tg");
+        assert_eq!(v["TranscodeTaskId"], "task");
+        assert_eq!(v["Status"], "success");
+        assert_eq!(v["EventTime"], "2026-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn rejected_event_names_the_vod_error() {
+        let o = transcode_rejected("v1", "tc-1", "tg", "Forbidden.IllegalStatus", "no", "t");
+        assert_eq!(o.body["ErrorCode"], "Forbidden.IllegalStatus");
+        assert_eq!(o.body["ErrorMessage"], "no");
+        assert_eq!(o.body["Status"], "fail");
+        assert_eq!(o.result, "rejected");
+    }
+
+    #[test]
+    fn video_info_marks_a_missed_deadline() {
+        let mut info = VideoInfo {
+            request_id: "r".into(),
+            status: "Uploading".into(),
+            size: None,
+            duration: None,
+            title: None,
+            cover_url: None,
+            template_group_id: None,
+        };
+        let s = StreamRef {
+            domain: "d",
+            app: "a",
+            stream: "s",
+        };
+        let o = video_info_observed("v", "ct-1", &info, &s, "t");
+        assert_eq!(o.body["VideoStatus"], "Uploading");
+        assert_eq!(o.body["DeadlineMissed"], true);
+        assert_eq!(o.body["Status"], "fail");
+        assert_eq!(o.body["StreamName"], "s");
+        info.status = "UploadSucc".into();
+        info.size = Some(7);
+        let o = video_info_observed("v", "ct-1", &info, &s, "t");
+        assert_eq!(o.body["DeadlineMissed"], false);
+        assert_eq!(o.body["Status"], "success");
+        assert_eq!(o.body["Size"], 7);
+    }
+
+    /// The fold reads these events with the domain's parser: each must land in its variant
+    /// with the fields the fold uses.
+    #[test]
+    fn every_outcome_parses_with_the_domain_parser() {
+        use crate::domain::event::{parse_event, EventBody};
+        let t = "2026-01-01T00:00:00Z";
+        let r = SubmitTranscodeResult {
+            request_id: "req".into(),
+            transcode_task_id: "task".into(),
+            job_ids: vec![],
+        };
+        let info = VideoInfo {
+            request_id: "r".into(),
+            status: "UploadSucc".into(),
+            size: Some(9),
+            duration: None,
+            title: None,
+            cover_url: None,
+            template_group_id: None,
+        };
+        let play = PlayInfo {
+            play_url: "https://cdn/x.m3u8".into(),
+            definition: Some("HD".into()),
+            bitrate: Some("1200".into()),
+            duration: Some(1.5),
+            width: Some(1280),
+            ..PlayInfo::default()
+        };
+        let s = StreamRef::default();
+        let cases = [
+            transcode_submitted("v", "tc-1", "tg", &r, t),
+            transcode_rejected("v", "tc-1", "tg", "Forbidden.IllegalStatus", "m", t),
+            video_info_observed("v", "ct-1", &info, &s, t),
+            video_info_failed("v", "ct-1", "InvalidVideo.NotFound", "m", &s, t),
+            play_info_resolved("v", "pi-1", std::slice::from_ref(&play), t),
+            play_info_failed("v", "pi-1", "InvalidVideo.NotFound", "m", t),
+        ];
+        for o in cases {
+            let e = parse_event(&o.to_bytes())
+                .unwrap_or_else(|err| panic!("{}: {err:?}", o.event_type));
+            assert_eq!(e.event_type, o.event_type);
+            assert_eq!(e.id, "v");
+            assert!(e.event_time_ms > 0, "EventTime parsed");
+            match (o.event_type, &e.body) {
+                (
+                    TRANSCODE_SUBMITTED,
+                    EventBody::TranscodeSubmitted {
+                        command_id,
+                        template_group_id,
+                        task_id,
+                    },
+                ) => {
+                    assert_eq!(
+                        (command_id.as_str(), template_group_id.as_str()),
+                        ("tc-1", "tg")
+                    );
+                    assert_eq!(task_id.as_deref(), Some("task"));
+                }
+                (TRANSCODE_REJECTED, EventBody::TranscodeRejected { error_code, .. }) => {
+                    assert_eq!(error_code.as_deref(), Some("Forbidden.IllegalStatus"));
+                }
+                (
+                    VIDEO_INFO_OBSERVED,
+                    EventBody::VideoInfoObserved {
+                        command_id,
+                        video_status,
+                        size,
+                    },
+                ) => {
+                    assert_eq!(command_id, "ct-1");
+                    if o.result == "ok" {
+                        assert_eq!(video_status.as_deref(), Some("UploadSucc"));
+                        assert_eq!(*size, Some(9));
+                    }
+                }
+                (
+                    PLAY_INFO_RESOLVED,
+                    EventBody::PlayInfoResolved {
+                        command_id,
+                        play_infos,
+                    },
+                ) => {
+                    assert_eq!(command_id, "pi-1");
+                    if o.result == "ok" {
+                        assert_eq!(play_infos.len(), 1);
+                        assert_eq!(
+                            play_infos[0].play_url.as_deref(),
+                            Some("https://cdn/x.m3u8")
+                        );
+                        assert_eq!(play_infos[0].bitrate.as_deref(), Some("1200"));
+                        assert_eq!(play_infos[0].width, Some(1280));
+                    }
+                }
+                (ty, body) => panic!("{ty} parsed as {body:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ledger_record_round_trips() {
+        let r = LedgerRecord {
+            command_id: "tc-1".into(),
+            video_id: "v".into(),
+            kind: "submit_transcode".into(),
+            outcome: "ok".into(),
+            event_type: TRANSCODE_SUBMITTED.into(),
+            finished_at: "t".into(),
+        };
+        let back: LedgerRecord = serde_json::from_slice(&r.to_bytes()).unwrap();
+        assert_eq!(back, r);
+        assert!(String::from_utf8(r.to_bytes())
+            .unwrap()
+            .contains("\"CommandId\":\"tc-1\""));
+    }
+}

@@ -21,6 +21,8 @@ use crate::proto::Command;
 
 /// An aggregate: a video (VideoId/MediaId/ImageId) or a stream (`stream:...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+// The engine already boxes every aggregate; boxing the variant too would add a second hop.
+#[allow(clippy::large_enum_variant)]
 pub enum Aggregate {
     /// Per VideoId.
     Video(VideoAggregate),
@@ -139,7 +141,7 @@ impl Engine {
     /// body's); it must match the body's routing key, since the snapshot goes to the record's
     /// partition and a mismatch would split the aggregate.
     pub fn apply(&mut self, key: &str, body: &[u8], pos: InputPos) -> Result<Applied, EventError> {
-        let ev = parse_event(body)?;
+        let mut ev = parse_event(body)?;
         let is_fact = matches!(ev.body, EventBody::StreamFact(_));
         if !is_fact && ev.id.starts_with(STREAM_KEY_PREFIX) {
             return Err(EventError::BadField {
@@ -147,29 +149,49 @@ impl Engine {
                 reason: format!("ids starting with {STREAM_KEY_PREFIX:?} are reserved for streams"),
             });
         }
-        let agg_key = ev.aggregate_key();
+        let agg_key = match &ev.body {
+            EventBody::StreamFact(f) => f.stream().aggregate_key(),
+            _ => ev.id.clone(),
+        };
         if !key.is_empty() && key != agg_key {
             return Err(EventError::KeyMismatch {
                 record_key: key.to_string(),
                 routing_key: agg_key,
             });
         }
-        let entry = self.aggregates.entry(agg_key).or_insert_with_key(|k| {
-            Box::new(match &ev.body {
-                EventBody::StreamFact(f) => {
-                    Aggregate::Stream(StreamAggregate::new(f.stream().clone()))
-                }
-                _ => Aggregate::Video(VideoAggregate::new(k)),
-            })
-        });
+        // Only events that feed the projector's inputs (origin, successful upload, manual
+        // requests, TranscodeComplete) can warrant a new command; only origin and source changes
+        // can change what a video contributes to its stream.
+        let projects = matches!(
+            ev.body,
+            EventBody::AddLiveRecordVideoComplete { .. }
+                | EventBody::LiveRecordVideoComposeStart { .. }
+                | EventBody::FileUploadComplete { .. }
+                | EventBody::TranscodeComplete { .. }
+                | EventBody::TranscodeRequested { .. }
+        );
+        let entry = match self.aggregates.get_mut(agg_key.as_str()) {
+            Some(e) => e,
+            None => {
+                let agg = match &ev.body {
+                    EventBody::StreamFact(f) => {
+                        Aggregate::Stream(StreamAggregate::new(f.stream().clone()))
+                    }
+                    _ => Aggregate::Video(VideoAggregate::new(&agg_key)),
+                };
+                self.aggregates
+                    .entry(agg_key.clone())
+                    .or_insert(Box::new(agg))
+            }
+        };
         let mut out = Applied {
-            aggregate_key: entry.key(),
-            event_type: ev.event_type.clone(),
+            event_type: std::mem::take(&mut ev.event_type),
             ..Applied::default()
         };
         out.duplicate = entry.has_event(ev.dedup_key);
         if entry.meta().already_applied(pos) {
             out.already_applied = true;
+            out.aggregate_key = agg_key;
             return Ok(out);
         }
         let meta = entry.meta_mut();
@@ -180,9 +202,9 @@ impl Engine {
         } else {
             match entry.as_mut() {
                 Aggregate::Video(v) => {
-                    let before = v.stream_fact();
+                    let before = if projects { v.stream_fact() } else { None };
                     out.changed = v.fold(&ev);
-                    if out.changed {
+                    if out.changed && projects {
                         let projection = project(v, &self.policy);
                         for w in projection.commands {
                             if let Some(g) = w.auto_group {
@@ -215,6 +237,7 @@ impl Engine {
             }
         }
         out.snapshot = Some(encode_snapshot(entry));
+        out.aggregate_key = agg_key;
         Ok(out)
     }
 

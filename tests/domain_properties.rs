@@ -4,7 +4,9 @@
 //! state, the commands and the stream sessions must come out identical every time.
 use std::collections::{BTreeMap, BTreeSet};
 
-use live2vod::domain::codec::{decode_snapshot, encode_snapshot, encode_state};
+use live2vod::domain::codec::{
+    decode_snapshot, encode_snapshot, encode_snapshot_prost, encode_state,
+};
 use live2vod::domain::event::{parse_event, routing_key};
 use live2vod::domain::projector::{
     project, refresh_play_info_command_id, track_compose_command_id, transcode_command_id,
@@ -457,6 +459,7 @@ proptest! {
         }
         for (k, a) in engine.aggregates() {
             let bytes = encode_snapshot(a);
+            prop_assert_eq!(&bytes, &encode_snapshot_prost(a), "direct encoder differs from prost");
             let decoded = decode_snapshot(&bytes).expect("decode");
             prop_assert_eq!(&decoded, a);
             prop_assert_eq!(encode_snapshot(&decoded), bytes.clone());

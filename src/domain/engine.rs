@@ -21,6 +21,8 @@ use crate::proto::Command;
 
 /// An aggregate: a video (VideoId/MediaId/ImageId) or a stream (`stream:...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+// The engine already boxes every aggregate; boxing the variant too would add a second hop.
+#[allow(clippy::large_enum_variant)]
 pub enum Aggregate {
     /// Per VideoId.
     Video(VideoAggregate),
@@ -139,7 +141,7 @@ impl Engine {
     /// body's); it must match the body's routing key, since the snapshot goes to the record's
     /// partition and a mismatch would split the aggregate.
     pub fn apply(&mut self, key: &str, body: &[u8], pos: InputPos) -> Result<Applied, EventError> {
-        let ev = parse_event(body)?;
+        let mut ev = parse_event(body)?;
         let is_fact = matches!(ev.body, EventBody::StreamFact(_));
         if !is_fact && ev.id.starts_with(STREAM_KEY_PREFIX) {
             return Err(EventError::BadField {
@@ -147,29 +149,49 @@ impl Engine {
                 reason: format!("ids starting with {STREAM_KEY_PREFIX:?} are reserved for streams"),
             });
         }
-        let agg_key = ev.aggregate_key();
+        let agg_key = match &ev.body {
+            EventBody::StreamFact(f) => f.stream().aggregate_key(),
+            _ => ev.id.clone(),
+        };
         if !key.is_empty() && key != agg_key {
             return Err(EventError::KeyMismatch {
                 record_key: key.to_string(),
                 routing_key: agg_key,
             });
         }
-        let entry = self.aggregates.entry(agg_key).or_insert_with_key(|k| {
-            Box::new(match &ev.body {
-                EventBody::StreamFact(f) => {
-                    Aggregate::Stream(StreamAggregate::new(f.stream().clone()))
-                }
-                _ => Aggregate::Video(VideoAggregate::new(k)),
-            })
-        });
+        // Only events that feed the projector's inputs (origin, successful upload, manual
+        // requests, TranscodeComplete) can warrant a new command; only origin and source changes
+        // can change what a video contributes to its stream.
+        let projects = matches!(
+            ev.body,
+            EventBody::AddLiveRecordVideoComplete { .. }
+                | EventBody::LiveRecordVideoComposeStart { .. }
+                | EventBody::FileUploadComplete { .. }
+                | EventBody::TranscodeComplete { .. }
+                | EventBody::TranscodeRequested { .. }
+        );
+        let entry = match self.aggregates.get_mut(agg_key.as_str()) {
+            Some(e) => e,
+            None => {
+                let agg = match &ev.body {
+                    EventBody::StreamFact(f) => {
+                        Aggregate::Stream(StreamAggregate::new(f.stream().clone()))
+                    }
+                    _ => Aggregate::Video(VideoAggregate::new(&agg_key)),
+                };
+                self.aggregates
+                    .entry(agg_key.clone())
+                    .or_insert(Box::new(agg))
+            }
+        };
         let mut out = Applied {
-            aggregate_key: entry.key(),
-            event_type: ev.event_type.clone(),
+            event_type: std::mem::take(&mut ev.event_type),
             ..Applied::default()
         };
         out.duplicate = entry.has_event(ev.dedup_key);
         if entry.meta().already_applied(pos) {
             out.already_applied = true;
+            out.aggregate_key = agg_key;
             return Ok(out);
         }
         let meta = entry.meta_mut();
@@ -180,9 +202,9 @@ impl Engine {
         } else {
             match entry.as_mut() {
                 Aggregate::Video(v) => {
-                    let before = v.stream_fact();
+                    let before = if projects { v.stream_fact() } else { None };
                     out.changed = v.fold(&ev);
-                    if out.changed {
+                    if out.changed && projects {
                         let projection = project(v, &self.policy);
                         for w in projection.commands {
                             if let Some(g) = w.auto_group {
@@ -215,6 +237,7 @@ impl Engine {
             }
         }
         out.snapshot = Some(encode_snapshot(entry));
+        out.aggregate_key = agg_key;
         Ok(out)
     }
 
@@ -268,5 +291,226 @@ impl Engine {
     /// Whether no aggregate is held.
     pub fn is_empty(&self) -> bool {
         self.aggregates.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::projector::{track_compose_command_id, transcode_command_id};
+    use crate::proto::command::Kind;
+
+    const ACR: &str = r#"{"EventTime":"2017-12-08T09:26:17Z","EventType":"AddLiveRecordVideoComplete","VideoId":"v1","Status":"success",
+        "StreamName":"store-1","DomainName":"live.example.com","AppName":"app","RecordStartTime":"2017-12-08T07:40:56Z","RecordEndTime":"2017-12-08T09:26:17Z"}"#;
+    const CS: &str = r#"{"EventTime":"2017-12-08T10:00:00Z","EventType":"LiveRecordVideoComposeStart","VideoId":"c1","Status":"success",
+        "StreamName":"store-1","DomainName":"live.example.com","AppName":"app"}"#;
+    const FUC: &str = r#"{"EventTime":"2017-12-08T10:03:00Z","EventType":"FileUploadComplete","VideoId":"c1","Status":"success","Size":5,"FileUrl":"u"}"#;
+    const TC: &str = r#"{"EventTime":"2017-12-08T10:10:00Z","EventType":"TranscodeComplete","VideoId":"v1","Status":"success",
+        "StreamInfos":[{"Status":"success","Definition":"HD","Format":"m3u8","FileUrl":"http://x/hd.m3u8"}]}"#;
+    const REQ: &str = r#"{"EventTime":"2017-12-08T11:00:00Z","EventType":"live2vod.TranscodeRequested","VideoId":"v1","TemplateGroupId":"tg-m","RequestId":"r1"}"#;
+
+    fn pos(offset: i64) -> InputPos {
+        InputPos {
+            partition: 2,
+            offset,
+        }
+    }
+
+    fn policy(text: &str) -> Policy {
+        Policy::parse(text).unwrap()
+    }
+
+    #[test]
+    fn duplicate_delivery_counts_but_does_not_change_state() {
+        let mut e = Engine::new(Policy::default());
+        let a = e.apply("v1", ACR.as_bytes(), pos(1)).unwrap();
+        assert!(a.changed && !a.duplicate && a.snapshot.is_some());
+        let state = crate::domain::codec::encode_state(e.get("v1").unwrap());
+        let b = e.apply("v1", ACR.as_bytes(), pos(2)).unwrap();
+        assert!(b.duplicate && !b.changed && b.commands.is_empty() && b.derived.is_empty());
+        assert!(
+            b.snapshot.is_some(),
+            "counters moved, so the snapshot is rewritten"
+        );
+        assert_eq!(
+            crate::domain::codec::encode_state(e.get("v1").unwrap()),
+            state
+        );
+        let v = e.video("v1").unwrap();
+        assert_eq!((v.meta.deliveries, v.meta.duplicates), (2, 1));
+    }
+
+    #[test]
+    fn reapplying_an_applied_position_changes_nothing() {
+        let mut e = Engine::new(Policy::default());
+        e.apply("v1", ACR.as_bytes(), pos(7)).unwrap();
+        let before = e.snapshot_bytes("v1");
+        for offset in [7, 3] {
+            let again = e.apply("v1", TC.as_bytes(), pos(offset)).unwrap();
+            assert!(again.already_applied && again.snapshot.is_none() && again.commands.is_empty());
+        }
+        assert_eq!(e.snapshot_bytes("v1"), before);
+        assert!(
+            !e.apply("v1", TC.as_bytes(), pos(8))
+                .unwrap()
+                .already_applied
+        );
+    }
+
+    #[test]
+    fn record_key_must_match_the_body() {
+        let mut e = Engine::new(Policy::default());
+        assert!(matches!(
+            e.apply("other", ACR.as_bytes(), pos(1)),
+            Err(EventError::KeyMismatch { .. })
+        ));
+        assert!(
+            e.apply("", ACR.as_bytes(), pos(1)).is_ok(),
+            "an empty key takes the body's"
+        );
+        let bad =
+            br#"{"EventType":"X","VideoId":"stream:a/b/c","EventTime":"2017-12-08T10:00:00Z"}"#;
+        assert!(matches!(
+            e.apply("", bad, pos(2)),
+            Err(EventError::BadField { .. })
+        ));
+    }
+
+    #[test]
+    fn transcode_policy_submits_once_per_video_and_group() {
+        let p = policy("[[rules]]\nstreams = \"live.example.com/app/store-*\"\nsegments = { action = \"transcode\", template_group = \"tg-r\", priority = \"5\" }\n");
+        let mut e = Engine::new(p);
+        let out = e.apply("v1", ACR.as_bytes(), pos(1)).unwrap();
+        assert_eq!(out.commands.len(), 1);
+        let c = &out.commands[0];
+        assert_eq!(c.command_id, transcode_command_id("v1", "tg-r"));
+        assert_eq!(c.cause, "policy:segment");
+        assert!(
+            matches!(&c.kind, Some(Kind::SubmitTranscode(s)) if s.template_group_id == "tg-r" && s.priority == "5")
+        );
+        // A manual request for the same group is the same command: not emitted again.
+        let req = REQ.replace("tg-m", "tg-r");
+        assert!(e
+            .apply("v1", req.as_bytes(), pos(2))
+            .unwrap()
+            .commands
+            .is_empty());
+        assert_eq!(
+            crate::domain::view::video_json(e.video("v1").unwrap())["transcode"]["status"],
+            "requested"
+        );
+    }
+
+    #[test]
+    fn manual_request_waits_for_the_origin_and_is_refused_under_none() {
+        let mut e = Engine::new(Policy::default());
+        assert!(e
+            .apply("v1", REQ.as_bytes(), pos(1))
+            .unwrap()
+            .commands
+            .is_empty());
+        assert!(e
+            .apply("v1", ACR.as_bytes(), pos(2))
+            .unwrap()
+            .commands
+            .is_empty());
+        let v = e.video("v1").unwrap();
+        assert_eq!(v.transcode_status(), "rejected");
+        assert_eq!(v.transcode_rejection().as_deref(), Some("policy"));
+
+        let mut e = Engine::new(policy("[defaults]\nsegments = { action = \"manual\" }\n"));
+        assert!(
+            e.apply("v1", REQ.as_bytes(), pos(1))
+                .unwrap()
+                .commands
+                .is_empty(),
+            "origin unknown yet"
+        );
+        let out = e.apply("v1", ACR.as_bytes(), pos(2)).unwrap();
+        assert_eq!(out.commands.len(), 1);
+        assert_eq!(out.commands[0].cause, "manual:r1");
+    }
+
+    #[test]
+    fn compose_start_tracks_the_compose_and_derives_stream_facts() {
+        let mut e = Engine::new(policy("[defaults]\ncompose_deadline_secs = 900\n"));
+        let out = e.apply("c1", CS.as_bytes(), pos(1)).unwrap();
+        assert_eq!(out.commands.len(), 1);
+        assert_eq!(out.commands[0].command_id, track_compose_command_id("c1"));
+        let cs_ms = crate::domain::time::parse_event_time("2017-12-08T10:00:00Z").unwrap();
+        assert!(
+            matches!(&out.commands[0].kind, Some(Kind::TrackCompose(t)) if t.deadline_ms == cs_ms + 900_000 && t.stream == "store-1")
+        );
+        assert_eq!(out.derived.len(), 1);
+        let (key, fact) = &out.derived[0];
+        assert_eq!(key, "stream:live.example.com/app/store-1");
+        // The composed video's upload carries no stream, but the video knows it: a new fact.
+        let out2 = e.apply("c1", FUC.as_bytes(), pos(2)).unwrap();
+        assert_eq!(out2.derived.len(), 1);
+        // Facts come back through apply and build the stream; the older fact changes nothing.
+        e.apply(key, &out2.derived[0].1, pos(3)).unwrap();
+        let stale = e.apply(key, fact, pos(4)).unwrap();
+        assert!(stale.duplicate && !stale.changed);
+        let s = e.stream("live.example.com/app/store-1").unwrap();
+        let sessions = s.sessions();
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(sessions[0].composed_video_id.as_deref(), Some("c1"));
+        assert_eq!(sessions[0].compose_status.as_str(), "success");
+    }
+
+    #[test]
+    fn successful_transcode_complete_refreshes_play_info_once() {
+        let mut e = Engine::new(Policy::default());
+        let out = e.apply("v1", TC.as_bytes(), pos(1)).unwrap();
+        assert_eq!(out.commands.len(), 1);
+        assert!(out.commands[0].command_id.starts_with("pi-"));
+        assert!(matches!(
+            out.commands[0].kind,
+            Some(Kind::RefreshPlayInfo(_))
+        ));
+        assert!(e
+            .apply("v1", TC.as_bytes(), pos(2))
+            .unwrap()
+            .commands
+            .is_empty());
+        let failed = TC.replace("\"Status\":\"success\",\n", "\"Status\":\"fail\",\n");
+        assert!(e
+            .apply("v1", failed.as_bytes(), pos(3))
+            .unwrap()
+            .commands
+            .is_empty());
+    }
+
+    #[test]
+    fn restore_and_evict() {
+        let mut e = Engine::new(Policy::default());
+        e.apply("v1", ACR.as_bytes(), pos(1)).unwrap();
+        e.apply(
+            "c1",
+            CS.as_bytes(),
+            InputPos {
+                partition: 5,
+                offset: 1,
+            },
+        )
+        .unwrap();
+        let snap = e.snapshot_bytes("v1").unwrap();
+        let mut fresh = Engine::new(Policy::default());
+        assert!(matches!(
+            fresh.restore("v2", &snap),
+            Err(CodecError::KeyMismatch { .. })
+        ));
+        fresh.restore("v1", &snap).unwrap();
+        assert_eq!(fresh.video("v1"), e.video("v1"));
+        assert!(
+            fresh
+                .apply("v1", ACR.as_bytes(), pos(1))
+                .unwrap()
+                .already_applied
+        );
+        assert!(fresh.restore("v1", b"\xff\xff").is_err());
+        assert_eq!(e.evict_partition(2), 1);
+        assert!(e.video("v1").is_none() && e.video("c1").is_some());
+        assert_eq!(e.aggregates().count(), 1);
     }
 }

@@ -8,6 +8,7 @@
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use super::json::{canonical_hash, Num, Obj, J};
 use super::lattice::{Origin, OriginKind, Reg, Status, StreamKey};
 use super::time::{format_rfc3339, parse_event_time, TimeError};
 
@@ -350,8 +351,9 @@ pub struct Event {
     pub body: EventBody,
     /// Every top-level field not consumed above, verbatim.
     pub extra: Map<String, Value>,
-    /// Identity of the event for de-duplication: a stable 64-bit FNV-1a hash of the canonical
-    /// body (keys sorted, whitespace ignored, values tagged). It covers EventType, id, JobId and
+    /// Identity of the event for de-duplication: a stable 64-bit hash of the canonical body
+    /// (key order, whitespace and escaping ignored, values tagged by type; see
+    /// [`super::json::canonical_hash`]). It covers EventType, id, JobId and
     /// EventTime because they are part of the body; VOD's retries resend the same body, so they
     /// hash alike. The function is fixed here and does not depend on the process or platform, so
     /// keys stored in snapshots stay valid across restarts and versions.
@@ -368,140 +370,50 @@ impl Event {
     }
 }
 
-// ----- canonical hashing ---------------------------------------------------------------------
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-/// A 64-bit FNV-1a hasher: tiny, fast on short inputs, and stable forever (unlike std's
-/// `RandomState`), which matters because these values are persisted.
-#[derive(Debug, Clone, Copy)]
-pub struct Fnv64(u64);
-
-impl Default for Fnv64 {
-    fn default() -> Self {
-        Fnv64(FNV_OFFSET)
-    }
-}
-
-impl Fnv64 {
-    /// Feeds bytes.
-    pub fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(FNV_PRIME);
-        }
-    }
-    /// Feeds a length-prefixed string, so concatenations cannot collide.
-    pub fn write_str(&mut self, s: &str) {
-        self.write(&(s.len() as u64).to_le_bytes());
-        self.write(s.as_bytes());
-    }
-    /// The hash.
-    pub fn finish(self) -> u64 {
-        self.0
-    }
-}
-
-fn hash_value(h: &mut Fnv64, v: &Value) {
-    match v {
-        Value::Null => h.write(b"n"),
-        Value::Bool(b) => h.write(if *b { b"t" } else { b"f" }),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                h.write(b"i");
-                h.write(&i.to_le_bytes());
-            } else if let Some(u) = n.as_u64() {
-                h.write(b"u");
-                h.write(&u.to_le_bytes());
-            } else {
-                h.write(b"d");
-                h.write(&n.as_f64().unwrap_or(0.0).to_bits().to_le_bytes());
-            }
-        }
-        Value::String(s) => {
-            h.write(b"s");
-            h.write_str(s);
-        }
-        Value::Array(a) => {
-            h.write(b"a");
-            h.write(&(a.len() as u64).to_le_bytes());
-            for x in a {
-                hash_value(h, x);
-            }
-        }
-        Value::Object(m) => hash_object(h, m),
-    }
-}
-
-fn hash_object(h: &mut Fnv64, m: &Map<String, Value>) {
-    h.write(b"o");
-    h.write(&(m.len() as u64).to_le_bytes());
-    // serde_json's Map is sorted unless some crate enables `preserve_order`; sort explicitly only
-    // when it is not, so the hash never depends on the key order in the body.
-    let sorted = m.keys().zip(m.keys().skip(1)).all(|(a, b)| a < b);
-    if sorted {
-        for (k, v) in m {
-            h.write_str(k);
-            hash_value(h, v);
-        }
-    } else {
-        let mut entries: Vec<(&String, &Value)> = m.iter().collect();
-        entries.sort_by(|a, b| a.0.cmp(b.0));
-        for (k, v) in entries {
-            h.write_str(k);
-            hash_value(h, v);
-        }
-    }
-}
-
-/// The dedup key of a JSON object body (see [`Event::dedup_key`]).
-pub fn canonical_hash(m: &Map<String, Value>) -> u64 {
-    let mut h = Fnv64::default();
-    hash_object(&mut h, m);
-    h.finish()
-}
-
 // ----- lenient field access --------------------------------------------------------------------
 
-/// Removes a field by exact name, else by case-insensitive name (`FileURL` for `FileUrl`).
-fn take(m: &mut Map<String, Value>, name: &str) -> Option<(String, Value)> {
-    if let Some(v) = m.remove(name) {
-        return Some((name.to_string(), v));
-    }
-    let k = m.keys().find(|k| k.eq_ignore_ascii_case(name))?.clone();
-    let v = m.remove(&k)?;
-    Some((k, v))
-}
+type Fields<'a> = Obj<'a>;
 
 /// Text field: strings as is, numbers and booleans as their JSON text; null -> None;
-/// objects and arrays stay in the map (kept as extra fields).
-fn take_str(m: &mut Map<String, Value>, name: &str) -> Option<String> {
-    let (k, v) = take(m, name)?;
+/// objects and arrays stay (kept as extra fields).
+fn take_str(m: &mut Fields<'_>, name: &str) -> Option<String> {
+    let (k, v) = m.take(name)?;
     match v {
-        Value::String(s) => Some(s),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Null => None,
+        J::Str(s) => Some(s.into_owned()),
+        J::Num(n) => Some(num_text(n)),
+        J::Bool(b) => Some(b.to_string()),
+        J::Null => None,
         other => {
-            m.insert(k, other);
+            m.put_back(k, other);
             None
         }
     }
 }
 
+fn num_text(n: Num) -> String {
+    match n {
+        Num::I(i) => i.to_string(),
+        Num::U(u) => u.to_string(),
+        Num::F(f) => {
+            serde_json::Number::from_f64(f).map_or_else(|| f.to_string(), |n| n.to_string())
+        }
+    }
+}
+
 /// Non-empty text field.
-fn take_nonempty(m: &mut Map<String, Value>, name: &str) -> Option<String> {
+fn take_nonempty(m: &mut Fields<'_>, name: &str) -> Option<String> {
     take_str(m, name).filter(|s| !s.trim().is_empty())
 }
 
 /// Integer field: numbers, or strings holding a number (`"1024"`, `"1024.0"`); anything else
-/// stays in the map.
-fn take_i64(m: &mut Map<String, Value>, name: &str) -> Option<i64> {
-    let (k, v) = take(m, name)?;
+/// stays as an extra field.
+fn take_i64(m: &mut Fields<'_>, name: &str) -> Option<i64> {
+    let (k, v) = m.take(name)?;
     let parsed = match &v {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Value::String(s) => {
+        J::Num(Num::I(i)) => Some(*i),
+        J::Num(Num::U(u)) => i64::try_from(*u).ok(),
+        J::Num(Num::F(f)) => Some(*f as i64),
+        J::Str(s) => {
             let t = s.trim();
             t.parse::<i64>().ok().or_else(|| {
                 t.parse::<f64>()
@@ -512,43 +424,45 @@ fn take_i64(m: &mut Map<String, Value>, name: &str) -> Option<i64> {
         }
         _ => None,
     };
-    if parsed.is_none() && !v.is_null() {
-        m.insert(k, v);
+    if parsed.is_none() && v != J::Null {
+        m.put_back(k, v);
     }
     parsed
 }
 
-/// Float field: numbers or numeric strings; anything else stays in the map.
-fn take_f64(m: &mut Map<String, Value>, name: &str) -> Option<f64> {
-    let (k, v) = take(m, name)?;
+/// Float field: numbers or numeric strings; anything else stays as an extra field.
+fn take_f64(m: &mut Fields<'_>, name: &str) -> Option<f64> {
+    let (k, v) = m.take(name)?;
     let parsed = match &v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
+        J::Num(Num::I(i)) => Some(*i as f64),
+        J::Num(Num::U(u)) => Some(*u as f64),
+        J::Num(Num::F(f)) => Some(*f),
+        J::Str(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
         _ => None,
     };
-    if parsed.is_none() && !v.is_null() {
-        m.insert(k, v);
+    if parsed.is_none() && v != J::Null {
+        m.put_back(k, v);
     }
     parsed
 }
 
 /// Boolean field: `true`/`false`, `"true"`/`"false"`, `0`/`1`.
-fn take_bool(m: &mut Map<String, Value>, name: &str) -> Option<bool> {
-    let (k, v) = take(m, name)?;
+fn take_bool(m: &mut Fields<'_>, name: &str) -> Option<bool> {
+    let (k, v) = m.take(name)?;
     let parsed = match &v {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") || s == "1" => Some(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") || s == "0" => Some(false),
-        Value::Number(n) => n.as_i64().map(|i| i != 0),
+        J::Bool(b) => Some(*b),
+        J::Str(s) if s.eq_ignore_ascii_case("true") || s == "1" => Some(true),
+        J::Str(s) if s.eq_ignore_ascii_case("false") || s == "0" => Some(false),
+        J::Num(Num::U(u)) => Some(*u != 0),
         _ => None,
     };
-    if parsed.is_none() && !v.is_null() {
-        m.insert(k, v);
+    if parsed.is_none() && v != J::Null {
+        m.put_back(k, v);
     }
     parsed
 }
 
-fn take_time(m: &mut Map<String, Value>, name: &'static str) -> Result<Option<i64>, EventError> {
+fn take_time(m: &mut Fields<'_>, name: &'static str) -> Result<Option<i64>, EventError> {
     match take_nonempty(m, name) {
         None => Ok(None),
         Some(s) => parse_event_time(&s).map(Some).map_err(EventError::BadTime),
@@ -556,55 +470,64 @@ fn take_time(m: &mut Map<String, Value>, name: &'static str) -> Result<Option<i6
 }
 
 /// A list of objects; VOD has been seen sending such lists JSON-encoded inside a string.
-fn take_list(m: &mut Map<String, Value>, name: &str) -> Vec<Map<String, Value>> {
-    let Some((k, v)) = take(m, name) else {
+/// Items that are not objects are kept under `<name>.unparsed`.
+fn take_list<'a>(m: &mut Fields<'a>, name: &str) -> Vec<Obj<'a>> {
+    let Some((k, v)) = m.take(name) else {
         return Vec::new();
     };
     let v = match v {
-        Value::String(s) => match serde_json::from_str::<Value>(&s) {
-            Ok(parsed @ Value::Array(_)) => parsed,
+        J::Str(s) => match serde_json::from_str::<Value>(&s) {
+            Ok(parsed @ Value::Array(_)) => J::from_value(parsed),
             _ => {
-                m.insert(k, Value::String(s));
+                m.put_back(k, J::Str(s));
                 return Vec::new();
             }
         },
         other => other,
     };
     match v {
-        Value::Array(items) => {
+        J::Arr(items) => {
             let mut out = Vec::with_capacity(items.len());
             let mut rest = Vec::new();
             for it in items {
                 match it {
-                    Value::Object(o) => out.push(o),
+                    J::Obj(o) => out.push(o),
                     other => rest.push(other),
                 }
             }
             if !rest.is_empty() {
-                m.insert(format!("{k}.unparsed"), Value::Array(rest));
+                m.put_back(format!("{k}.unparsed").into(), J::Arr(rest));
             }
             out
         }
-        Value::Object(o) => vec![o],
+        J::Obj(o) => vec![o],
         other => {
-            m.insert(k, other);
+            m.put_back(k, other);
             Vec::new()
         }
     }
 }
 
-fn take_status(m: &mut Map<String, Value>) -> Option<Status> {
-    take_str(m, "Status").map(|s| Status::parse(&s))
+fn take_status(m: &mut Fields<'_>) -> Option<Status> {
+    let (k, v) = m.take("Status")?;
+    match v {
+        J::Str(s) => Some(Status::parse(&s)),
+        J::Null => None,
+        other => {
+            m.put_back(k, other);
+            None
+        }
+    }
 }
 
-fn take_stream(m: &mut Map<String, Value>) -> StreamKey {
+fn take_stream(m: &mut Fields<'_>) -> StreamKey {
     let d = take_str(m, "DomainName").unwrap_or_default();
     let a = take_str(m, "AppName").unwrap_or_default();
     let s = take_str(m, "StreamName").unwrap_or_default();
     StreamKey::new(&d, &a, &s)
 }
 
-fn parse_stream_info(mut m: Map<String, Value>) -> StreamInfo {
+fn parse_stream_info(mut m: Obj<'_>) -> StreamInfo {
     StreamInfo {
         status: take_status(&mut m),
         definition: take_str(&mut m, "Definition"),
@@ -620,11 +543,11 @@ fn parse_stream_info(mut m: Map<String, Value>) -> StreamInfo {
         job_id: take_str(&mut m, "JobId"),
         error_code: take_str(&mut m, "ErrorCode"),
         error_message: take_str(&mut m, "ErrorMessage"),
-        extra: m,
+        extra: m.to_map(),
     }
 }
 
-fn parse_snapshot_info(mut m: Map<String, Value>) -> SnapshotInfo {
+fn parse_snapshot_info(mut m: Obj<'_>) -> SnapshotInfo {
     SnapshotInfo {
         status: take_status(&mut m),
         snapshot_type: take_str(&mut m, "SnapshotType"),
@@ -632,11 +555,11 @@ fn parse_snapshot_info(mut m: Map<String, Value>) -> SnapshotInfo {
         format: take_str(&mut m, "SnapshotFormat"),
         regular: take_str(&mut m, "SnapshotRegular"),
         job_id: take_str(&mut m, "JobId"),
-        extra: m,
+        extra: m.to_map(),
     }
 }
 
-fn parse_play_info(mut m: Map<String, Value>) -> PlayInfo {
+fn parse_play_info(mut m: Obj<'_>) -> PlayInfo {
     PlayInfo {
         play_url: take_str(&mut m, "PlayURL"),
         definition: take_str(&mut m, "Definition"),
@@ -648,30 +571,19 @@ fn parse_play_info(mut m: Map<String, Value>) -> PlayInfo {
         height: take_i64(&mut m, "Height"),
         job_id: take_str(&mut m, "JobId"),
         status: take_str(&mut m, "Status"),
-        extra: m,
+        extra: m.to_map(),
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
+fn parse_object(body: &[u8]) -> Result<Obj<'_>, EventError> {
+    let v: J<'_> = serde_json::from_slice(body).map_err(|e| EventError::NotJson(e.to_string()))?;
     match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        J::Obj(m) => Ok(m),
+        other => Err(EventError::NotObject(other.type_name())),
     }
 }
 
-fn parse_object(body: &[u8]) -> Result<Map<String, Value>, EventError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| EventError::NotJson(e.to_string()))?;
-    match v {
-        Value::Object(m) => Ok(m),
-        other => Err(EventError::NotObject(type_name(&other))),
-    }
-}
-
-fn take_routing_id(m: &mut Map<String, Value>) -> Option<(String, IdField)> {
+fn take_routing_id(m: &mut Fields<'_>) -> Option<(String, IdField)> {
     for (name, f) in [
         ("VideoId", IdField::VideoId),
         ("MediaId", IdField::MediaId),
@@ -684,38 +596,25 @@ fn take_routing_id(m: &mut Map<String, Value>) -> Option<(String, IdField)> {
     None
 }
 
-fn find_str<'a>(m: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    let v = m.get(name).or_else(|| {
-        m.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    })?;
-    v.as_str().map(str::trim).filter(|s| !s.is_empty())
-}
-
 /// The Kafka key for a callback body: `VideoId`, else `MediaId`, else `ImageId`; for
 /// `live2vod.StreamFact` the stream key `stream:<domain>/<app>/<stream>`. The relay calls this;
 /// it reads only what routing needs, so it accepts every body [`parse_event`] could fold later.
 pub fn routing_key(body: &[u8]) -> Result<String, EventError> {
     let m = parse_object(body)?;
-    if find_str(&m, "EventType") == Some(STREAM_FACT) {
-        let d = find_str(&m, "DomainName").ok_or(EventError::NoRoutingId)?;
-        let a = find_str(&m, "AppName").ok_or(EventError::NoRoutingId)?;
-        let s = find_str(&m, "StreamName").ok_or(EventError::NoRoutingId)?;
+    if m.find_str("EventType") == Some(STREAM_FACT) {
+        let d = m.find_str("DomainName").ok_or(EventError::NoRoutingId)?;
+        let a = m.find_str("AppName").ok_or(EventError::NoRoutingId)?;
+        let s = m.find_str("StreamName").ok_or(EventError::NoRoutingId)?;
         return Ok(StreamKey::new(d, a, s).aggregate_key());
     }
     ["VideoId", "MediaId", "ImageId"]
         .iter()
-        .find_map(|n| find_str(&m, n))
+        .find_map(|n| m.find_str(n))
         .map(str::to_string)
         .ok_or(EventError::NoRoutingId)
 }
 
-fn required(
-    m: &mut Map<String, Value>,
-    ty: &str,
-    field: &'static str,
-) -> Result<String, EventError> {
+fn required(m: &mut Fields<'_>, ty: &str, field: &'static str) -> Result<String, EventError> {
     take_nonempty(m, field).ok_or_else(|| EventError::MissingField {
         event_type: ty.to_string(),
         field,
@@ -724,8 +623,13 @@ fn required(
 
 /// Parses a callback body (see the module doc for what "lenient" and "faithful" mean).
 pub fn parse_event(body: &[u8]) -> Result<Event, EventError> {
-    let mut m = parse_object(body)?;
-    let dedup_key = canonical_hash(&m);
+    let root: J<'_> =
+        serde_json::from_slice(body).map_err(|e| EventError::NotJson(e.to_string()))?;
+    let dedup_key = canonical_hash(&root);
+    let mut m = match root {
+        J::Obj(o) => o,
+        other => return Err(EventError::NotObject(other.type_name())),
+    };
     let event_type = take_nonempty(&mut m, "EventType").ok_or(EventError::MissingField {
         event_type: String::new(),
         field: "EventType",
@@ -766,8 +670,18 @@ pub fn parse_event(body: &[u8]) -> Result<Event, EventError> {
             // Flat: the rendition's fields are the event's own. Status was taken above.
             let mut info = parse_stream_info(std::mem::take(&mut m));
             info.status = status.clone();
-            m = std::mem::take(&mut info.extra);
-            EventBody::StreamTranscodeComplete(info)
+            let extra = std::mem::take(&mut info.extra);
+            return Ok(Event {
+                event_type,
+                event_time_ms,
+                id,
+                id_field,
+                status,
+                extend,
+                body: EventBody::StreamTranscodeComplete(info),
+                extra,
+                dedup_key,
+            });
         }
         "TranscodeComplete" => EventBody::TranscodeComplete {
             stream_infos: take_list(&mut m, "StreamInfos")
@@ -777,7 +691,7 @@ pub fn parse_event(body: &[u8]) -> Result<Event, EventError> {
         },
         "VideoAnalysisComplete" => EventBody::VideoAnalysisComplete,
         "AIMediaAuditComplete" => EventBody::AiMediaAuditComplete {
-            data: take(&mut m, "Data").map(|(_, v)| v),
+            data: m.take("Data").map(|(_, v)| v.to_value()),
         },
         "ProduceMediaComplete" => EventBody::ProduceMediaComplete {
             project_id: take_str(&mut m, "ProjectId"),
@@ -828,13 +742,13 @@ pub fn parse_event(body: &[u8]) -> Result<Event, EventError> {
         status,
         extend,
         body,
-        extra: m,
+        extra: m.to_map(),
         dedup_key,
     })
 }
 
 fn parse_stream_fact(
-    m: &mut Map<String, Value>,
+    m: &mut Fields<'_>,
     video_id: &str,
     event_time_ms: i64,
 ) -> Result<StreamFact, EventError> {

@@ -112,10 +112,13 @@ pub fn join_reg<T: Ord>(slot: &mut Option<Reg<T>>, new: Reg<T>) -> bool {
 }
 
 /// Inserts into a sorted, de-duplicated vector (a grow-only set); returns whether it was new.
+/// Capacity grows by exactly one: aggregates hold many short vectors for a long time, and the
+/// default doubling (minimum 4) wasted more memory than the elements used.
 pub fn set_insert<T: Ord>(set: &mut Vec<T>, item: T) -> bool {
     match set.binary_search(&item) {
         Ok(_) => false,
         Err(i) => {
+            set.reserve_exact(1);
             set.insert(i, item);
             true
         }
@@ -143,6 +146,7 @@ pub fn join_keyed<E, K: Ord, T: Ord>(
             }
         }
         Err(i) => {
+            entries.reserve_exact(1);
             entries.insert(i, make(reg));
             true
         }

@@ -4,6 +4,7 @@
 pub mod codec;
 pub mod engine;
 pub mod event;
+pub mod json;
 pub mod lattice;
 pub mod policy;
 pub mod projector;

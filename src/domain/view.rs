@@ -145,3 +145,108 @@ pub fn snapshot_json(bytes: &[u8]) -> Result<(String, Value), CodecError> {
     let a = decode_snapshot(bytes)?;
     Ok((a.key(), aggregate_json(&a)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Engine, InputPos, Policy};
+
+    #[test]
+    fn video_and_stream_views_have_the_documented_shape() {
+        let mut e = Engine::new(Policy::default());
+        let acr = br#"{"EventTime":"2017-12-08T09:26:17Z","EventType":"AddLiveRecordVideoComplete","VideoId":"v1","Status":"success",
+            "StreamName":"s","DomainName":"d","AppName":"a","RecordStartTime":"2017-12-08T07:40:56Z","RecordEndTime":"2017-12-08T09:26:17Z"}"#;
+        let stc = br#"{"EventTime":"2017-12-08T09:30:00.250Z","EventType":"StreamTranscodeComplete","VideoId":"v1","Status":"success",
+            "Definition":"HD","Format":"m3u8","FileUrl":"http://x/hd.m3u8","Width":"1280","Height":720,"Duration":"12.5","Bitrate":"900","Size":7,"JobId":"j"}"#;
+        let out = e
+            .apply(
+                "v1",
+                acr,
+                InputPos {
+                    partition: 0,
+                    offset: 0,
+                },
+            )
+            .unwrap();
+        e.apply(
+            "v1",
+            stc,
+            InputPos {
+                partition: 0,
+                offset: 1,
+            },
+        )
+        .unwrap();
+        e.apply(
+            "v1",
+            stc,
+            InputPos {
+                partition: 0,
+                offset: 2,
+            },
+        )
+        .unwrap();
+        let (k, fact) = &out.derived[0];
+        e.apply(
+            k,
+            fact,
+            InputPos {
+                partition: 0,
+                offset: 3,
+            },
+        )
+        .unwrap();
+
+        let v = video_json(e.video("v1").unwrap());
+        assert_eq!(v["video_id"], "v1");
+        assert_eq!(v["status"], "transcoding");
+        assert_eq!(v["origin"]["kind"], "live_segment");
+        assert_eq!(v["origin"]["record_start"], "2017-12-08T07:40:56Z");
+        assert_eq!(v["origin"]["compose_started_at"], Value::Null);
+        assert_eq!(v["source"], Value::Null);
+        let r = &v["renditions"][0];
+        assert_eq!(
+            (
+                r["definition"].as_str(),
+                r["format"].as_str(),
+                r["status"].as_str()
+            ),
+            (Some("HD"), Some("m3u8"), Some("success"))
+        );
+        assert_eq!(
+            (
+                r["width"].as_i64(),
+                r["height"].as_i64(),
+                r["duration"].as_f64()
+            ),
+            (Some(1280), Some(720), Some(12.5))
+        );
+        assert_eq!(r["bitrate"], "900");
+        assert_eq!(v["transcode"]["status"], "submitted");
+        assert_eq!(v["play_urls"][0]["url"], "http://x/hd.m3u8");
+        assert_eq!(
+            (v["events"].as_u64(), v["duplicates"].as_u64()),
+            (Some(2), Some(1))
+        );
+        assert_eq!(v["last_event_time"], "2017-12-08T09:30:00.250Z");
+
+        let s = stream_json(e.stream("stream:d/a/s").unwrap());
+        assert_eq!(
+            (
+                s["domain"].as_str(),
+                s["app"].as_str(),
+                s["stream"].as_str()
+            ),
+            (Some("d"), Some("a"), Some("s"))
+        );
+        assert_eq!(s["sessions"][0]["segments"][0], "v1");
+        assert_eq!(s["sessions"][0]["start"], "2017-12-08T07:40:56Z");
+        assert_eq!(s["sessions"][0]["composed_video_id"], Value::Null);
+        assert_eq!(s["sessions"][0]["compose_status"], "none");
+
+        let (key, json) = snapshot_json(&e.snapshot_bytes("v1").unwrap()).unwrap();
+        assert_eq!(key, "v1");
+        assert_eq!(json, v);
+        assert!(snapshot_json(b"not a snapshot").is_err());
+    }
+}

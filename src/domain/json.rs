@@ -1,0 +1,328 @@
+//! A small borrowed JSON tree for callback parsing, plus the stable canonical hash.
+//!
+//! Why not `serde_json::Value`: it allocates a `String` per key and per string value and a
+//! B-tree per object; callback parsing is the fold's hot path. Here strings borrow from the body
+//! unless they contain escapes, objects are a vector of entries (VOD bodies have ~10-20 keys, so a
+//! linear scan beats a map), and only the fields nobody knows (the faithful `extra`) are converted
+//! to `serde_json::Value`.
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+/// A JSON number as written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Num {
+    /// Negative integer.
+    I(i64),
+    /// Non-negative integer.
+    U(u64),
+    /// Anything with a fraction or exponent.
+    F(f64),
+}
+
+/// A JSON value borrowing its strings from the input where possible.
+#[derive(Debug, Clone, PartialEq)]
+pub enum J<'a> {
+    /// `null`.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// A number.
+    Num(Num),
+    /// A string (borrowed unless it had escapes).
+    Str(Cow<'a, str>),
+    /// An array.
+    Arr(Vec<J<'a>>),
+    /// An object, entries in input order.
+    Obj(Obj<'a>),
+}
+
+/// A JSON object as a vector of entries.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Obj<'a>(pub Vec<(Cow<'a, str>, J<'a>)>);
+
+struct JVisitor;
+
+impl<'de> Visitor<'de> for JVisitor {
+    type Value = J<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<J<'de>, E> {
+        Ok(J::Null)
+    }
+    fn visit_none<E>(self) -> Result<J<'de>, E> {
+        Ok(J::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<J<'de>, E> {
+        Ok(J::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<J<'de>, E> {
+        Ok(J::Num(if v >= 0 { Num::U(v as u64) } else { Num::I(v) }))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<J<'de>, E> {
+        Ok(J::Num(Num::U(v)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<J<'de>, E> {
+        Ok(J::Num(Num::F(v)))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<J<'de>, E> {
+        Ok(J::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<J<'de>, E> {
+        Ok(J::Str(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<J<'de>, E> {
+        Ok(J::Str(Cow::Owned(v)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<J<'de>, A::Error> {
+        let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+        while let Some(x) = seq.next_element::<J<'de>>()? {
+            v.push(x);
+        }
+        Ok(J::Arr(v))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<J<'de>, A::Error> {
+        let mut v = Vec::with_capacity(map.size_hint().unwrap_or(16));
+        while let Some(k) = map.next_key::<Key<'de>>()? {
+            let val = map.next_value::<J<'de>>()?;
+            v.push((k.0, val));
+        }
+        Ok(J::Obj(Obj(v)))
+    }
+}
+
+impl<'de> Deserialize<'de> for J<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(JVisitor)
+    }
+}
+
+struct Key<'a>(Cow<'a, str>);
+struct KeyVisitor;
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(v)))
+    }
+}
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+impl J<'_> {
+    /// Name of the JSON type, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            J::Null => "null",
+            J::Bool(_) => "a boolean",
+            J::Num(_) => "a number",
+            J::Str(_) => "a string",
+            J::Arr(_) => "an array",
+            J::Obj(_) => "an object",
+        }
+    }
+
+    /// Converts to an owned `serde_json::Value` (only for fields kept verbatim).
+    pub fn to_value(&self) -> Value {
+        match self {
+            J::Null => Value::Null,
+            J::Bool(b) => Value::Bool(*b),
+            J::Num(Num::I(i)) => Value::from(*i),
+            J::Num(Num::U(u)) => Value::from(*u),
+            J::Num(Num::F(f)) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
+            J::Str(s) => Value::String(s.to_string()),
+            J::Arr(a) => Value::Array(a.iter().map(J::to_value).collect()),
+            J::Obj(o) => Value::Object(o.to_map()),
+        }
+    }
+
+    /// Converts an owned `serde_json::Value` (rare paths: JSON nested inside a string).
+    pub fn from_value(v: Value) -> J<'static> {
+        match v {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(b),
+            Value::Number(n) => J::Num(match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => Num::U(u),
+                (None, Some(i)) => Num::I(i),
+                _ => Num::F(n.as_f64().unwrap_or(0.0)),
+            }),
+            Value::String(s) => J::Str(Cow::Owned(s)),
+            Value::Array(a) => J::Arr(a.into_iter().map(J::from_value).collect()),
+            Value::Object(m) => J::Obj(Obj(m
+                .into_iter()
+                .map(|(k, v)| (Cow::Owned(k), J::from_value(v)))
+                .collect())),
+        }
+    }
+}
+
+impl<'a> Obj<'a> {
+    /// The remaining entries as a `serde_json::Map` (later duplicates of a key win, as in serde_json).
+    pub fn to_map(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        for (k, v) in &self.0 {
+            m.insert(k.to_string(), v.to_value());
+        }
+        m
+    }
+
+    /// Removes a field by exact name, else by ASCII-case-insensitive name (`FileURL` for
+    /// `FileUrl`). Returns the key as written and the value.
+    pub fn take(&mut self, name: &str) -> Option<(Cow<'a, str>, J<'a>)> {
+        let i = self.0.iter().position(|(k, _)| k == name).or_else(|| {
+            self.0
+                .iter()
+                .position(|(k, _)| k.eq_ignore_ascii_case(name))
+        })?;
+        Some(self.0.swap_remove(i))
+    }
+
+    /// Puts a field back (it was not of a usable type; it stays as an extra field).
+    pub fn put_back(&mut self, key: Cow<'a, str>, value: J<'a>) {
+        self.0.push((key, value));
+    }
+
+    /// Finds a string field without removing it (exact, then case-insensitive name).
+    pub fn find_str(&self, name: &str) -> Option<&str> {
+        let v = self
+            .0
+            .iter()
+            .find(|(k, _)| k == name)
+            .or_else(|| self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+            .map(|(_, v)| v)?;
+        match v {
+            J::Str(s) => Some(s.trim()).filter(|s| !s.is_empty()),
+            _ => None,
+        }
+    }
+}
+
+// ----- canonical hash ------------------------------------------------------------------------
+
+const K1: u64 = 0x9e37_79b9_7f4a_7c15;
+const K2: u64 = 0xff51_afd7_ed55_8ccd;
+
+/// MurmurHash3's 64-bit finaliser: full avalanche.
+fn fmix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(K2);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// Hashes bytes eight at a time; fixed constants, so the value is the same in every process,
+/// on every platform and in every version (it is persisted in snapshots).
+fn hash_bytes(tag: u64, b: &[u8]) -> u64 {
+    let mut h = tag.wrapping_mul(K1) ^ (b.len() as u64).wrapping_mul(K2);
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K1).rotate_left(29);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K1).rotate_left(29);
+    }
+    fmix(h)
+}
+
+/// Canonical hash of a JSON value: independent of whitespace, key order and escaping (strings are
+/// hashed decoded). Object entries are combined with a sum of mixed entry hashes, a multiset hash
+/// that needs no sorting; arrays keep their order.
+pub fn canonical_hash(v: &J<'_>) -> u64 {
+    match v {
+        J::Null => fmix(1),
+        J::Bool(b) => fmix(2 + u64::from(*b)),
+        J::Num(Num::I(i)) => hash_bytes(4, &i.to_le_bytes()),
+        J::Num(Num::U(u)) => hash_bytes(4, &u.to_le_bytes()),
+        J::Num(Num::F(f)) => hash_bytes(5, &f.to_bits().to_le_bytes()),
+        J::Str(s) => hash_bytes(6, s.as_bytes()),
+        J::Arr(a) => {
+            let mut h = hash_bytes(7, &(a.len() as u64).to_le_bytes());
+            for x in a {
+                h = fmix(h.wrapping_mul(K1) ^ canonical_hash(x));
+            }
+            h
+        }
+        J::Obj(o) => {
+            let mut sum = 0u64;
+            for (k, x) in &o.0 {
+                sum = sum.wrapping_add(fmix(
+                    hash_bytes(8, k.as_bytes()).wrapping_mul(K2) ^ canonical_hash(x),
+                ));
+            }
+            fmix(sum ^ hash_bytes(9, &(o.0.len() as u64).to_le_bytes()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> J<'_> {
+        serde_json::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn strings_borrow_unless_escaped() {
+        let j = parse(r#"{"a":"plain","b":"esc\"aped"}"#);
+        let J::Obj(o) = j else {
+            panic!("object expected")
+        };
+        assert!(matches!(&o.0[0].1, J::Str(Cow::Borrowed("plain"))));
+        assert!(matches!(&o.0[1].1, J::Str(Cow::Owned(s)) if s == "esc\"aped"));
+    }
+
+    #[test]
+    fn canonical_hash_ignores_order_whitespace_and_escapes_only() {
+        let a = canonical_hash(&parse(r#"{"a":1,"b":[1,2],"c":{"x":"y"}}"#));
+        assert_eq!(
+            a,
+            canonical_hash(&parse(r#"{ "c" : {"x":"\u0079"}, "b":[1, 2], "a":1 }"#))
+        );
+        assert_ne!(
+            a,
+            canonical_hash(&parse(r#"{"a":1,"b":[2,1],"c":{"x":"y"}}"#))
+        );
+        assert_ne!(
+            a,
+            canonical_hash(&parse(r#"{"a":"1","b":[1,2],"c":{"x":"y"}}"#))
+        );
+        assert_ne!(
+            canonical_hash(&parse(r#"{"a":"b"}"#)),
+            canonical_hash(&parse(r#"{"b":"a"}"#))
+        );
+        // Pinned: the value is persisted, so it must never change.
+        assert_eq!(
+            canonical_hash(&parse(r#"{"EventType":"X","VideoId":"v"}"#)),
+            PINNED
+        );
+    }
+
+    const PINNED: u64 = 16_096_472_710_633_283_318;
+
+    #[test]
+    fn values_convert_both_ways() {
+        let v: Value = serde_json::from_str(r#"{"a":[1,-2,2.5,"s",null,true,{"b":{}}]}"#).unwrap();
+        assert_eq!(J::from_value(v.clone()).to_value(), v);
+    }
+}

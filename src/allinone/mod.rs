@@ -23,11 +23,20 @@ pub struct Args {
     pub listen: SocketAddr,
 
     /// The callback URL exactly as configured in VOD (signatures are computed over it).
-    #[arg(long, env = "LIVE2VOD_CALLBACK_URL", required_unless_present = "no_auth")]
+    #[arg(
+        long,
+        env = "LIVE2VOD_CALLBACK_URL",
+        required_unless_present = "no_auth"
+    )]
     pub callback_url: Option<String>,
 
     /// VOD's callback auth key (at most 32 characters).
-    #[arg(long, env = "LIVE2VOD_AUTH_KEY", hide_env_values = true, required_unless_present = "no_auth")]
+    #[arg(
+        long,
+        env = "LIVE2VOD_AUTH_KEY",
+        hide_env_values = true,
+        required_unless_present = "no_auth"
+    )]
     pub auth_key: Option<String>,
 
     /// The previous auth key, accepted too while a rotation is under way.
@@ -100,7 +109,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let relay_listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (relay): {e}", args.listen))?;
-    let relay = crate::relay::start(crate::relay::Config::new(kafka.clone(), auth), relay_listener).await?;
+    let relay = crate::relay::start(
+        crate::relay::Config::new(kafka.clone(), auth),
+        relay_listener,
+    )
+    .await?;
     let api_listener = tokio::net::TcpListener::bind(args.api_listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (api): {e}", args.api_listen))?;
@@ -110,7 +123,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     vod.endpoint = args.vod_endpoint.clone();
     vod.security_token = args.security_token.clone().map(Into::into);
     let worker_health = Health::default();
-    let worker = crate::worker::start(crate::worker::WorkerConfig::new(kafka.clone(), vod), worker_health.clone()).await?;
+    let worker = crate::worker::start(
+        crate::worker::WorkerConfig::new(kafka.clone(), vod),
+        worker_health.clone(),
+    )
+    .await?;
 
     let fold_health = Health::default();
     let (stop_fold, stop_rx) = tokio::sync::watch::channel(false);
@@ -141,9 +158,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     });
-    let ops = tokio::spawn(crate::http::serve(args.metrics_listen, crate::http::ops_router(all), async move {
-        let _ = ops_rx.wait_for(|s| *s).await;
-    }));
+    let ops = tokio::spawn(crate::http::serve(
+        args.metrics_listen,
+        crate::http::ops_router(all),
+        async move {
+            let _ = ops_rx.wait_for(|s| *s).await;
+        },
+    ));
     tracing::info!(relay = %args.listen, api = %args.api_listen, metrics = %args.metrics_listen, "live2vod run: all roles started");
 
     crate::http::shutdown_signal().await;

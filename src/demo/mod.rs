@@ -44,11 +44,19 @@ pub struct Args {
     pub brokers: Option<String>,
 
     /// Address of the api (GET /v1/videos/{id}, /v1/streams/..., /metrics).
-    #[arg(long, env = "LIVE2VOD_DEMO_API_LISTEN", default_value = "127.0.0.1:8081")]
+    #[arg(
+        long,
+        env = "LIVE2VOD_DEMO_API_LISTEN",
+        default_value = "127.0.0.1:8081"
+    )]
     pub api_listen: SocketAddr,
 
     /// Address of the relay (POST /callbacks/vod).
-    #[arg(long, env = "LIVE2VOD_DEMO_RELAY_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "LIVE2VOD_DEMO_RELAY_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
     pub relay_listen: SocketAddr,
 
     /// Partitions of the demo's topics.
@@ -72,7 +80,10 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     crate::metrics::install();
     let started = Instant::now();
-    println!("live2vod demo: {} live sessions, seed {}", args.sessions, args.seed);
+    println!(
+        "live2vod demo: {} live sessions, seed {}",
+        args.sessions, args.seed
+    );
 
     // Kafka: embedded mock cluster unless --brokers.
     let mut embedded = None;
@@ -89,7 +100,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match &embedded {
         Some(b) => {
             b.create_topics(&kafka.topics(), args.partitions)?;
-            println!("  kafka    embedded mock cluster at {} ({} partitions a topic)", b.bootstrap(), args.partitions);
+            println!(
+                "  kafka    embedded mock cluster at {} ({} partitions a topic)",
+                b.bootstrap(),
+                args.partitions
+            );
         }
         None => {
             crate::kafka::admin::ensure_topics(&kafka).await?;
@@ -111,7 +126,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let api_listener = bind(args.api_listen, "api").await?;
     let api = crate::api::start(crate::api::Config::new(kafka.clone()), api_listener).await?;
     let api_url = api.base_url();
-    println!("  api      {api_url}/v1/videos/{{id}}  {api_url}/v1/streams/{{domain}}/{{app}}/{{stream}}");
+    println!(
+        "  api      {api_url}/v1/videos/{{id}}  {api_url}/v1/streams/{{domain}}/{{app}}/{{stream}}"
+    );
 
     // The simulated Alibaba Live + VOD.
     let mut sim_cfg = SimConfig::new(&callback_url, &callback_url, AUTH_KEY);
@@ -129,7 +146,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Worker and fold.
     let mut vod = VodConfig::new("cn-shanghai", ACCESS_KEY_ID, ACCESS_KEY_SECRET);
     vod.endpoint = Some(sim.vod_endpoint());
-    let worker = crate::worker::start(crate::worker::WorkerConfig::new(kafka.clone(), vod), Health::default()).await?;
+    let worker = crate::worker::start(
+        crate::worker::WorkerConfig::new(kafka.clone(), vod),
+        Health::default(),
+    )
+    .await?;
     let policy_text = crate::sim::policy_toml();
     let policy = Policy::parse(&policy_text)?;
     let (stop_fold, stop_rx) = tokio::sync::watch::channel(false);
@@ -156,15 +177,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.duplicate_rate * 100.0,
         args.throttle_rate * 100.0
     );
-    let deliver = sim.deliver_all();
-    tokio::pin!(deliver);
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
-    let progress = loop {
-        tokio::select! {
-            p = &mut deliver => break p,
-            _ = tick.tick() => {
-                let p = sim.progress();
-                println!("  {:>5.1}s  sent {:>5}  acknowledged {:>5}  retried {:>3}  lost {:>2}", started.elapsed().as_secs_f64(), p.sent, p.acknowledged, p.retried, p.lost);
+    let progress = {
+        let deliver = sim.deliver_all();
+        tokio::pin!(deliver);
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                p = &mut deliver => break p,
+                _ = tick.tick() => {
+                    let p = sim.progress();
+                    println!("  {:>5.1}s  sent {:>5}  acknowledged {:>5}  retried {:>3}  lost {:>2}", started.elapsed().as_secs_f64(), p.sent, p.acknowledged, p.retried, p.lost);
+                }
             }
         }
     };
@@ -173,8 +196,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         progress.acknowledged, progress.retried, progress.lost
     );
 
-    println!("verifying the api against the simulator's ground truth (up to {} s)...", args.timeout);
-    let report = sim.verify(&api_url, Duration::from_secs(args.timeout)).await;
+    println!(
+        "verifying the api against the simulator's ground truth (up to {} s)...",
+        args.timeout
+    );
+    let report = sim
+        .verify(&api_url, Duration::from_secs(args.timeout))
+        .await;
     let stats = sim.stats();
     let truth = sim.truth();
 
@@ -208,7 +236,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if report.ok {
         Ok(())
     } else {
-        anyhow::bail!("verification failed: the api did not converge to the simulator's ground truth")
+        anyhow::bail!(
+            "verification failed: the api did not converge to the simulator's ground truth"
+        )
     }
 }
 
@@ -220,7 +250,9 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpLis
             eprintln!("note: {addr} is in use, the {what} takes a free port instead");
             Ok(tokio::net::TcpListener::bind((addr.ip(), 0)).await?)
         }
-        Err(e) => Err(anyhow::anyhow!("cannot listen on {addr} for the {what}: {e}")),
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot listen on {addr} for the {what}: {e}"
+        )),
     }
 }
 
@@ -277,7 +309,9 @@ fn print_summary(
         }
     }
     for ((video, group), n) in &stats.jobs_started {
-        let Some(f) = flow_of_video.get(video.as_str()) else { continue };
+        let Some(f) = flow_of_video.get(video.as_str()) else {
+            continue;
+        };
         let row = rows.entry(flow_name(*f)).or_default();
         match group.as_str() {
             "tg-manual" => row.by_hand += n,
@@ -288,12 +322,28 @@ fn print_summary(
     println!("\nsummary per flow (videos ready/failed as the api shows them once verified):");
     println!(
         "  {:<48} {:>8} {:>8} {:>8} {:>6} {:>6} {:>10} {:>8} {:>7}",
-        "flow", "sessions", "segments", "composed", "ready", "failed", "by policy", "by hand", "by VOD"
+        "flow",
+        "sessions",
+        "segments",
+        "composed",
+        "ready",
+        "failed",
+        "by policy",
+        "by hand",
+        "by VOD"
     );
     for (name, r) in &rows {
         println!(
             "  {:<48} {:>8} {:>8} {:>8} {:>6} {:>6} {:>10} {:>8} {:>7}",
-            name, r.sessions, r.segments, r.composed, r.ready, r.failed, r.by_policy, r.by_hand, r.by_vod
+            name,
+            r.sessions,
+            r.segments,
+            r.composed,
+            r.ready,
+            r.failed,
+            r.by_policy,
+            r.by_hand,
+            r.by_vod
         );
     }
     let dup_jobs = stats.jobs_started.values().filter(|n| **n > 1).count();

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use clap::Args as ClapArgs;
 
-
 use crate::domain::Policy;
 use crate::http::Health;
 use crate::kafka::KafkaArgs;

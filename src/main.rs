@@ -44,7 +44,12 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    live2vod::telemetry::init();
+    // The interactive commands print their own report on stdout; keep their logs to problems.
+    let default_filter = match cli.command {
+        Command::Demo(_) | Command::Bench(_) | Command::Replay(_) | Command::Topics(_) => "warn",
+        _ => "info,rdkafka=warn",
+    };
+    live2vod::telemetry::init(default_filter);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -49,7 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo(_) | Command::Bench(_) | Command::Replay(_) | Command::Topics(_) => "warn",
         _ => "info,rdkafka=warn",
     };
-    live2vod::telemetry::init(default_filter);
+    live2vod::telemetry::init_with(default_filter);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,9 +1,14 @@
 //! Logging setup (tracing).
 use tracing_subscriber::EnvFilter;
 
+/// [`init_with`] the services' default filter (`info`, librdkafka's own logs at `warn`).
+pub fn init() {
+    init_with("info,rdkafka=warn")
+}
+
 /// Installs the global tracing subscriber. `LIVE2VOD_LOG` (or `RUST_LOG`) filters, else
 /// `default_filter`; `LIVE2VOD_LOG_FORMAT=json` switches to JSON lines. Logs go to stderr.
-pub fn init(default_filter: &str) {
+pub fn init_with(default_filter: &str) {
     let filter = std::env::var("LIVE2VOD_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| default_filter.to_string());

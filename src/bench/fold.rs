@@ -75,7 +75,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
 static GLOBAL: CountingAlloc = CountingAlloc;
 
 /// xorshift64*: deterministic workload without a dependency.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 impl Rng {
     fn next(&mut self) -> u64 {
         let mut x = self.0;
@@ -136,7 +136,7 @@ fn media_events(out: &mut Vec<(String, Vec<u8>)>, rng: &mut Rng, vid: &str, at: 
 }
 
 /// One session: its segments, its composed video, shuffled, with 10% duplicates.
-fn session(rng: &mut Rng, n: usize, segments: usize) -> (Vec<(String, Vec<u8>)>, usize) {
+pub(crate) fn session(rng: &mut Rng, n: usize, segments: usize) -> (Vec<(String, Vec<u8>)>, usize) {
     let mut out = Vec::new();
     let stream = format!("room-{n}");
     let mut t: i64 = 1_764_000_000_000 + (n as i64) * 7_200_000;

@@ -1,18 +1,23 @@
 //! `live2vod bench`: benchmarks that print figures; the last stdout line is one JSON object.
 use clap::Subcommand;
 
+pub mod corpus;
 pub mod fold;
+pub mod pipeline;
 
 /// Which benchmark to run.
 #[derive(Subcommand, Debug, Clone)]
 pub enum Bench {
     /// Parse + fold throughput of the domain engine on one thread, and bytes per video aggregate.
     Fold(fold::Args),
+    /// Fold throughput end to end on the embedded cluster, next to a plain consumer.
+    Pipeline(pipeline::PipelineArgs),
 }
 
 /// Runs one benchmark.
 pub async fn run(bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Fold(args) => fold::run(args),
+        Bench::Pipeline(args) => pipeline::run(args).await,
     }
 }

@@ -53,10 +53,10 @@ pub enum FoldError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("could not make a batch's output durable: {0}")]
     Produce(String),
-    #[error("restoring partition {partition} from {topic}: {error}")]
+    #[error("restoring partitions {partitions:?} from {topic}: {error}")]
     Restore {
         topic: String,
-        partition: i32,
+        partitions: Vec<i32>,
         error: String,
     },
     #[error("dead-letter circuit breaker open: {dead} of the last {seen} records could not be processed (last error: {last}); the input topic probably carries foreign data — inspect the DLQ topic, fix the producer, then restart (tune with --dlq-max-ratio)")]
@@ -124,6 +124,8 @@ pub async fn run_fold(
     let mut fold = Fold {
         engine: Engine::new(cfg.policy.clone()),
         restored: HashSet::new(),
+        assigned: HashSet::new(),
+        rebalances,
         breaker: Breaker::new(cfg.dlq_window, cfg.dlq_max_ratio, cfg.dlq_min),
         stats: FoldStats::default(),
         topics,
@@ -133,7 +135,7 @@ pub async fn run_fold(
     tracing::info!(group = %cfg.group_id, topic = %fold.topics.callbacks, "fold started");
 
     loop {
-        fold.handle_rebalances(&rebalances);
+        fold.handle_rebalances();
         // Wait for the first record of a batch, or for the stop signal.
         let first = tokio::select! {
             biased;
@@ -179,6 +181,9 @@ pub async fn run_fold(
 struct Fold {
     engine: Engine,
     restored: HashSet<i32>,
+    /// Input partitions assigned to this instance (from rebalance events).
+    assigned: HashSet<i32>,
+    rebalances: Receiver<RebalanceEvent>,
     breaker: Breaker,
     stats: FoldStats,
     topics: Topics,
@@ -186,13 +191,19 @@ struct Fold {
 }
 
 impl Fold {
-    fn handle_rebalances(&mut self, rx: &Receiver<RebalanceEvent>) {
-        while let Ok(ev) = rx.try_recv() {
-            if let RebalanceEvent::Revoked(parts) = ev {
-                for (_, p) in parts {
-                    // Another instance owns it now and will restore it from the snapshots.
-                    self.restored.remove(&p);
-                    self.engine.evict_partition(p);
+    fn handle_rebalances(&mut self) {
+        while let Ok(ev) = self.rebalances.try_recv() {
+            match ev {
+                RebalanceEvent::Revoked(parts) => {
+                    for (_, p) in parts {
+                        // Another instance owns it now and will restore it from the snapshots.
+                        self.assigned.remove(&p);
+                        self.restored.remove(&p);
+                        self.engine.evict_partition(p);
+                    }
+                }
+                RebalanceEvent::Assigned(parts) => {
+                    self.assigned.extend(parts.into_iter().map(|(_, p)| p));
                 }
             }
         }
@@ -206,8 +217,19 @@ impl Fold {
         let partition = msg.partition();
         let offset = msg.offset();
         if !self.restored.contains(&partition) {
-            self.restore(partition).await?;
-            self.restored.insert(partition);
+            // Restore every newly assigned partition in one read, not one client each.
+            self.handle_rebalances();
+            let mut todo: Vec<i32> = self
+                .assigned
+                .iter()
+                .copied()
+                .filter(|p| !self.restored.contains(p))
+                .collect();
+            if !todo.contains(&partition) {
+                todo.push(partition);
+            }
+            self.restore(&todo).await?;
+            self.restored.extend(todo);
         }
         self.stats.records += 1;
         pending.offsets.insert(partition, offset + 1);
@@ -282,41 +304,36 @@ impl Fold {
 
     /// Reads the aggregates partition with the same number from the beginning to its high
     /// watermark and restores every snapshot (the newest of a key wins).
-    async fn restore(&mut self, partition: i32) -> Result<(), FoldError> {
+    /// Reads the aggregates partitions with the same numbers from the beginning to their high
+    /// watermarks and restores every snapshot (the newest of a key wins).
+    async fn restore(&mut self, partitions: &[i32]) -> Result<(), FoldError> {
         let topic = self.topics.aggregates.clone();
         let kafka = self.kafka.clone();
         let started = Instant::now();
-        let t = topic.clone();
+        let (t, parts) = (topic.clone(), partitions.to_vec());
+        let fail = |error: String| FoldError::Restore {
+            topic: topic.clone(),
+            partitions: partitions.to_vec(),
+            error,
+        };
         let records = tokio::task::spawn_blocking(move || {
-            crate::kafka::read::read_partition(&kafka, &t, partition)
+            crate::kafka::read::read_partitions(&kafka, &t, &parts)
         })
         .await
-        .map_err(|e| FoldError::Restore {
-            topic: topic.clone(),
-            partition,
-            error: e.to_string(),
-        })?
-        .map_err(|e| FoldError::Restore {
-            topic: topic.clone(),
-            partition,
-            error: e.to_string(),
-        })?;
+        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| fail(e.to_string()))?;
         let n = records.len();
-        for (key, value) in records {
+        for (_, key, value) in records {
             if let Err(e) = self.engine.restore(&key, &value) {
                 // A snapshot this version cannot read: refuse to fold on a partial state.
-                return Err(FoldError::Restore {
-                    topic,
-                    partition,
-                    error: format!("snapshot of {key}: {e}"),
-                });
+                return Err(fail(format!("snapshot of {key}: {e}")));
             }
         }
         tracing::info!(
-            partition,
+            ?partitions,
             snapshots = n,
             ms = started.elapsed().as_millis() as u64,
-            "partition restored"
+            "partitions restored"
         );
         Ok(())
     }

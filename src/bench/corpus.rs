@@ -1,0 +1,18 @@
+//! The realistic callback corpus shared by the Kafka benchmarks: the same live sessions as
+//! `bench fold` (4 segments and one composed video a session, every callback of their flows,
+//! worker outcomes, 10% duplicates, shuffled within a session).
+use super::fold::{session, Rng};
+
+/// Composed videos are transcoded by policy, so the projector emits commands too.
+pub const POLICY: &str =
+    "[defaults]\ncomposed = { action = \"transcode\", template_group = \"tg-compose\" }\n";
+
+/// `(key, body)` records of `sessions` live sessions.
+pub fn callbacks(sessions: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut out = Vec::new();
+    for n in 0..sessions {
+        out.extend(session(&mut rng, n, 4).0);
+    }
+    out
+}

@@ -4,6 +4,7 @@ use clap::Subcommand;
 pub mod corpus;
 pub mod fold;
 pub mod pipeline;
+pub mod relay;
 
 /// Which benchmark to run.
 #[derive(Subcommand, Debug, Clone)]
@@ -12,6 +13,8 @@ pub enum Bench {
     Fold(fold::Args),
     /// Fold throughput end to end on the embedded cluster, next to a plain consumer.
     Pipeline(pipeline::PipelineArgs),
+    /// Callbacks accepted per second by the relay over loopback, with latency percentiles.
+    Relay(relay::RelayArgs),
 }
 
 /// Runs one benchmark.
@@ -19,5 +22,6 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Fold(args) => fold::run(args),
         Bench::Pipeline(args) => pipeline::run(args).await,
+        Bench::Relay(args) => relay::run(args).await,
     }
 }

@@ -189,7 +189,7 @@ impl<'a> Obj<'a> {
     /// Removes a field by exact name, else by ASCII-case-insensitive name (`FileURL` for
     /// `FileUrl`). Returns the key as written and the value.
     pub fn take(&mut self, name: &str) -> Option<(Cow<'a, str>, J<'a>)> {
-        let i = self.0.iter().position(|(k, _)| k == name).or_else(|| {
+        let i = self.0.iter().position(|(k, _)| same(k, name)).or_else(|| {
             self.0
                 .iter()
                 .position(|(k, _)| k.eq_ignore_ascii_case(name))

@@ -20,7 +20,7 @@ use clap::Args as ClapArgs;
 use serde_json::json;
 
 use crate::domain::time::format_rfc3339;
-use crate::domain::{Engine, InputPos, Policy};
+use crate::domain::{Aggregate, Engine, InputPos, Policy};
 
 /// Options of `live2vod bench fold`.
 #[derive(ClapArgs, Debug, Clone)]
@@ -176,6 +176,40 @@ pub(crate) fn session(rng: &mut Rng, n: usize, segments: usize) -> (Vec<(String,
     (out, videos)
 }
 
+/// Bytes of text (ids, names, URLs, job ids) a video aggregate holds: the part of its size that
+/// is VOD's data rather than structure.
+fn text_bytes(a: &Aggregate) -> usize {
+    let Some(v) = a.as_video() else { return 0 };
+    let o = |s: &Option<Box<str>>| s.as_deref().map_or(0, str::len);
+    let mut n = 2 * v.id.len(); // the aggregate's id and the engine's map key
+    if let Some(or) = &v.origin {
+        let k = &or.value.stream;
+        n += k.domain.len() + k.app.len() + k.stream.len();
+    }
+    if let Some(s) = &v.source {
+        n += o(&s.value.file_url);
+    }
+    n += v.cover.as_ref().map_or(0, |c| c.value.len());
+    n += v
+        .snapshots
+        .iter()
+        .map(|s| s.snapshot_type.len())
+        .sum::<usize>();
+    for r in &v.renditions {
+        let i = &r.reg.value;
+        n += r.definition.len()
+            + r.format.len()
+            + o(&i.file_url)
+            + o(&i.bitrate)
+            + o(&i.job_id)
+            + o(&i.error_code);
+    }
+    for p in &v.play_urls {
+        n += p.definition.len() + p.format.len() + p.reg.value.len();
+    }
+    n
+}
+
 /// Nanoseconds this thread has spent on a CPU (Linux `schedstat`), so the figure is per core even
 /// when the machine is shared; `None` elsewhere (then wall time is used).
 fn thread_cpu_ns() -> Option<u64> {
@@ -296,6 +330,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     COUNTING.store(false, Ordering::SeqCst);
     let aggregates = engine.len();
     let bytes_per_video = (held.max(0) as usize) / aggregates.max(1);
+    let text: usize = engine
+        .aggregates()
+        .map(|(_, a)| text_bytes(a))
+        .sum::<usize>()
+        / aggregates.max(1);
     let snapshot_bytes: usize = engine
         .aggregates()
         .map(|(k, _)| engine.snapshot_bytes(k).map_or(0, |s| s.len()))
@@ -306,7 +345,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "best: {callbacks_per_s} callbacks per CPU second on one thread; {commands} commands, {facts} facts, {duplicates} duplicates per pass"
     );
     println!(
-        "memory: {aggregates} video aggregates hold {held} heap bytes = {bytes_per_video} B per video (4 renditions; map, keys and boxes included); snapshot {snapshot_bytes} B per video"
+        "memory: {aggregates} video aggregates hold {held} heap bytes = {bytes_per_video} B per video (4 renditions; map, keys and boxes included), of which {text} B are VOD's strings (ids, URLs, job ids); snapshot {snapshot_bytes} B per video"
     );
     println!(
         "{}",

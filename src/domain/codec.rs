@@ -696,7 +696,7 @@ fn w_stream_state(w: &mut W, s: &StreamAggregate) {
 /// The full snapshot (state + meta) of an aggregate: the `AggregateSnapshot` protobuf bytes,
 /// written directly (byte-identical to prost's encoding, see [`encode_snapshot_prost`]).
 pub fn encode_snapshot(agg: &Aggregate) -> Vec<u8> {
-    let mut w = W(Vec::with_capacity(2048));
+    let mut w = W(Vec::with_capacity(1024));
     let meta = agg.meta();
     match agg {
         Aggregate::Video(v) => w.str(1, &v.id),

@@ -8,7 +8,8 @@
 //! // then out.snapshot -> aggregates topic (same partition number), then commit the offset.
 //! engine.evict_partition(p);                            // on revoke
 //! ```
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::codec::{decode_snapshot, encode_snapshot, CodecError};
 use super::event::{parse_event, EventBody, EventError};
@@ -79,6 +80,36 @@ impl Aggregate {
     }
 }
 
+/// Hashes aggregate keys for the engine's map: FNV-style over 8-byte words with a final mix,
+/// fixed constants. Keys come from VOD and live2vod, not from an adversary who could aim for
+/// collisions, and a seeded hasher would bring randomness into the pure core.
+#[derive(Default)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0 ^ 0xcbf2_9ce4_8422_2325;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = (h ^ u64::from_le_bytes(w))
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .rotate_left(31);
+        }
+        for &b in chunks.remainder() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+    fn finish(&self) -> u64 {
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^ (h >> 33)
+    }
+}
+
 /// What applying one record did.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Applied {
@@ -105,8 +136,9 @@ pub struct Applied {
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
     policy: Policy,
-    // BTreeMap: deterministic iteration (no random hasher), boxed values keep nodes small.
-    aggregates: BTreeMap<String, Box<Aggregate>>,
+    // A hash map with a fixed hash function (no per-process random seed, so nothing here depends
+    // on randomness); `aggregates()` sorts by key for a deterministic order.
+    aggregates: HashMap<String, Box<Aggregate>, BuildHasherDefault<KeyHasher>>,
 }
 
 impl Engine {
@@ -114,7 +146,7 @@ impl Engine {
     pub fn new(policy: Policy) -> Self {
         Engine {
             policy,
-            aggregates: BTreeMap::new(),
+            aggregates: HashMap::default(),
         }
     }
 
@@ -203,7 +235,7 @@ impl Engine {
             match entry.as_mut() {
                 Aggregate::Video(v) => {
                     let before = if projects { v.stream_fact() } else { None };
-                    out.changed = v.fold(&ev);
+                    out.changed = v.fold_owned(ev);
                     if out.changed && projects {
                         let projection = project(v, &self.policy);
                         for w in projection.commands {
@@ -280,7 +312,13 @@ impl Engine {
 
     /// Every aggregate, in key order.
     pub fn aggregates(&self) -> impl Iterator<Item = (&str, &Aggregate)> {
-        self.aggregates.iter().map(|(k, v)| (k.as_str(), &**v))
+        let mut all: Vec<(&str, &Aggregate)> = self
+            .aggregates
+            .iter()
+            .map(|(k, v)| (k.as_str(), &**v))
+            .collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        all.into_iter()
     }
 
     /// Number of aggregates held.

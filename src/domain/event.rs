@@ -1088,4 +1088,52 @@ mod tests {
         assert_eq!(e.aggregate_key(), "stream:d.example.com/app/s1");
         assert_eq!(e.body, EventBody::StreamFact(fact));
     }
+
+    #[test]
+    fn missing_event_time_reads_as_zero_and_missing_status_stays_absent() {
+        let e = parse(
+            r#"{"EventType":"StreamTranscodeComplete","VideoId":"v","Definition":"HD","Format":"mp4"}"#,
+        );
+        assert_eq!(e.event_time_ms, 0);
+        assert_eq!(e.status, None);
+        let EventBody::StreamTranscodeComplete(info) = &e.body else {
+            panic!("wrong body")
+        };
+        assert_eq!(info.status, None);
+        assert!(matches!(
+            parse_event(br#"{"VideoId":"v"}"#),
+            Err(EventError::MissingField {
+                field: "EventType",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn wrongly_typed_fields_are_kept_not_dropped() {
+        let e = parse(
+            r#"{"EventType":"FileUploadComplete","VideoId":"v","EventTime":"2019-01-01T00:00:00Z","Size":"big","FileUrl":{"a":1}}"#,
+        );
+        assert_eq!(
+            e.body,
+            EventBody::FileUploadComplete {
+                size: None,
+                file_url: None
+            }
+        );
+        assert_eq!(e.extra["Size"], Value::from("big"));
+        assert_eq!(e.extra["FileUrl"]["a"], Value::from(1));
+    }
+
+    #[test]
+    fn stream_infos_sent_as_a_json_string_are_read() {
+        let e = parse(
+            r#"{"EventType":"TranscodeComplete","VideoId":"v","EventTime":"2019-01-01T00:00:00Z","Status":"success",
+            "StreamInfos":"[{\"Status\":\"success\",\"Definition\":\"SD\",\"Format\":\"mp4\"}]"}"#,
+        );
+        let EventBody::TranscodeComplete { stream_infos } = &e.body else {
+            panic!("wrong body")
+        };
+        assert_eq!(stream_infos[0].definition.as_deref(), Some("SD"));
+    }
 }

@@ -55,7 +55,7 @@ impl Status {
         }
     }
 
-    /// Builds a status from its canonical text and rank as stored in snapshots.
+    /// Whether this is `Success`.
     pub fn is_success(&self) -> bool {
         matches!(self, Status::Success)
     }

@@ -1,11 +1,13 @@
 //! The pure core: callback parsing, aggregates, projectors, policy.
 //! Nothing in here imports tokio, rdkafka, axum or metrics, reads the clock or draws randomness:
 //! time and ids come in as data, so every function can be property-tested over permutations.
+#![warn(missing_docs)]
 pub mod codec;
 pub mod engine;
 pub mod event;
 pub mod json;
 pub mod lattice;
+pub mod outcome;
 pub mod policy;
 pub mod projector;
 pub mod stream;

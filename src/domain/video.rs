@@ -252,6 +252,12 @@ impl VideoAggregate {
     /// Folds one event (not yet seen: callers check [`Self::has_event`]) into the state.
     /// Returns whether the state changed. Events of other aggregates' kinds are only recorded.
     pub fn fold(&mut self, ev: &Event) -> bool {
+        self.fold_owned(ev.clone())
+    }
+
+    /// Like [`Self::fold`], but moves the event's strings into the state instead of copying
+    /// them (the engine's hot path).
+    pub fn fold_owned(&mut self, ev: Event) -> bool {
         let mut changed = set_insert(&mut self.dedup, ev.dedup_key);
         let t = ev.event_time_ms;
         if self.last_event_ms.is_none_or(|l| t > l) {
@@ -259,7 +265,7 @@ impl VideoAggregate {
             changed = true;
         }
         let (rank, status) = rank_of(&ev.status);
-        changed |= match &ev.body {
+        changed |= match ev.body {
             EventBody::AddLiveRecordVideoComplete {
                 stream,
                 record_start_ms,
@@ -268,9 +274,9 @@ impl VideoAggregate {
                 let o = Origin {
                     kind: OriginKind::LiveSegment,
                     status,
-                    stream: stream.clone(),
-                    record_start_ms: *record_start_ms,
-                    record_end_ms: *record_end_ms,
+                    stream,
+                    record_start_ms,
+                    record_end_ms,
                 };
                 join_reg(&mut self.origin, Reg::new(t, rank, o))
             }
@@ -278,7 +284,7 @@ impl VideoAggregate {
                 let o = Origin {
                     kind: OriginKind::Composed,
                     status,
-                    stream: stream.clone(),
+                    stream,
                     record_start_ms: None,
                     record_end_ms: None,
                 };
@@ -292,8 +298,8 @@ impl VideoAggregate {
                 }
                 let src = Source {
                     status,
-                    size: *size,
-                    file_url: file_url.as_deref().map(Into::into),
+                    size,
+                    file_url: bs(file_url),
                 };
                 c | join_reg(&mut self.source, Reg::new(t, rank, src))
             }
@@ -304,11 +310,11 @@ impl VideoAggregate {
             } => {
                 let mut c = false;
                 if let Some(url) = cover_url {
-                    c |= join_reg(&mut self.cover, Reg::new(t, rank, url.as_str().into()));
+                    c |= join_reg(&mut self.cover, Reg::new(t, rank, url.into_boxed_str()));
                 }
                 for s in snapshots {
                     let (r, st) = rank_of(&s.status);
-                    let ty: Box<str> = s.snapshot_type.as_deref().unwrap_or("").into();
+                    let ty: Box<str> = s.snapshot_type.unwrap_or_default().into_boxed_str();
                     let reg = Reg::new(t, r, (st, s.count));
                     c |= join_keyed(
                         &mut self.snapshots,
@@ -339,10 +345,10 @@ impl VideoAggregate {
             } => set_insert(
                 &mut self.requests,
                 TranscodeRequest {
-                    template_group: template_group_id.as_str().into(),
+                    template_group: template_group_id.into_boxed_str(),
                     at_ms: t,
-                    request_id: request_id.as_deref().map(Into::into),
-                    priority: priority.as_deref().map(Into::into),
+                    request_id: bs(request_id),
+                    priority: bs(priority),
                 },
             ),
             EventBody::TranscodeSubmitted {
@@ -350,14 +356,14 @@ impl VideoAggregate {
                 template_group_id,
                 task_id,
             } => self.join_submission(
-                command_id,
+                &command_id,
                 Reg::new(
                     t,
                     Status::Success.rank(),
                     SubmissionInfo {
-                        template_group: template_group_id.as_str().into(),
+                        template_group: template_group_id.into_boxed_str(),
                         status: Status::Success,
-                        task_id: task_id.as_deref().map(Into::into),
+                        task_id: bs(task_id),
                         error_code: None,
                     },
                 ),
@@ -368,15 +374,15 @@ impl VideoAggregate {
                 error_code,
                 ..
             } => self.join_submission(
-                command_id,
+                &command_id,
                 Reg::new(
                     t,
                     Status::Fail.rank(),
                     SubmissionInfo {
-                        template_group: template_group_id.as_str().into(),
+                        template_group: template_group_id.into_boxed_str(),
                         status: Status::Fail,
                         task_id: None,
-                        error_code: error_code.as_deref().map(Into::into),
+                        error_code: bs(error_code),
                     },
                 ),
             ),
@@ -384,20 +390,20 @@ impl VideoAggregate {
                 video_status, size, ..
             } => {
                 let o = Observed {
-                    video_status: video_status.as_deref().unwrap_or("").into(),
-                    size: *size,
+                    video_status: video_status.unwrap_or_default().into_boxed_str(),
+                    size,
                 };
                 join_reg(&mut self.observed, Reg::new(t, rank, o))
             }
             EventBody::PlayInfoResolved { play_infos, .. } => {
                 let mut c = false;
                 for p in play_infos {
-                    let Some(url) = &p.play_url else { continue };
+                    let Some(url) = p.play_url else { continue };
                     let key = (
                         p.definition.as_deref().unwrap_or(""),
                         p.format.as_deref().unwrap_or(""),
                     );
-                    let reg = Reg::new(t, rank, url.as_str().into());
+                    let reg = Reg::new(t, rank, url.into_boxed_str());
                     c |= match self
                         .play_urls
                         .binary_search_by(|e| (&*e.definition, &*e.format).cmp(&key))
@@ -412,6 +418,7 @@ impl VideoAggregate {
                             }
                         }
                         Err(i) => {
+                            self.play_urls.reserve_exact(1);
                             self.play_urls.insert(
                                 i,
                                 PlayUrl {
@@ -439,18 +446,18 @@ impl VideoAggregate {
         changed
     }
 
-    fn join_rendition(&mut self, t: i64, info: &StreamInfo) -> bool {
+    fn join_rendition(&mut self, t: i64, info: StreamInfo) -> bool {
         let (rank, status) = rank_of(&info.status);
         let ri = RenditionInfo {
             status,
-            file_url: bs(info.file_url.clone()),
-            bitrate: bs(info.bitrate.clone()),
+            file_url: bs(info.file_url),
+            bitrate: bs(info.bitrate),
             width: info.width,
             height: info.height,
             duration: info.duration.map(F64),
             size: info.size,
-            job_id: bs(info.job_id.clone()),
-            error_code: bs(info.error_code.clone()),
+            job_id: bs(info.job_id),
+            error_code: bs(info.error_code),
         };
         let reg = Reg::new(t, rank, ri);
         let key = (
@@ -471,6 +478,7 @@ impl VideoAggregate {
                 }
             }
             Err(i) => {
+                self.renditions.reserve_exact(1);
                 self.renditions.insert(
                     i,
                     Rendition {
@@ -499,6 +507,7 @@ impl VideoAggregate {
                 }
             }
             Err(i) => {
+                self.submissions.reserve_exact(1);
                 self.submissions.insert(
                     i,
                     Submission {

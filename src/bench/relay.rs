@@ -2,7 +2,7 @@
 //! by a relay writing to the embedded mock cluster (acks=all, idempotent producer; every 200
 //! means the broker acknowledged the record). Clients run in the same process and share the
 //! machine's cores with the relay and the broker.
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,7 +42,15 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         listener,
     )
     .await?;
-    let corpus = Arc::new(super::corpus::callbacks(200, 3));
+    // Only VOD's own callbacks: the relay refuses live2vod.* events from outside (400).
+    let corpus: Vec<(String, Vec<u8>)> = super::corpus::callbacks(200, 3)
+        .into_iter()
+        .filter(|(_, body)| {
+            const INTERNAL: &[u8] = b"\"live2vod.";
+            !body.windows(INTERNAL.len()).any(|w| w == INTERNAL)
+        })
+        .collect();
+    let corpus = Arc::new(corpus);
     println!(
         "relay on {addr}, embedded mock cluster ({} partitions), {} clients, {} s; bodies from the shared corpus ({} distinct)",
         args.partitions, args.concurrency, args.seconds, corpus.len()
@@ -50,7 +58,10 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
 
     let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let errors = Arc::new(AtomicU64::new(0));
+    // Non-200 answers by status (0: no answer).
+    let errors = Arc::new(std::sync::Mutex::new(
+        std::collections::BTreeMap::<u16, u64>::new(),
+    ));
     let mut tasks = Vec::new();
     for c in 0..args.concurrency {
         let (corpus, measuring, stop, errors, url) = (
@@ -68,6 +79,8 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
                 let (_, body) = &corpus[i % corpus.len()];
                 i += args_stride();
                 let ts = now_secs().to_string();
+                // Only requests started inside the measured window count.
+                let counted = measuring.load(Ordering::Relaxed);
                 let t0 = Instant::now();
                 let res = client
                     .post(&url)
@@ -76,12 +89,12 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
                     .body(body.clone())
                     .send()
                     .await;
-                let ok = matches!(&res, Ok(r) if r.status().as_u16() == 200);
-                if measuring.load(Ordering::Relaxed) {
-                    if ok {
+                let status = res.as_ref().map_or(0, |r| r.status().as_u16());
+                if counted && measuring.load(Ordering::Relaxed) {
+                    if status == 200 {
                         lat.push(t0.elapsed());
-                    } else {
-                        errors.fetch_add(1, Ordering::Relaxed);
+                    } else if let Ok(mut e) = errors.lock() {
+                        *e.entry(status).or_default() += 1;
                     }
                 }
             }
@@ -106,12 +119,12 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     anyhow::ensure!(n > 0, "no callback was accepted");
     let pct = |q: f64| lat[((n as f64 * q) as usize).min(n - 1)].as_secs_f64() * 1000.0;
     let rate = n as f64 / elapsed;
+    let errors = errors.lock().map(|e| e.clone()).unwrap_or_default();
     println!(
-        "accepted {n} callbacks in {elapsed:.2}s = {rate:.0}/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} non-200 answers",
+        "accepted {n} callbacks in {elapsed:.2}s = {rate:.0}/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; non-200 answers by status: {errors:?}",
         pct(0.50),
         pct(0.99),
         lat[n - 1].as_secs_f64() * 1000.0,
-        errors.load(Ordering::Relaxed)
     );
     let r2 = |x: f64| (x * 100.0).round() / 100.0;
     println!(

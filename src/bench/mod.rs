@@ -5,6 +5,7 @@ pub mod corpus;
 pub mod fold;
 pub mod pipeline;
 pub mod relay;
+pub mod replay;
 
 /// Which benchmark to run.
 #[derive(Subcommand, Debug, Clone)]
@@ -15,6 +16,8 @@ pub enum Bench {
     Pipeline(pipeline::PipelineArgs),
     /// Callbacks accepted per second by the relay over loopback, with latency percentiles.
     Relay(relay::RelayArgs),
+    /// Replay throughput next to a plain consumer on the same topic.
+    Replay(replay::ReplayArgs),
 }
 
 /// Runs one benchmark.
@@ -23,5 +26,6 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Fold(args) => fold::run(args),
         Bench::Pipeline(args) => pipeline::run(args).await,
         Bench::Relay(args) => relay::run(args).await,
+        Bench::Replay(args) => replay::run(args).await,
     }
 }

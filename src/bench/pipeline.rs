@@ -35,16 +35,22 @@ pub struct PipelineArgs {
 
 const MOCK_PARTITION_LIMIT: usize = 5 * 1024 * 1024;
 
+/// Refuses corpora that would come close to the mock cluster's per-partition retention (it
+/// would silently drop the oldest records and the figures would lie).
+pub fn check_fits(records: usize, bytes: usize, partitions: i32) -> anyhow::Result<()> {
+    let per_partition = bytes / partitions.max(1) as usize;
+    if per_partition * 2 > MOCK_PARTITION_LIMIT {
+        anyhow::bail!(
+            "{records} callbacks ({bytes} bytes) over {partitions} partitions is ~{per_partition} bytes a partition, too close to the mock cluster's ~5 MiB retention: raise --partitions or lower --sessions"
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(args: PipelineArgs) -> anyhow::Result<()> {
     let corpus = super::corpus::callbacks(args.sessions, args.seed);
     let bytes: usize = corpus.iter().map(|(k, v)| k.len() + v.len()).sum();
-    let per_partition = bytes / args.partitions.max(1) as usize;
-    if per_partition * 2 > MOCK_PARTITION_LIMIT {
-        anyhow::bail!(
-            "{} callbacks ({} bytes) over {} partitions is ~{} bytes a partition, too close to the mock cluster's ~5 MiB retention: raise --partitions or lower --sessions",
-            corpus.len(), bytes, args.partitions, per_partition
-        );
-    }
+    check_fits(corpus.len(), bytes, args.partitions)?;
     let broker = EmbeddedBroker::start(1)?;
     let mut kafka = KafkaArgs::for_brokers(broker.bootstrap());
     kafka.topic_partitions = args.partitions;

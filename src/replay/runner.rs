@@ -272,18 +272,110 @@ fn fold_topic(
     if !ends.is_empty() {
         c.assign(&tpl)?;
     }
+    // A reader thread polls and copies records while this thread folds: replay then takes
+    // about max(read, fold) instead of their sum.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Rec>, ReplayError>>(16);
+    let reader = std::thread::spawn(move || read_all(c, ends, tx));
+    for batch in rx {
+        let batch = batch?;
+        for rec in batch {
+            let (p, off) = (rec.partition, rec.offset);
+            done += 1;
+            progress(done, total, started.elapsed());
+            if rec.is_fact {
+                report.skipped_live_facts += 1;
+                continue;
+            }
+            let key = rec.key.as_deref().and_then(|k| std::str::from_utf8(k).ok());
+            let (Some(key), Some(body)) = (key, rec.payload.as_deref()) else {
+                note_dead(&mut report, p, off, "no key or no value".into());
+                continue;
+            };
+            report.events += 1;
+            match engine.apply(
+                key,
+                body,
+                InputPos {
+                    partition: p,
+                    offset: off,
+                },
+            ) {
+                Ok(applied) => {
+                    if diff {
+                        for c in &applied.commands {
+                            projected.insert(c.command_id.clone(), command_line(c));
+                        }
+                    }
+                    let mut facts = applied.derived;
+                    while let Some((k, b)) = facts.pop() {
+                        report.derived_facts += 1;
+                        // Derived facts never passed through Kafka here: give them positions of
+                        // their own (partition -1, increasing), so none is taken for a re-delivery.
+                        derived_seq += 1;
+                        let pos = InputPos {
+                            partition: -1,
+                            offset: derived_seq,
+                        };
+                        match engine.apply(&k, &b, pos) {
+                            Ok(a) => facts.extend(a.derived),
+                            Err(e) => {
+                                note_dead(&mut report, p, off, format!("derived fact for {k}: {e}"))
+                            }
+                        }
+                    }
+                }
+                Err(e) => note_dead(&mut report, p, off, e.to_string()),
+            }
+        }
+    }
+    reader
+        .join()
+        .map_err(|_| ReplayError::Other("the reader thread panicked".into()))?;
+    progress(done, total, started.elapsed());
+    report.aggregates = engine.len() as u64;
+    Ok(Folded {
+        engine,
+        report,
+        projected,
+    })
+}
+
+/// One record of the callbacks topic, copied out of librdkafka's buffer by the reader.
+struct Rec {
+    partition: i32,
+    offset: i64,
+    key: Option<Vec<u8>>,
+    payload: Option<Vec<u8>>,
+    /// A stream fact the live fold derived (re-derived here instead).
+    is_fact: bool,
+}
+
+/// Polls until every partition reached its end, sending records in batches.
+fn read_all(
+    c: BaseConsumer,
+    mut ends: HashMap<i32, i64>,
+    tx: std::sync::mpsc::SyncSender<Result<Vec<Rec>, ReplayError>>,
+) {
     let mut idle_since = Instant::now();
+    let mut batch = Vec::with_capacity(1024);
     while !ends.is_empty() {
         let msg = match c.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => m,
-            Some(Err(e)) => return Err(e.into()),
+            Some(Err(e)) => {
+                let _ = tx.send(Err(e.into()));
+                return;
+            }
             None => {
                 // Records below a high watermark can vanish (retention) while we read.
                 if idle_since.elapsed() > Duration::from_secs(30) {
-                    return Err(ReplayError::Other(format!(
+                    let _ = tx.send(Err(ReplayError::Other(format!(
                         "no records for 30 s while partitions {:?} had not reached their end",
                         ends.keys().collect::<Vec<_>>()
-                    )));
+                    ))));
+                    return;
+                }
+                if !batch.is_empty() && tx.send(Ok(std::mem::take(&mut batch))).is_err() {
+                    return;
                 }
                 continue;
             }
@@ -293,8 +385,6 @@ fn fold_topic(
         if ends.get(&p).is_some_and(|end| off + 1 >= *end) {
             ends.remove(&p);
         }
-        done += 1;
-        progress(done, total, started.elapsed());
         let is_fact = msg
             .headers()
             .and_then(|h| {
@@ -304,58 +394,24 @@ fn fold_topic(
             })
             .is_some_and(|v| v == b"live2vod.StreamFact")
             || msg.key().is_some_and(|k| k.starts_with(b"stream:"));
-        if is_fact {
-            report.skipped_live_facts += 1;
-            continue;
-        }
-        let key = msg.key().and_then(|k| std::str::from_utf8(k).ok());
-        let (Some(key), Some(body)) = (key, msg.payload()) else {
-            note_dead(&mut report, p, off, "no key or no value".into());
-            continue;
-        };
-        report.events += 1;
-        match engine.apply(
-            key,
-            body,
-            InputPos {
-                partition: p,
-                offset: off,
+        batch.push(Rec {
+            partition: p,
+            offset: off,
+            key: msg.key().map(<[u8]>::to_vec),
+            payload: if is_fact {
+                None
+            } else {
+                msg.payload().map(<[u8]>::to_vec)
             },
-        ) {
-            Ok(applied) => {
-                if diff {
-                    for c in &applied.commands {
-                        projected.insert(c.command_id.clone(), command_line(c));
-                    }
-                }
-                let mut facts = applied.derived;
-                while let Some((k, b)) = facts.pop() {
-                    report.derived_facts += 1;
-                    // Derived facts never passed through Kafka here: give them positions of
-                    // their own (partition -1, increasing), so none is taken for a re-delivery.
-                    derived_seq += 1;
-                    let pos = InputPos {
-                        partition: -1,
-                        offset: derived_seq,
-                    };
-                    match engine.apply(&k, &b, pos) {
-                        Ok(a) => facts.extend(a.derived),
-                        Err(e) => {
-                            note_dead(&mut report, p, off, format!("derived fact for {k}: {e}"))
-                        }
-                    }
-                }
-            }
-            Err(e) => note_dead(&mut report, p, off, e.to_string()),
+            is_fact,
+        });
+        if batch.len() >= 1024 && tx.send(Ok(std::mem::take(&mut batch))).is_err() {
+            return;
         }
     }
-    progress(done, total, started.elapsed());
-    report.aggregates = engine.len() as u64;
-    Ok(Folded {
-        engine,
-        report,
-        projected,
-    })
+    if !batch.is_empty() {
+        let _ = tx.send(Ok(batch));
+    }
 }
 
 fn note_dead(report: &mut ReplayReport, p: i32, off: i64, e: String) {

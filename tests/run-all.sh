@@ -20,14 +20,21 @@ if [ ${#need_deb[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_deb[@]}"
 fi
 
-say "cargo test (unit, property, integration on the embedded mock Kafka cluster)"
+# --- a real Kafka-compatible broker process for the multi-process tests (restarts, several
+# processes, rebalances): tansu, built from crates.io (8-10 minutes on 2 cores, once).
+if [ -z "${LIVE2VOD_TANSU:-}" ] && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
+  say "installing the tansu broker (cargo install tansu@0.6.0)"
+  cargo install tansu@0.6.0 --locked --features libsql,dynostore
+fi
+
+say "cargo test (unit, property, integration on the embedded mock Kafka cluster and on tansu)"
 cargo test --all-targets --no-fail-fast 2>&1 | tee /tmp/live2vod-cargo-test.log
 # Doc tests are run separately so their summary is easy to read.
 cargo test --doc 2>&1 | tail -3
 
-if [ -x deploy/validate.sh ]; then
+if [ -f deploy/validate.sh ]; then
   say "deployment artefacts (docker-compose, kustomize + kubernetes-validate, promtool, dashboard JSON)"
-  deploy/validate.sh
+  bash deploy/validate.sh
 fi
 
 say "all tests passed in ${SECONDS}s"

@@ -23,6 +23,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use crate::domain::policy::Policy;
+use crate::domain::video::VideoStatus;
 use crate::domain::{Engine, InputPos};
 use crate::http::Health;
 use crate::kafka::consumer::{GroupContext, RebalanceEvent};
@@ -201,6 +202,7 @@ impl Fold {
                         self.restored.remove(&p);
                         self.engine.evict_partition(p);
                     }
+                    self.recount_statuses();
                 }
                 RebalanceEvent::Assigned(parts) => {
                     self.assigned.extend(parts.into_iter().map(|(_, p)| p));
@@ -230,6 +232,7 @@ impl Fold {
             }
             self.restore(&todo).await?;
             self.restored.extend(todo);
+            self.recount_statuses();
         }
         self.stats.records += 1;
         pending.offsets.insert(partition, offset + 1);
@@ -242,8 +245,10 @@ impl Fold {
             };
             return self.dead(msg, pending, "unroutable", error.to_string());
         };
+        let before = self.engine.video(key).map(|v| v.status());
         match self.engine.apply(key, body, InputPos { partition, offset }) {
             Ok(applied) => {
+                self.track_status(key, before);
                 self.breaker.record(false);
                 if applied.already_applied {
                     self.stats.already_applied += 1;
@@ -271,6 +276,56 @@ impl Fold {
                 Ok(())
             }
             Err(e) => self.dead(msg, pending, "undecodable", e.to_string()),
+        }
+    }
+
+    /// Keeps the videos-by-status gauge and the record-to-playable histogram (the user's SLO:
+    /// RecordEndTime of a segment, or compose start of a composed video, to the
+    /// TranscodeComplete that made it playable, both in event time).
+    fn track_status(&self, key: &str, before: Option<VideoStatus>) {
+        let Some(v) = self.engine.video(key) else {
+            return;
+        };
+        let after = v.status();
+        if before == Some(after) {
+            return;
+        }
+        if let Some(b) = before {
+            metrics::gauge!(m::VIDEOS_BY_STATUS, "status" => b.as_str()).decrement(1.0);
+        }
+        metrics::gauge!(m::VIDEOS_BY_STATUS, "status" => after.as_str()).increment(1.0);
+        if after == VideoStatus::Ready {
+            let start = v
+                .origin
+                .as_ref()
+                .map(|o| o.value.record_end_ms.unwrap_or(o.at_ms));
+            if let (Some(start), Some(ready)) = (start, v.last_event_ms) {
+                if ready >= start {
+                    metrics::histogram!(m::RECORD_TO_PLAYABLE)
+                        .record((ready - start) as f64 / 1000.0);
+                }
+            }
+        }
+    }
+
+    /// Sets the videos-by-status gauge from the aggregates held (after a restore or eviction).
+    fn recount_statuses(&self) {
+        let mut counts = std::collections::BTreeMap::new();
+        for (_, agg) in self.engine.aggregates() {
+            if let Some(v) = agg.as_video() {
+                *counts.entry(v.status().as_str()).or_insert(0u64) += 1;
+            }
+        }
+        for s in [
+            VideoStatus::Recorded,
+            VideoStatus::Composing,
+            VideoStatus::SourceReady,
+            VideoStatus::Transcoding,
+            VideoStatus::Ready,
+            VideoStatus::Failed,
+        ] {
+            let n = counts.get(s.as_str()).copied().unwrap_or(0);
+            metrics::gauge!(m::VIDEOS_BY_STATUS, "status" => s.as_str()).set(n as f64);
         }
     }
 

@@ -281,6 +281,7 @@ fn fold_topic(
         for rec in batch {
             let (p, off) = (rec.partition, rec.offset);
             done += 1;
+            metrics::counter!(crate::metrics::REPLAY_EVENTS).increment(1);
             progress(done, total, started.elapsed());
             if rec.is_fact {
                 report.skipped_live_facts += 1;

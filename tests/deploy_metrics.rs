@@ -185,3 +185,64 @@ fn tokens_inside_other_identifiers_and_recording_rules_are_not_metrics() {
         ["live2vod_videos", "live2vod_api_aggregates"]
     );
 }
+
+/// Every `(CONSTANT, "live2vod_...")` pair declared in `src/metrics.rs`.
+fn declared_constants() -> Vec<(String, String)> {
+    read("src/metrics.rs")
+        .lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("pub const ")?;
+            let (name, value) = rest.split_once(": &str = ")?;
+            Some((
+                name.to_string(),
+                value.trim_end_matches(';').trim_matches('"').to_string(),
+            ))
+        })
+        .collect()
+}
+
+fn rust_sources(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, String)>) {
+    for entry in std::fs::read_dir(dir).expect("read src dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).expect("read source");
+            out.push((path, text));
+        }
+    }
+}
+
+/// "Exported by the binary" means some code path records the metric: a name the dashboard and
+/// alerts rely on but nothing records would be a panel that stays empty forever.
+#[test]
+fn every_declared_metric_is_recorded_by_some_role() {
+    let declared = declared_constants();
+    assert_eq!(
+        declared.len(),
+        live2vod::metrics::ALL.len(),
+        "src/metrics.rs declares constants that ALL does not list (or the reverse)"
+    );
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut sources = Vec::new();
+    rust_sources(&root.join("src"), &mut sources);
+    let mut unrecorded = Vec::new();
+    for (constant, name) in &declared {
+        let used = sources.iter().any(|(path, text)| {
+            !path.ends_with("metrics.rs")
+                && ["counter!(", "gauge!(", "histogram!("].iter().any(|mac| {
+                    text.match_indices(mac).any(|(i, _)| {
+                        let call = &text[i..text.len().min(i + 200)];
+                        call.contains(constant.as_str()) || call.contains(name.as_str())
+                    })
+                })
+        });
+        if !used {
+            unrecorded.push(format!("{constant} ({name})"));
+        }
+    }
+    assert!(
+        unrecorded.is_empty(),
+        "declared but never recorded: {unrecorded:?}"
+    );
+}

@@ -387,7 +387,8 @@ impl VodClient {
             if started.elapsed() + sleep >= policy.max_elapsed {
                 return Err(err);
             }
-            tracing::warn!(action, attempt = attempts, error = %err, backoff_ms = sleep.as_millis() as u64, "VOD call failed, retrying");
+            // Expected under throttling: counted in metrics; only giving up is a warning.
+            tracing::info!(action, attempt = attempts, error = %err, backoff_ms = sleep.as_millis() as u64, "VOD call failed, retrying");
             tokio::time::sleep(sleep).await;
             retry += 1;
         }

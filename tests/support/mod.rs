@@ -207,7 +207,7 @@ impl Tansu {
     pub fn start(dir: &Path) -> Tansu {
         let port = free_port();
         let proc = Self::spawn(dir, port);
-        let t = Tansu {
+        let mut t = Tansu {
             proc,
             port,
             dir: dir.to_path_buf(),
@@ -217,9 +217,10 @@ impl Tansu {
     }
 
     fn spawn(dir: &Path, port: u16) -> Proc {
-        let db = dir.join("tansu.db");
+        // tansu resolves the sqlite path against its working directory (even an absolute
+        // one: `sqlite:///tmp/x` opened `<cwd>/tmp/x`), and the process runs in `dir`.
         let url = format!("tcp://127.0.0.1:{port}");
-        let storage = format!("sqlite://{}", db.display());
+        let storage = "sqlite://tansu.db".to_string();
         let bin = tansu_bin();
         Proc::spawn(
             dir,
@@ -252,9 +253,16 @@ impl Tansu {
         self.wait_listening();
     }
 
-    fn wait_listening(&self) {
+    fn wait_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.proc.child.try_wait() {
+                panic!(
+                    "tansu exited ({status}) before listening on {}:\n{}",
+                    self.port,
+                    self.proc.log_text()
+                );
+            }
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }

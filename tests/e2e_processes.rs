@@ -188,11 +188,6 @@ fn run_scenario(dir: &std::path::Path, brokers: &str, sessions: u32, seed: u64) 
     println!("{}", tail(&report, 30));
 }
 
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 #[test]
 fn all_four_flows_converge_on_the_mock_broker_process() {
     let dir = Scratch::new("e2e-mock");

@@ -283,3 +283,155 @@ pub fn first_line(child: &mut Child) -> Option<String> {
     BufReader::new(out).read_line(&mut line).ok()?;
     Some(line.trim().to_string())
 }
+
+/// The seed of a test's random choices: `LIVE2VOD_TEST_SEED` when set (to replay a failure),
+/// else a fresh one. Printed either way.
+pub fn test_seed(test: &str) -> u64 {
+    let seed = match std::env::var("LIVE2VOD_TEST_SEED") {
+        Ok(s) => s
+            .parse()
+            .unwrap_or_else(|_| panic!("LIVE2VOD_TEST_SEED={s:?} is not a u64")),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1),
+    };
+    println!("{test}: seed {seed} (replay with LIVE2VOD_TEST_SEED={seed})");
+    seed
+}
+
+/// Kafka options of a test client on `brokers` with topic prefix `prefix`.
+pub fn kafka_args(brokers: &str, prefix: &str) -> live2vod::kafka::KafkaArgs {
+    let mut k = live2vod::kafka::KafkaArgs::for_brokers(brokers);
+    k.topic_prefix = prefix.to_string();
+    k
+}
+
+/// `live2vod topics create` for `prefix` with `partitions` partitions per topic.
+pub fn create_topics(brokers: &str, prefix: &str, partitions: i32) {
+    let out = Command::new(bin())
+        .args([
+            "topics",
+            "create",
+            "--brokers",
+            brokers,
+            "--topic-prefix",
+            prefix,
+            "--topic-partitions",
+            &partitions.to_string(),
+        ])
+        .output()
+        .expect("run topics create");
+    assert!(
+        out.status.success(),
+        "topics create failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every record of `topic` (all `partitions`), key and value, in offset order per partition.
+pub fn read_topic(
+    kafka: &live2vod::kafka::KafkaArgs,
+    topic: &str,
+    partitions: i32,
+) -> Vec<(String, Vec<u8>)> {
+    (0..partitions)
+        .flat_map(|p| {
+            live2vod::kafka::read::read_partition(kafka, topic, p)
+                .unwrap_or_else(|e| panic!("read {topic}/{p}: {e}"))
+        })
+        .collect()
+}
+
+/// The latest value of every key of a (compacted) topic.
+pub fn latest_per_key(
+    kafka: &live2vod::kafka::KafkaArgs,
+    topic: &str,
+    partitions: i32,
+) -> std::collections::BTreeMap<String, Vec<u8>> {
+    read_topic(kafka, topic, partitions).into_iter().collect()
+}
+
+/// Per partition of `topic`: (committed offset of `group`, high watermark).
+pub fn group_positions(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Vec<(i64, i64)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("create a consumer for offsets");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("committed offsets of {group}: {e}"));
+    (0..partitions)
+        .map(|p| {
+            let off = match committed.find_partition(topic, p).map(|e| e.offset()) {
+                Some(rdkafka::Offset::Offset(o)) => o,
+                _ => 0,
+            };
+            let (_, high) = c
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("watermarks of {topic}/{p}: {e}"));
+            (off, high)
+        })
+        .collect()
+}
+
+/// Waits until `group` has committed every record of `topic` and the topic stopped growing
+/// (two identical readings 2 s apart: records derived by a consumer land before it commits
+/// their cause, so a stable, fully committed topic has nothing in flight). Panics after
+/// `timeout` with the positions and `procs`' logs.
+pub fn wait_drained(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+    timeout: Duration,
+    procs: &[&Proc],
+) -> Vec<(i64, i64)> {
+    let deadline = Instant::now() + timeout;
+    let mut last: Option<Vec<(i64, i64)>> = None;
+    loop {
+        let now = group_positions(brokers, group, topic, partitions);
+        let done = now.iter().all(|(c, h)| c == h);
+        if done && last.as_ref() == Some(&now) {
+            return now;
+        }
+        last = done.then_some(now.clone());
+        if Instant::now() > deadline {
+            let logs: Vec<String> = procs
+                .iter()
+                .map(|p| format!("--- {} ---\n{}", p.name, tail(&p.log_text(), 30)))
+                .collect();
+            panic!(
+                "group {group} did not consume {topic} within {timeout:?}: (committed, high) per partition {now:?}\n{}",
+                logs.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// The last `n` lines of `s`.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Writes the simulator's fold policy (`sim --print-policy`) to `<dir>/policy.toml`.
+pub fn write_sim_policy(dir: &Path) -> PathBuf {
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, live2vod::sim::policy_toml()).expect("write policy");
+    policy
+}

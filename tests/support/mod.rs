@@ -435,3 +435,252 @@ pub fn write_sim_policy(dir: &Path) -> PathBuf {
     std::fs::write(&policy, live2vod::sim::policy_toml()).expect("write policy");
     policy
 }
+
+/// Callback auth key and OpenAPI credentials shared by the pipeline and the simulator.
+pub const AUTH_KEY: &str = "e2e-callback-key";
+pub const AK_ID: &str = "e2e-ak-id";
+pub const AK_SECRET: &str = "e2e-ak-secret";
+
+/// Librdkafka settings for group members that get SIGKILLed: the group notices a dead member
+/// after 6 s instead of 45 s (6 s is the smallest session timeout Kafka accepts by default).
+pub const FAST_GROUP: [&str; 4] = [
+    "--kafka",
+    "session.timeout.ms=6000",
+    "--kafka",
+    "heartbeat.interval.ms=500",
+];
+
+/// relay, fold, worker and api as separate processes on one broker, with their addresses.
+pub struct Pipeline {
+    pub dir: PathBuf,
+    pub brokers: String,
+    pub policy: PathBuf,
+    pub relay: Proc,
+    pub fold: Proc,
+    pub worker: Proc,
+    pub api: Proc,
+    pub relay_listen: String,
+    pub api_listen: String,
+    pub sim_listen: String,
+    pub fold_metrics: String,
+    pub worker_metrics: String,
+    /// Extra arguments of every role (e.g. [`FAST_GROUP`]).
+    pub extra: Vec<String>,
+    /// Workers started so far (names the log of each generation).
+    pub worker_generation: u32,
+}
+
+impl Pipeline {
+    /// Creates the topics (6 partitions) and starts every role; returns once all are ready.
+    pub fn start(dir: &Path, brokers: &str, extra: &[&str]) -> Pipeline {
+        let policy = write_sim_policy(dir);
+        create_topics(brokers, "live2vod.", 6);
+        let relay_listen = format!("127.0.0.1:{}", free_port());
+        let api_listen = format!("127.0.0.1:{}", free_port());
+        let sim_listen = format!("127.0.0.1:{}", free_port());
+        let fold_metrics = format!("127.0.0.1:{}", free_port());
+        let worker_metrics = format!("127.0.0.1:{}", free_port());
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let callback_url = format!("http://{relay_listen}/callbacks/vod");
+        let relay = Self::role(
+            dir,
+            "relay",
+            &[
+                "relay",
+                "--brokers",
+                brokers,
+                "--listen",
+                &relay_listen,
+                "--callback-url",
+                &callback_url,
+                "--auth-key",
+                AUTH_KEY,
+            ],
+            &extra,
+        );
+        let fold = Self::role(
+            dir,
+            "fold",
+            &[
+                "fold",
+                "--brokers",
+                brokers,
+                "--policy",
+                policy.to_str().expect("utf-8"),
+                "--metrics-listen",
+                &fold_metrics,
+            ],
+            &extra,
+        );
+        let api = Self::role(
+            dir,
+            "api",
+            &["api", "--brokers", brokers, "--listen", &api_listen],
+            &extra,
+        );
+        let worker =
+            Self::spawn_worker(dir, "worker", brokers, &sim_listen, &worker_metrics, &extra);
+        let p = Pipeline {
+            dir: dir.to_path_buf(),
+            brokers: brokers.to_string(),
+            policy,
+            relay,
+            fold,
+            worker,
+            api,
+            relay_listen,
+            api_listen,
+            sim_listen,
+            fold_metrics,
+            worker_metrics,
+            extra,
+            worker_generation: 1,
+        };
+        wait_http_ok(
+            &format!("http://{}/readyz", p.relay_listen),
+            Duration::from_secs(60),
+            &p.relay,
+        );
+        wait_http_ok(
+            &format!("http://{}/readyz", p.fold_metrics),
+            Duration::from_secs(60),
+            &p.fold,
+        );
+        p.wait_worker_ready();
+        wait_http_ok(
+            &format!("http://{}/readyz", p.api_listen),
+            Duration::from_secs(60),
+            &p.api,
+        );
+        p
+    }
+
+    fn role(dir: &Path, name: &str, args: &[&str], extra: &[String]) -> Proc {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(extra.iter().map(String::as_str));
+        Proc::spawn(dir, name, bin(), &all, &[])
+    }
+
+    fn spawn_worker(
+        dir: &Path,
+        name: &str,
+        brokers: &str,
+        sim_listen: &str,
+        metrics: &str,
+        extra: &[String],
+    ) -> Proc {
+        let vod_endpoint = format!("http://{sim_listen}/");
+        Self::role(
+            dir,
+            name,
+            &[
+                "worker",
+                "--brokers",
+                brokers,
+                "--vod-endpoint",
+                &vod_endpoint,
+                "--access-key-id",
+                AK_ID,
+                "--access-key-secret",
+                AK_SECRET,
+                "--metrics-listen",
+                metrics,
+            ],
+            extra,
+        )
+    }
+
+    pub fn wait_worker_ready(&self) {
+        wait_http_ok(
+            &format!("http://{}/readyz", self.worker_metrics),
+            Duration::from_secs(60),
+            &self.worker,
+        );
+    }
+
+    /// SIGKILLs the worker (no graceful anything).
+    pub fn kill_worker(&mut self) {
+        self.worker.kill9();
+    }
+
+    /// Starts a new worker generation (log `worker-<n>.log`) and waits until it is ready.
+    pub fn restart_worker(&mut self) {
+        self.worker_generation += 1;
+        let name = format!("worker-{}", self.worker_generation);
+        self.worker = Self::spawn_worker(
+            &self.dir,
+            &name,
+            &self.brokers,
+            &self.sim_listen,
+            &self.worker_metrics,
+            &self.extra,
+        );
+        self.wait_worker_ready();
+    }
+
+    /// Starts `live2vod sim --verify` against this pipeline (`extra`: more sim flags).
+    pub fn spawn_sim(&self, sessions: u32, seed: u64, extra: &[&str]) -> Proc {
+        let callback_url = format!("http://{}/callbacks/vod", self.relay_listen);
+        let api_url = format!("http://{}", self.api_listen);
+        let sessions = sessions.to_string();
+        let seed = seed.to_string();
+        let mut args = vec![
+            "sim",
+            "--relay-url",
+            &callback_url,
+            "--callback-url",
+            &callback_url,
+            "--auth-key",
+            AUTH_KEY,
+            "--listen",
+            &self.sim_listen,
+            "--access-key-id",
+            AK_ID,
+            "--access-key-secret",
+            AK_SECRET,
+            "--sessions",
+            &sessions,
+            "--seed",
+            &seed,
+            "--verify",
+            &api_url,
+        ];
+        args.extend(extra);
+        Proc::spawn(&self.dir, "sim", bin(), &args, &[])
+    }
+
+    /// The last lines of every role's log (for failure messages).
+    pub fn logs(&self) -> String {
+        [&self.relay, &self.fold, &self.worker, &self.api]
+            .iter()
+            .map(|p| format!("--- {} ---\n{}", p.name, tail(&p.log_text(), 40)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Waits for the simulator to exit and asserts it verified (its report is returned).
+pub fn expect_sim_verified(sim: &mut Proc, p: &Pipeline, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = sim.child.try_wait().expect("wait for sim") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "sim did not finish within {timeout:?}:\n{}\n{}",
+                tail(&sim.log_text(), 40),
+                p.logs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let report = sim.log_text();
+    assert!(
+        status.success(),
+        "sim --verify failed:\n{}\n{}",
+        tail(&report, 60),
+        p.logs()
+    );
+    report
+}

@@ -27,13 +27,6 @@ const SESSIONS: usize = 40;
 /// The crash run's input arrives over about this long, in chunks.
 const PRODUCE_SECS: f64 = 10.0;
 const CHUNKS: usize = 40;
-/// Short enough that a killed member leaves the group quickly (tansu and Kafka accept 6 s).
-const GROUP_OPTS: [&str; 4] = [
-    "--kafka",
-    "session.timeout.ms=6000",
-    "--kafka",
-    "heartbeat.interval.ms=500",
-];
 
 /// The input: every callback of the scenario, some twice, in a seeded order.
 fn input(seed: u64) -> (Vec<(String, String)>, usize) {
@@ -105,7 +98,7 @@ fn spawn_fold(
         &metrics,
         "--no-create-topics",
     ];
-    args.extend(GROUP_OPTS);
+    args.extend(FAST_GROUP);
     let p = Proc::spawn(dir, name, bin(), &args, &[]);
     wait_http_ok(
         &format!("http://{metrics}/readyz"),

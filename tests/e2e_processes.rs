@@ -12,7 +12,7 @@ use std::time::Duration;
 use support::*;
 
 fn run_scenario(dir: &std::path::Path, brokers: &str, sessions: u32, seed: u64) {
-    let p = Pipeline::start(dir, brokers, &[]);
+    let p = Pipeline::start(dir, brokers, 1, &[]);
     let mut sim = p.spawn_sim(
         sessions,
         seed,

@@ -236,9 +236,12 @@ impl Tansu {
                 &url,
                 "--cluster-id",
                 "live2vod-test",
-                "--silent",
             ],
-            &[],
+            // Set LIVE2VOD_TEST_TANSU_LOG (e.g. `info`) to see the broker's own log.
+            &[(
+                "RUST_LOG",
+                &std::env::var("LIVE2VOD_TEST_TANSU_LOG").unwrap_or_else(|_| "error".into()),
+            )],
         )
     }
 
@@ -450,20 +453,20 @@ pub const FAST_GROUP: [&str; 4] = [
     "heartbeat.interval.ms=500",
 ];
 
-/// relay, fold, worker and api as separate processes on one broker, with their addresses.
+/// relay, fold, worker(s) and api as separate processes on one broker, with their addresses.
 pub struct Pipeline {
     pub dir: PathBuf,
     pub brokers: String,
     pub policy: PathBuf,
     pub relay: Proc,
     pub fold: Proc,
-    pub worker: Proc,
+    /// The workers of the group (slot i holds the latest generation started there).
+    pub workers: Vec<Proc>,
     pub api: Proc,
     pub relay_listen: String,
     pub api_listen: String,
     pub sim_listen: String,
     pub fold_metrics: String,
-    pub worker_metrics: String,
     /// Extra arguments of every role (e.g. [`FAST_GROUP`]).
     pub extra: Vec<String>,
     /// Workers started so far (names the log of each generation).
@@ -471,16 +474,20 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Creates the topics (6 partitions) and starts every role; returns once all are ready.
-    pub fn start(dir: &Path, brokers: &str, extra: &[&str]) -> Pipeline {
+    /// Creates the topics (6 partitions) and starts every role, with `workers` workers in one
+    /// group; returns once all are ready.
+    pub fn start(dir: &Path, brokers: &str, workers: usize, extra: &[&str]) -> Pipeline {
         let policy = write_sim_policy(dir);
         create_topics(brokers, "live2vod.", 6);
         let relay_listen = format!("127.0.0.1:{}", free_port());
         let api_listen = format!("127.0.0.1:{}", free_port());
         let sim_listen = format!("127.0.0.1:{}", free_port());
         let fold_metrics = format!("127.0.0.1:{}", free_port());
-        let worker_metrics = format!("127.0.0.1:{}", free_port());
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        // Librdkafka debug contexts for every role, e.g. `cgrp` (to investigate a failure).
+        if let Ok(d) = std::env::var("LIVE2VOD_TEST_KAFKA_DEBUG") {
+            extra.extend(["--kafka".to_string(), format!("debug={d}")]);
+        }
         let callback_url = format!("http://{relay_listen}/callbacks/vod");
         let relay = Self::role(
             dir,
@@ -518,24 +525,25 @@ impl Pipeline {
             &["api", "--brokers", brokers, "--listen", &api_listen],
             &extra,
         );
-        let worker =
-            Self::spawn_worker(dir, "worker", brokers, &sim_listen, &worker_metrics, &extra);
-        let p = Pipeline {
+        let mut p = Pipeline {
             dir: dir.to_path_buf(),
             brokers: brokers.to_string(),
             policy,
             relay,
             fold,
-            worker,
+            workers: Vec::new(),
             api,
             relay_listen,
             api_listen,
             sim_listen,
             fold_metrics,
-            worker_metrics,
             extra,
-            worker_generation: 1,
+            worker_generation: 0,
         };
+        for _ in 0..workers {
+            let w = p.start_worker();
+            p.workers.push(w);
+        }
         wait_http_ok(
             &format!("http://{}/readyz", p.relay_listen),
             Duration::from_secs(60),
@@ -546,7 +554,6 @@ impl Pipeline {
             Duration::from_secs(60),
             &p.fold,
         );
-        p.wait_worker_ready();
         wait_http_ok(
             &format!("http://{}/readyz", p.api_listen),
             Duration::from_secs(60),
@@ -561,22 +568,20 @@ impl Pipeline {
         Proc::spawn(dir, name, bin(), &all, &[])
     }
 
-    fn spawn_worker(
-        dir: &Path,
-        name: &str,
-        brokers: &str,
-        sim_listen: &str,
-        metrics: &str,
-        extra: &[String],
-    ) -> Proc {
-        let vod_endpoint = format!("http://{sim_listen}/");
-        Self::role(
-            dir,
-            name,
+    /// Starts a new worker (log `worker-<generation>.log`, a metrics port of its own) and
+    /// waits until it is ready.
+    pub fn start_worker(&mut self) -> Proc {
+        self.worker_generation += 1;
+        let name = format!("worker-{}", self.worker_generation);
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let vod_endpoint = format!("http://{}/", self.sim_listen);
+        let w = Self::role(
+            &self.dir,
+            &name,
             &[
                 "worker",
                 "--brokers",
-                brokers,
+                &self.brokers,
                 "--vod-endpoint",
                 &vod_endpoint,
                 "--access-key-id",
@@ -584,38 +589,16 @@ impl Pipeline {
                 "--access-key-secret",
                 AK_SECRET,
                 "--metrics-listen",
-                metrics,
+                &metrics,
             ],
-            extra,
-        )
-    }
-
-    pub fn wait_worker_ready(&self) {
-        wait_http_ok(
-            &format!("http://{}/readyz", self.worker_metrics),
-            Duration::from_secs(60),
-            &self.worker,
-        );
-    }
-
-    /// SIGKILLs the worker (no graceful anything).
-    pub fn kill_worker(&mut self) {
-        self.worker.kill9();
-    }
-
-    /// Starts a new worker generation (log `worker-<n>.log`) and waits until it is ready.
-    pub fn restart_worker(&mut self) {
-        self.worker_generation += 1;
-        let name = format!("worker-{}", self.worker_generation);
-        self.worker = Self::spawn_worker(
-            &self.dir,
-            &name,
-            &self.brokers,
-            &self.sim_listen,
-            &self.worker_metrics,
             &self.extra,
         );
-        self.wait_worker_ready();
+        wait_http_ok(
+            &format!("http://{metrics}/readyz"),
+            Duration::from_secs(60),
+            &w,
+        );
+        w
     }
 
     /// Starts `live2vod sim --verify` against this pipeline (`extra`: more sim flags).
@@ -651,8 +634,9 @@ impl Pipeline {
 
     /// The last lines of every role's log (for failure messages).
     pub fn logs(&self) -> String {
-        [&self.relay, &self.fold, &self.worker, &self.api]
-            .iter()
+        [&self.relay, &self.fold, &self.api]
+            .into_iter()
+            .chain(&self.workers)
             .map(|p| format!("--- {} ---\n{}", p.name, tail(&p.log_text(), 40)))
             .collect::<Vec<_>>()
             .join("\n")

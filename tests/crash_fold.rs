@@ -25,8 +25,8 @@ use support::*;
 const PARTITIONS: i32 = 6;
 const SESSIONS: usize = 40;
 /// The crash run's input arrives over about this long, in chunks.
-const PRODUCE_SECS: f64 = 10.0;
-const CHUNKS: usize = 40;
+const PRODUCE_SECS: f64 = 20.0;
+const CHUNKS: usize = 80;
 
 /// The input: every callback of the scenario, some twice, in a seeded order.
 fn input(seed: u64) -> (Vec<(String, String)>, usize) {
@@ -202,21 +202,25 @@ fn killed_folds_converge_to_the_clean_run() {
     }
     let reference = outcome(&brokers, clean);
 
-    // Two folds in one group, one killed and restarted at seeded instants.
+    // Two folds in one group, one killed and restarted at seeded instants. The killed fold
+    // comes back only after its session timed out (6 s): tansu 0.6's group coordinator does not
+    // reliably move a SIGKILLed member's partitions when a newcomer joins within the dead
+    // member's session (they stayed with the dead member for good, and the group never
+    // drained), while it does expire a silent member when the next one joins after that.
     let crash = "crash.";
     create_topics(&brokers, crash, PARTITIONS);
     let mut folds = [
         Some(spawn_fold(dir.path(), "fold-a", &brokers, crash, &policy).0),
         Some(spawn_fold(dir.path(), "fold-b", &brokers, crash, &policy).0),
     ];
-    let kills = rng.random_range(3..=4usize);
+    let kills = rng.random_range(2..=3usize);
     let mut at: Vec<f64> = (0..kills)
-        .map(|_| rng.random_range(0.3..PRODUCE_SECS + 2.0))
+        .map(|_| rng.random_range(0.3..PRODUCE_SECS))
         .collect();
     at.sort_by(f64::total_cmp);
     let plan: Vec<(f64, usize, f64)> = at
         .into_iter()
-        .map(|t| (t, rng.random_range(0..2usize), rng.random_range(0.2..3.0)))
+        .map(|t| (t, rng.random_range(0..2usize), rng.random_range(6.5..8.0)))
         .collect();
     println!("kill plan (seconds into the input, victim, downtime): {plan:?}");
 

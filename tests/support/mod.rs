@@ -1,6 +1,10 @@
 //! Helpers for tests that run the built binary as separate processes, on the embedded mock
-//! cluster (`live2vod broker`) or on a real broker process (tansu, installed by
-//! `tests/run-all.sh`).
+//! cluster (`live2vod broker`) or on a real broker process (tansu 0.6 at `~/.cargo/bin/tansu`
+//! or `$LIVE2VOD_TANSU`; `tests/run-all.sh` does not install it yet).
+//!
+//! Knobs for investigating a failure: `LIVE2VOD_TEST_SEED` (replay a seeded test),
+//! `LIVE2VOD_KEEP_TEST_DIRS` (keep logs), `LIVE2VOD_TEST_KAFKA_DEBUG` (librdkafka debug
+//! contexts for every role), `LIVE2VOD_TEST_TANSU_LOG` (tansu's RUST_LOG; `info` is verbose).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -190,7 +194,7 @@ pub fn tansu_bin() -> PathBuf {
     let p = PathBuf::from(home).join(".cargo/bin/tansu");
     assert!(
         p.exists(),
-        "tansu is not installed at {}: run tests/run-all.sh, which installs it (cargo install tansu@0.6.0 --locked --features libsql,dynostore)",
+        "tansu is not installed at {}: install it with `cargo install tansu@0.6.0 --locked --features libsql,dynostore` (or point LIVE2VOD_TANSU at the binary)",
         p.display()
     );
     p

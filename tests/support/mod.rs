@@ -1,6 +1,10 @@
 //! Helpers for tests that run the built binary as separate processes, on the embedded mock
-//! cluster (`live2vod broker`) or on a real broker process (tansu, installed by
-//! `tests/run-all.sh`).
+//! cluster (`live2vod broker`) or on a real broker process (tansu 0.6 at `~/.cargo/bin/tansu`
+//! or `$LIVE2VOD_TANSU`; `tests/run-all.sh` does not install it yet).
+//!
+//! Knobs for investigating a failure: `LIVE2VOD_TEST_SEED` (replay a seeded test),
+//! `LIVE2VOD_KEEP_TEST_DIRS` (keep logs), `LIVE2VOD_TEST_KAFKA_DEBUG` (librdkafka debug
+//! contexts for every role), `LIVE2VOD_TEST_TANSU_LOG` (tansu's RUST_LOG; `info` is verbose).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -190,7 +194,7 @@ pub fn tansu_bin() -> PathBuf {
     let p = PathBuf::from(home).join(".cargo/bin/tansu");
     assert!(
         p.exists(),
-        "tansu is not installed at {}: run tests/run-all.sh, which installs it (cargo install tansu@0.6.0 --locked --features libsql,dynostore)",
+        "tansu is not installed at {}: install it with `cargo install tansu@0.6.0 --locked --features libsql,dynostore` (or point LIVE2VOD_TANSU at the binary)",
         p.display()
     );
     p
@@ -207,7 +211,7 @@ impl Tansu {
     pub fn start(dir: &Path) -> Tansu {
         let port = free_port();
         let proc = Self::spawn(dir, port);
-        let t = Tansu {
+        let mut t = Tansu {
             proc,
             port,
             dir: dir.to_path_buf(),
@@ -217,9 +221,10 @@ impl Tansu {
     }
 
     fn spawn(dir: &Path, port: u16) -> Proc {
-        let db = dir.join("tansu.db");
+        // tansu resolves the sqlite path against its working directory (even an absolute
+        // one: `sqlite:///tmp/x` opened `<cwd>/tmp/x`), and the process runs in `dir`.
         let url = format!("tcp://127.0.0.1:{port}");
-        let storage = format!("sqlite://{}", db.display());
+        let storage = "sqlite://tansu.db".to_string();
         let bin = tansu_bin();
         Proc::spawn(
             dir,
@@ -235,9 +240,12 @@ impl Tansu {
                 &url,
                 "--cluster-id",
                 "live2vod-test",
-                "--silent",
             ],
-            &[],
+            // Set LIVE2VOD_TEST_TANSU_LOG (e.g. `info`) to see the broker's own log.
+            &[(
+                "RUST_LOG",
+                &std::env::var("LIVE2VOD_TEST_TANSU_LOG").unwrap_or_else(|_| "error".into()),
+            )],
         )
     }
 
@@ -252,9 +260,16 @@ impl Tansu {
         self.wait_listening();
     }
 
-    fn wait_listening(&self) {
+    fn wait_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.proc.child.try_wait() {
+                panic!(
+                    "tansu exited ({status}) before listening on {}:\n{}",
+                    self.port,
+                    self.proc.log_text()
+                );
+            }
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }
@@ -274,4 +289,386 @@ pub fn first_line(child: &mut Child) -> Option<String> {
     let mut line = String::new();
     BufReader::new(out).read_line(&mut line).ok()?;
     Some(line.trim().to_string())
+}
+
+/// The seed of a test's random choices: `LIVE2VOD_TEST_SEED` when set (to replay a failure),
+/// else a fresh one. Printed either way.
+pub fn test_seed(test: &str) -> u64 {
+    let seed = match std::env::var("LIVE2VOD_TEST_SEED") {
+        Ok(s) => s
+            .parse()
+            .unwrap_or_else(|_| panic!("LIVE2VOD_TEST_SEED={s:?} is not a u64")),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1),
+    };
+    println!("{test}: seed {seed} (replay with LIVE2VOD_TEST_SEED={seed})");
+    seed
+}
+
+/// Kafka options of a test client on `brokers` with topic prefix `prefix`.
+pub fn kafka_args(brokers: &str, prefix: &str) -> live2vod::kafka::KafkaArgs {
+    let mut k = live2vod::kafka::KafkaArgs::for_brokers(brokers);
+    k.topic_prefix = prefix.to_string();
+    k
+}
+
+/// `live2vod topics create` for `prefix` with `partitions` partitions per topic.
+pub fn create_topics(brokers: &str, prefix: &str, partitions: i32) {
+    let out = Command::new(bin())
+        .args([
+            "topics",
+            "create",
+            "--brokers",
+            brokers,
+            "--topic-prefix",
+            prefix,
+            "--topic-partitions",
+            &partitions.to_string(),
+        ])
+        .output()
+        .expect("run topics create");
+    assert!(
+        out.status.success(),
+        "topics create failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every record of `topic` (all `partitions`), key and value, in offset order per partition.
+pub fn read_topic(
+    kafka: &live2vod::kafka::KafkaArgs,
+    topic: &str,
+    partitions: i32,
+) -> Vec<(String, Vec<u8>)> {
+    (0..partitions)
+        .flat_map(|p| {
+            live2vod::kafka::read::read_partition(kafka, topic, p)
+                .unwrap_or_else(|e| panic!("read {topic}/{p}: {e}"))
+        })
+        .collect()
+}
+
+/// The latest value of every key of a (compacted) topic.
+pub fn latest_per_key(
+    kafka: &live2vod::kafka::KafkaArgs,
+    topic: &str,
+    partitions: i32,
+) -> std::collections::BTreeMap<String, Vec<u8>> {
+    read_topic(kafka, topic, partitions).into_iter().collect()
+}
+
+/// Per partition of `topic`: (committed offset of `group`, high watermark).
+pub fn group_positions(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Vec<(i64, i64)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("create a consumer for offsets");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("committed offsets of {group}: {e}"));
+    (0..partitions)
+        .map(|p| {
+            let off = match committed.find_partition(topic, p).map(|e| e.offset()) {
+                Some(rdkafka::Offset::Offset(o)) => o,
+                _ => 0,
+            };
+            let (_, high) = c
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("watermarks of {topic}/{p}: {e}"));
+            (off, high)
+        })
+        .collect()
+}
+
+/// Waits until `group` has committed every record of `topic` and the topic stopped growing
+/// (two identical readings 2 s apart: records derived by a consumer land before it commits
+/// their cause, so a stable, fully committed topic has nothing in flight). Panics after
+/// `timeout` with the positions and `procs`' logs.
+pub fn wait_drained(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+    timeout: Duration,
+    procs: &[&Proc],
+) -> Vec<(i64, i64)> {
+    let deadline = Instant::now() + timeout;
+    let mut last: Option<Vec<(i64, i64)>> = None;
+    loop {
+        let now = group_positions(brokers, group, topic, partitions);
+        let done = now.iter().all(|(c, h)| c == h);
+        if done && last.as_ref() == Some(&now) {
+            return now;
+        }
+        last = done.then_some(now.clone());
+        if Instant::now() > deadline {
+            let logs: Vec<String> = procs
+                .iter()
+                .map(|p| format!("--- {} ---\n{}", p.name, tail(&p.log_text(), 30)))
+                .collect();
+            panic!(
+                "group {group} did not consume {topic} within {timeout:?}: (committed, high) per partition {now:?}\n{}",
+                logs.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// The last `n` lines of `s`.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Writes the simulator's fold policy (`sim --print-policy`) to `<dir>/policy.toml`.
+pub fn write_sim_policy(dir: &Path) -> PathBuf {
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, live2vod::sim::policy_toml()).expect("write policy");
+    policy
+}
+
+/// Callback auth key and OpenAPI credentials shared by the pipeline and the simulator.
+pub const AUTH_KEY: &str = "e2e-callback-key";
+pub const AK_ID: &str = "e2e-ak-id";
+pub const AK_SECRET: &str = "e2e-ak-secret";
+
+/// Librdkafka settings for group members that get SIGKILLed: the group notices a dead member
+/// after 6 s instead of 45 s (6 s is the smallest session timeout Kafka accepts by default).
+pub const FAST_GROUP: [&str; 4] = [
+    "--kafka",
+    "session.timeout.ms=6000",
+    "--kafka",
+    "heartbeat.interval.ms=500",
+];
+
+/// relay, fold, worker(s) and api as separate processes on one broker, with their addresses.
+pub struct Pipeline {
+    pub dir: PathBuf,
+    pub brokers: String,
+    pub policy: PathBuf,
+    pub relay: Proc,
+    pub fold: Proc,
+    /// The workers of the group (slot i holds the latest generation started there).
+    pub workers: Vec<Proc>,
+    pub api: Proc,
+    pub relay_listen: String,
+    pub api_listen: String,
+    pub sim_listen: String,
+    pub fold_metrics: String,
+    /// Extra arguments of every role (e.g. [`FAST_GROUP`]).
+    pub extra: Vec<String>,
+    /// Workers started so far (names the log of each generation).
+    pub worker_generation: u32,
+}
+
+impl Pipeline {
+    /// Creates the topics (6 partitions) and starts every role, with `workers` workers in one
+    /// group; returns once all are ready.
+    pub fn start(dir: &Path, brokers: &str, workers: usize, extra: &[&str]) -> Pipeline {
+        let policy = write_sim_policy(dir);
+        create_topics(brokers, "live2vod.", 6);
+        let relay_listen = format!("127.0.0.1:{}", free_port());
+        let api_listen = format!("127.0.0.1:{}", free_port());
+        let sim_listen = format!("127.0.0.1:{}", free_port());
+        let fold_metrics = format!("127.0.0.1:{}", free_port());
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        // Librdkafka debug contexts for every role, e.g. `cgrp` (to investigate a failure).
+        if let Ok(d) = std::env::var("LIVE2VOD_TEST_KAFKA_DEBUG") {
+            extra.extend(["--kafka".to_string(), format!("debug={d}")]);
+        }
+        let callback_url = format!("http://{relay_listen}/callbacks/vod");
+        let relay = Self::role(
+            dir,
+            "relay",
+            &[
+                "relay",
+                "--brokers",
+                brokers,
+                "--listen",
+                &relay_listen,
+                "--callback-url",
+                &callback_url,
+                "--auth-key",
+                AUTH_KEY,
+            ],
+            &extra,
+        );
+        let fold = Self::role(
+            dir,
+            "fold",
+            &[
+                "fold",
+                "--brokers",
+                brokers,
+                "--policy",
+                policy.to_str().expect("utf-8"),
+                "--metrics-listen",
+                &fold_metrics,
+            ],
+            &extra,
+        );
+        let api = Self::role(
+            dir,
+            "api",
+            &["api", "--brokers", brokers, "--listen", &api_listen],
+            &extra,
+        );
+        let mut p = Pipeline {
+            dir: dir.to_path_buf(),
+            brokers: brokers.to_string(),
+            policy,
+            relay,
+            fold,
+            workers: Vec::new(),
+            api,
+            relay_listen,
+            api_listen,
+            sim_listen,
+            fold_metrics,
+            extra,
+            worker_generation: 0,
+        };
+        for _ in 0..workers {
+            let w = p.start_worker();
+            p.workers.push(w);
+        }
+        wait_http_ok(
+            &format!("http://{}/readyz", p.relay_listen),
+            Duration::from_secs(60),
+            &p.relay,
+        );
+        wait_http_ok(
+            &format!("http://{}/readyz", p.fold_metrics),
+            Duration::from_secs(60),
+            &p.fold,
+        );
+        wait_http_ok(
+            &format!("http://{}/readyz", p.api_listen),
+            Duration::from_secs(60),
+            &p.api,
+        );
+        p
+    }
+
+    fn role(dir: &Path, name: &str, args: &[&str], extra: &[String]) -> Proc {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(extra.iter().map(String::as_str));
+        Proc::spawn(dir, name, bin(), &all, &[])
+    }
+
+    /// Starts a new worker (log `worker-<generation>.log`, a metrics port of its own) and
+    /// waits until it is ready.
+    pub fn start_worker(&mut self) -> Proc {
+        self.worker_generation += 1;
+        let name = format!("worker-{}", self.worker_generation);
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let vod_endpoint = format!("http://{}/", self.sim_listen);
+        let w = Self::role(
+            &self.dir,
+            &name,
+            &[
+                "worker",
+                "--brokers",
+                &self.brokers,
+                "--vod-endpoint",
+                &vod_endpoint,
+                "--access-key-id",
+                AK_ID,
+                "--access-key-secret",
+                AK_SECRET,
+                "--metrics-listen",
+                &metrics,
+            ],
+            &self.extra,
+        );
+        wait_http_ok(
+            &format!("http://{metrics}/readyz"),
+            Duration::from_secs(60),
+            &w,
+        );
+        w
+    }
+
+    /// Starts `live2vod sim --verify` against this pipeline (`extra`: more sim flags).
+    pub fn spawn_sim(&self, sessions: u32, seed: u64, extra: &[&str]) -> Proc {
+        let callback_url = format!("http://{}/callbacks/vod", self.relay_listen);
+        let api_url = format!("http://{}", self.api_listen);
+        let sessions = sessions.to_string();
+        let seed = seed.to_string();
+        let mut args = vec![
+            "sim",
+            "--relay-url",
+            &callback_url,
+            "--callback-url",
+            &callback_url,
+            "--auth-key",
+            AUTH_KEY,
+            "--listen",
+            &self.sim_listen,
+            "--access-key-id",
+            AK_ID,
+            "--access-key-secret",
+            AK_SECRET,
+            "--sessions",
+            &sessions,
+            "--seed",
+            &seed,
+            "--verify",
+            &api_url,
+        ];
+        args.extend(extra);
+        Proc::spawn(&self.dir, "sim", bin(), &args, &[])
+    }
+
+    /// The last lines of every role's log (for failure messages).
+    pub fn logs(&self) -> String {
+        [&self.relay, &self.fold, &self.api]
+            .into_iter()
+            .chain(&self.workers)
+            .map(|p| format!("--- {} ---\n{}", p.name, tail(&p.log_text(), 40)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Waits for the simulator to exit and asserts it verified (its report is returned).
+pub fn expect_sim_verified(sim: &mut Proc, p: &Pipeline, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = sim.child.try_wait().expect("wait for sim") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "sim did not finish within {timeout:?}:\n{}\n{}",
+                tail(&sim.log_text(), 40),
+                p.logs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let report = sim.log_text();
+    assert!(
+        status.success(),
+        "sim --verify failed:\n{}\n{}",
+        tail(&report, 60),
+        p.logs()
+    );
+    report
 }

@@ -356,3 +356,63 @@ async fn a_broker_outage_mid_scenario_is_caught_up() {
     check_outcome("broker outage", &report, &stats, &truth, false);
     finish("broker outage", s).await;
 }
+
+/// An outage while the fold's and worker's consumers make their first group join: the mock
+/// cluster's coordinator keeps the half-joined member until its session times out, so the
+/// groups only settle after that (with the default 45 s session timeout the pipeline caught up
+/// after ~95 s). With a short session timeout the pipeline recovers without operator action.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_during_the_first_group_join_is_recovered() {
+    let _serial = SERIAL.lock().await;
+    let s = setup(14, |c| {
+        c.relay_ack_timeout = Duration::from_millis(1000);
+        c.sim.concurrency = 4;
+        for (k, v) in [
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "1000"),
+        ] {
+            c.kafka.kafka.push((k.into(), v.into()));
+        }
+    })
+    .await;
+    let p = &s.pipeline;
+    let scheduled = p.sim.scenario().events.len() as u64;
+    let control = async {
+        wait_for(
+            p,
+            "a third of the callbacks acknowledged",
+            Duration::from_secs(30),
+            |pr| pr.acknowledged >= scheduled / 3,
+        )
+        .await;
+        let folded_before = p.api.store().len();
+        s.broker
+            .control(|c| c.broker_down(1))
+            .expect("control")
+            .expect("broker down");
+        let down = Instant::now();
+        wait_for(p, "4 refused deliveries", Duration::from_secs(30), |pr| {
+            pr.retried >= 4
+        })
+        .await;
+        s.broker
+            .control(|c| c.broker_up(1))
+            .expect("control")
+            .expect("broker up");
+        (folded_before, down.elapsed())
+    };
+    let (progress, (folded_before, outage)) = tokio::join!(p.sim.deliver_all(), control);
+    let report = p.sim.verify(&p.api_url, VERIFY_TIMEOUT).await;
+    if !report.ok {
+        diagnose("outage at join", &s);
+    }
+    let (stats, truth) = (p.sim.stats(), p.sim.truth());
+    println!(
+        "[outage at join] down for {:.2}s with {folded_before} aggregates in the api: VOD retried {}, {} lost by VOD",
+        outage.as_secs_f64(),
+        progress.retried,
+        progress.lost
+    );
+    check_outcome("outage at join", &report, &stats, &truth, false);
+    finish("outage at join", s).await;
+}

@@ -26,7 +26,7 @@ use live2vod::domain::Policy;
 use live2vod::kafka::mock::EmbeddedBroker;
 use live2vod::kafka::{KafkaArgs, Topics};
 use live2vod::replay::{run_replay, ReplayConfig, ReplayReport, Start};
-use live2vod::sim::{Flow, Scenario};
+use live2vod::sim::{Flow, Scenario, Truth};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureRecord;
 use rdkafka::TopicPartitionList;
@@ -41,6 +41,8 @@ struct Corpus {
     kafka: KafkaArgs,
     policy: Policy,
     scenario: Scenario,
+    /// The simulator's ground truth the live api converged to.
+    truth: Truth,
 }
 
 static CORPUS: tokio::sync::OnceCell<Corpus> = tokio::sync::OnceCell::const_new();
@@ -136,6 +138,11 @@ async fn corpus() -> &'static Corpus {
                 .verify(&pipeline.api_url, Duration::from_secs(60))
                 .await;
             assert!(report.ok, "the live pipeline did not converge:\n{report}");
+            assert!(
+                report.skipped_lost.is_empty(),
+                "VOD lost callbacks in a fault-free run: {:?}",
+                report.skipped_lost
+            );
             assert!(pipeline.sim.wait_idle(Duration::from_secs(30)).await);
             pipeline.stop_worker().await.expect("worker stops");
             wait_fold_caught_up(&kafka).await;
@@ -145,12 +152,14 @@ async fn corpus() -> &'static Corpus {
                 fold.folded, fold.duplicates, fold.commands, fold.derived
             );
             let scenario = pipeline.sim.scenario().clone();
+            let truth = pipeline.sim.truth();
             pipeline.shutdown().await.expect("clean shutdown");
             Corpus {
                 broker,
                 kafka,
                 policy,
                 scenario,
+                truth,
             }
         })
         .await
@@ -177,12 +186,25 @@ fn create_topic(broker: &EmbeddedBroker, name: &str) {
 }
 
 async fn replay(cfg: ReplayConfig) -> ReplayReport {
-    let report = tokio::time::timeout(Duration::from_secs(120), run_replay(cfg, |_, _, _| {}))
+    replay_with_progress(cfg).await.0
+}
+
+/// Runs a replay; also returns the last `(done, total)` its progress callback reported.
+async fn replay_with_progress(cfg: ReplayConfig) -> (ReplayReport, (u64, u64)) {
+    let last = std::sync::Arc::new(std::sync::Mutex::new((0u64, 0u64)));
+    let l = last.clone();
+    let progress = move |done, total, _| {
+        if let Ok(mut x) = l.lock() {
+            *x = (done, total);
+        }
+    };
+    let report = tokio::time::timeout(Duration::from_secs(120), run_replay(cfg, progress))
         .await
         .expect("hang guard: replay did not finish in 120 s")
         .expect("replay succeeds");
     report.print_text();
-    report
+    let last = *last.lock().expect("progress lock");
+    (report, last)
 }
 
 /// The api JSON without the per-delivery counters (see the file's doc).
@@ -445,4 +467,41 @@ async fn from_time_replays_only_records_at_or_after_the_time() {
     })
     .await;
     assert_eq!(all.events as usize, sc.events.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_on_the_replayed_topic_serves_the_truth() {
+    // Blue/green: rebuild into a topic of its own, point an api at it, check it against the
+    // simulator's ground truth like the live api was.
+    let c = corpus().await;
+    let to = "live2vod.aggregates-green";
+    create_topic(&c.broker, to);
+    let report = replay(ReplayConfig {
+        kafka: c.kafka.clone(),
+        policy: c.policy.clone(),
+        start: Start::Beginning,
+        to_topic: Some(to.into()),
+        diff: false,
+    })
+    .await;
+    assert!(report.written > 0);
+    let mut cfg = live2vod::api::Config::new(c.kafka.clone());
+    cfg.aggregates_topic = Some(to.into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let api = live2vod::api::start(cfg, listener)
+        .await
+        .expect("api starts");
+    tokio::time::timeout(Duration::from_secs(60), api.caught_up())
+        .await
+        .expect("hang guard: the api did not read the replayed topic within 60 s");
+    let v = live2vod::sim::verify(&api.base_url(), &c.truth, Duration::from_secs(30)).await;
+    println!("{v}");
+    assert!(
+        v.ok,
+        "the api on the replayed topic differs from the truth:\n{v}"
+    );
+    assert_eq!(v.videos_matching, c.truth.videos.len());
+    api.shutdown().await.expect("api stops");
 }

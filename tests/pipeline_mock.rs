@@ -13,7 +13,7 @@ use live2vod::demo::{Pipeline, PipelineConfig};
 use live2vod::domain::Policy;
 use live2vod::kafka::mock::EmbeddedBroker;
 use live2vod::kafka::KafkaArgs;
-use live2vod::sim::{Flow, Stats, Truth, VerifyReport};
+use live2vod::sim::{Flow, SimHandle, Stats, Truth, VerifyReport};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 /// Each pipeline uses both cores; running two at once only makes both slower.
@@ -47,6 +47,16 @@ async fn setup(seed: u64, tweak: impl FnOnce(&mut PipelineConfig)) -> Setup {
     Setup { broker, pipeline }
 }
 
+/// Consumer group sessions of 6 s instead of librdkafka's 45 s, for every client.
+fn short_sessions(kafka: &mut KafkaArgs) {
+    for (k, v) in [
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "1000"),
+    ] {
+        kafka.kafka.push((k.into(), v.into()));
+    }
+}
+
 /// `live2vod_relay_requests_total{outcome="unavailable"}` (503s) so far in this process.
 fn relay_503s() -> u64 {
     let text = live2vod::metrics::render();
@@ -61,14 +71,14 @@ fn relay_503s() -> u64 {
 /// Waits until `cond` holds on the simulator's delivery counters; panics with `what` after
 /// `guard` (a hang guard, not a timed assertion).
 async fn wait_for(
-    pipeline: &Pipeline,
+    sim: &SimHandle,
     what: &str,
     guard: Duration,
     cond: impl Fn(&live2vod::sim::Progress) -> bool,
 ) {
     let start = Instant::now();
     loop {
-        let p = pipeline.sim.progress();
+        let p = sim.progress();
         if cond(&p) {
             return;
         }
@@ -237,9 +247,12 @@ async fn produce_errors_are_answered_503_and_vod_retries_bring_the_callbacks_in(
     let injected = Instant::now();
     let control = async {
         // The burst lasts until a full round of VOD's concurrent deliveries was refused.
-        wait_for(p, "16 refused deliveries", Duration::from_secs(30), |pr| {
-            pr.retried >= 16
-        })
+        wait_for(
+            &p.sim,
+            "16 refused deliveries",
+            Duration::from_secs(30),
+            |pr| pr.retried >= 16,
+        )
         .await;
         s.broker
             .control(|c| c.clear_request_errors(RDKafkaApiKey::Produce))
@@ -309,7 +322,7 @@ async fn a_broker_outage_mid_scenario_is_caught_up() {
     let before_503 = relay_503s();
     let control = async {
         wait_for(
-            p,
+            &p.sim,
             "a third of the remaining callbacks acknowledged",
             Duration::from_secs(30),
             |pr| pr.acknowledged >= warmup.acknowledged + rest / 3,
@@ -322,9 +335,12 @@ async fn a_broker_outage_mid_scenario_is_caught_up() {
             .expect("broker down");
         let down = Instant::now();
         // Down until VOD saw its in-flight deliveries refused, then up again.
-        wait_for(p, "4 refused deliveries", Duration::from_secs(30), |pr| {
-            pr.retried >= 4
-        })
+        wait_for(
+            &p.sim,
+            "4 refused deliveries",
+            Duration::from_secs(30),
+            |pr| pr.retried >= 4,
+        )
         .await;
         s.broker
             .control(|c| c.broker_up(1))
@@ -379,7 +395,7 @@ async fn a_broker_outage_during_the_first_group_join_is_recovered() {
     let scheduled = p.sim.scenario().events.len() as u64;
     let control = async {
         wait_for(
-            p,
+            &p.sim,
             "a third of the callbacks acknowledged",
             Duration::from_secs(30),
             |pr| pr.acknowledged >= scheduled / 3,
@@ -391,9 +407,12 @@ async fn a_broker_outage_during_the_first_group_join_is_recovered() {
             .expect("control")
             .expect("broker down");
         let down = Instant::now();
-        wait_for(p, "4 refused deliveries", Duration::from_secs(30), |pr| {
-            pr.retried >= 4
-        })
+        wait_for(
+            &p.sim,
+            "4 refused deliveries",
+            Duration::from_secs(30),
+            |pr| pr.retried >= 4,
+        )
         .await;
         s.broker
             .control(|c| c.broker_up(1))
@@ -415,4 +434,77 @@ async fn a_broker_outage_during_the_first_group_join_is_recovered() {
     );
     check_outcome("outage at join", &report, &stats, &truth, false);
     finish("outage at join", s).await;
+}
+
+/// Waits until the api shows aggregates: the fold and the worker have joined their groups
+/// and the pipeline runs.
+async fn wait_running(p: &Pipeline) {
+    let started = Instant::now();
+    while p.api.store().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "hang guard: the pipeline did not fold the first stream within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The fold is killed twice mid-scenario (its task aborted wherever it was: mid-batch, between
+/// its produce and its commit, ...) and a new one takes over each time: nothing acknowledged
+/// is lost, re-delivered records are recognised, re-emitted commands start no second job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fold_crashes_mid_scenario_lose_nothing_and_start_no_job_twice() {
+    let _serial = SERIAL.lock().await;
+    let mut s = setup(15, |c| {
+        c.sim.concurrency = 4;
+        // A killed consumer does not leave its group: the coordinator hands its partitions to
+        // the new fold only once its session timed out (45 s by default; then the scenario
+        // converges only after ~50 s). A short session keeps the test short.
+        short_sessions(&mut c.kafka);
+    })
+    .await;
+    let first = s.pipeline.sim.scenario().streams[0].key();
+    let warmup = s.pipeline.sim.deliver_matching(|e| e.stream == first).await;
+    wait_running(&s.pipeline).await;
+    let rest = s
+        .pipeline
+        .sim
+        .scenario()
+        .events
+        .iter()
+        .filter(|e| e.stream != first)
+        .count() as u64;
+    let Pipeline { sim, fold, .. } = &mut s.pipeline;
+    let sim = &*sim;
+    let control = async {
+        let mut at = Vec::new();
+        for k in 1..=2 {
+            wait_for(
+                sim,
+                "part of the callbacks acknowledged",
+                Duration::from_secs(60),
+                |pr| pr.acknowledged >= warmup.acknowledged + k * rest / 3,
+            )
+            .await;
+            at.push(sim.progress().acknowledged);
+            fold.crash_and_restart().await;
+        }
+        at
+    };
+    let (progress, at) = tokio::join!(sim.deliver_matching(|e| e.stream != first), control);
+    let report = s
+        .pipeline
+        .sim
+        .verify(&s.pipeline.api_url, VERIFY_TIMEOUT)
+        .await;
+    if !report.ok {
+        diagnose("fold crashes", &s);
+    }
+    let (stats, truth) = (s.pipeline.sim.stats(), s.pipeline.sim.truth());
+    println!(
+        "[fold crashes] fold killed after {at:?} of {} deliveries were acknowledged",
+        progress.scheduled
+    );
+    check_outcome("fold crashes", &report, &stats, &truth, false);
+    finish("fold crashes", s).await;
 }

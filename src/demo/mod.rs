@@ -243,12 +243,67 @@ pub struct Pipeline {
     pub callback_url: String,
     /// The api's base URL.
     pub api_url: String,
-    fold: Option<FoldTask>,
+    /// The fold, which tests may stop or crash.
+    pub fold: FoldRunner,
 }
 
 struct FoldTask {
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<FoldStats, crate::fold::FoldError>>,
+}
+
+/// The pipeline's fold task and the configuration to start another one with.
+pub struct FoldRunner {
+    task: Option<FoldTask>,
+    cfg: FoldConfig,
+}
+
+impl FoldRunner {
+    fn start(cfg: FoldConfig) -> Self {
+        let mut f = FoldRunner { task: None, cfg };
+        f.spawn();
+        f
+    }
+
+    fn spawn(&mut self) {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(run_fold(self.cfg.clone(), Health::default(), stop_rx));
+        self.task = Some(FoldTask { stop, task });
+    }
+
+    /// Stops the fold (the batch in flight is finished and committed) and returns its
+    /// counters; an error says why it had stopped or that it was stopped already.
+    pub async fn stop(&mut self) -> Result<FoldStats, String> {
+        let Some(f) = self.task.take() else {
+            return Err("the fold was stopped already".into());
+        };
+        let _ = f.stop.send(true);
+        match f.task.await {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(e)) => Err(format!("fold stopped with an error: {e}")),
+            Err(e) => Err(format!("fold task failed: {e}")),
+        }
+    }
+
+    /// Kills the fold abruptly (its task is aborted wherever it is: mid-batch, between the
+    /// produce and the commit, ...) and starts a new one in the same consumer group, which
+    /// restores from the aggregates topic and resumes from the last committed offsets.
+    pub async fn crash_and_restart(&mut self) {
+        if let Some(f) = self.task.take() {
+            f.task.abort();
+            let _ = f.task.await;
+        }
+        self.spawn();
+    }
+
+    /// Whether the fold task has ended (by itself, on an error, or stopped).
+    pub fn finished(&self) -> bool {
+        self.task.as_ref().is_none_or(|f| f.task.is_finished())
+    }
+
+    fn running(&self) -> bool {
+        self.task.is_some()
+    }
 }
 
 impl Pipeline {
@@ -283,7 +338,6 @@ impl Pipeline {
             Health::default(),
         )
         .await?;
-        let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let fold_cfg = FoldConfig {
             kafka,
             policy: cfg.policy,
@@ -295,7 +349,7 @@ impl Pipeline {
             dlq_min: 100,
             stop_after_records: None,
         };
-        let task = tokio::spawn(run_fold(fold_cfg, Health::default(), stop_rx));
+        let fold = FoldRunner::start(fold_cfg);
         Ok(Pipeline {
             relay,
             api,
@@ -303,22 +357,14 @@ impl Pipeline {
             worker: Some(worker),
             callback_url,
             api_url,
-            fold: Some(FoldTask { stop, task }),
+            fold,
         })
     }
 
     /// Stops the fold (the batch in flight is finished and committed) and returns its
     /// counters; an error says why it had stopped or that it was stopped already.
     pub async fn stop_fold(&mut self) -> Result<FoldStats, String> {
-        let Some(f) = self.fold.take() else {
-            return Err("the fold was stopped already".into());
-        };
-        let _ = f.stop.send(true);
-        match f.task.await {
-            Ok(Ok(s)) => Ok(s),
-            Ok(Err(e)) => Err(format!("fold stopped with an error: {e}")),
-            Err(e) => Err(format!("fold task failed: {e}")),
-        }
+        self.fold.stop().await
     }
 
     /// The worker, until [`Pipeline::stop_worker`].
@@ -337,12 +383,12 @@ impl Pipeline {
 
     /// Whether the fold task has ended (by itself, on an error, or stopped).
     pub fn fold_finished(&self) -> bool {
-        self.fold.as_ref().is_none_or(|f| f.task.is_finished())
+        self.fold.finished()
     }
 
     /// Stops everything: fold (if still running), worker, relay, api, simulator.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        if self.fold.is_some() {
+        if self.fold.running() {
             self.stop_fold().await.map_err(anyhow::Error::msg)?;
         }
         self.stop_worker().await?;

@@ -508,3 +508,61 @@ async fn fold_crashes_mid_scenario_lose_nothing_and_start_no_job_twice() {
     check_outcome("fold crashes", &report, &stats, &truth, false);
     finish("fold crashes", s).await;
 }
+
+/// The worst moment for a fold to die: its commands and snapshots are durable but its input
+/// offsets are not (the broker refuses every OffsetCommit meanwhile). The next fold re-reads
+/// those records, recognises each as already applied from the restored snapshots (no counter
+/// moves twice) and re-emits no command that starts a second job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fold_killed_before_its_offsets_were_committed_applies_nothing_twice() {
+    let _serial = SERIAL.lock().await;
+    let mut s = setup(16, |c| short_sessions(&mut c.kafka)).await;
+    let first = s.pipeline.sim.scenario().streams[0].key();
+    s.pipeline.sim.deliver_matching(|e| e.stream == first).await;
+    wait_running(&s.pipeline).await;
+    let warm = s.pipeline.api.store().len();
+    s.broker
+        .control(|c| {
+            c.request_errors(
+                RDKafkaApiKey::OffsetCommit,
+                &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE; 100_000],
+            )
+        })
+        .expect("refuse offset commits");
+    s.pipeline.sim.deliver_matching(|e| e.stream != first).await;
+    // The fold keeps folding (commit failures are only logged): wait until the api shows the
+    // other streams' aggregates, i.e. their snapshots are durable, with no offset committed.
+    let started = Instant::now();
+    while s.pipeline.api.store().len() < warm + 20 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "hang guard: the fold did not fold the other streams within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.pipeline.fold.crash_and_restart().await;
+    s.broker
+        .control(|c| c.clear_request_errors(RDKafkaApiKey::OffsetCommit))
+        .expect("accept offset commits again");
+    let p = &s.pipeline;
+    let report = p.sim.verify(&p.api_url, VERIFY_TIMEOUT).await;
+    if !report.ok {
+        diagnose("uncommitted crash", &s);
+    }
+    let (stats, truth) = (p.sim.stats(), p.sim.truth());
+    check_outcome("uncommitted crash", &report, &stats, &truth, false);
+    let mut pipeline = s.pipeline;
+    let fold = pipeline
+        .stop_fold()
+        .await
+        .expect("the fold ran until stopped");
+    println!(
+        "[uncommitted crash] the new fold: {} records, {} recognised as already applied, {} folded, {} commands",
+        fold.records, fold.already_applied, fold.folded, fold.commands
+    );
+    assert!(
+        fold.already_applied >= 20,
+        "the new fold must re-read the uncommitted records and recognise them: {fold:?}"
+    );
+    pipeline.shutdown().await.expect("clean shutdown");
+}

@@ -566,3 +566,63 @@ async fn a_fold_killed_before_its_offsets_were_committed_applies_nothing_twice()
     );
     pipeline.shutdown().await.expect("clean shutdown");
 }
+
+/// `live2vod run` reports one readiness for all its roles: a fold that stopped on an error
+/// (here: a snapshot it cannot read, so it refuses to fold on a partial state) must turn its
+/// part of it to not ready, not leave it green while nothing is folded any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fold_that_stopped_on_an_error_is_not_ready() {
+    use live2vod::fold::{run_fold, FoldConfig, FoldError};
+    use rdkafka::producer::FutureRecord;
+    let broker = EmbeddedBroker::start(1).expect("mock cluster");
+    let mut kafka = KafkaArgs::for_brokers(broker.bootstrap());
+    kafka.topic_partitions = 1;
+    broker
+        .create_topics(&kafka.topics(), 1)
+        .expect("topics on the mock cluster");
+    let topics = kafka.topics();
+    let producer = live2vod::kafka::producer::idempotent_producer(&kafka).expect("producer");
+    for (topic, key, value) in [
+        (&topics.aggregates, "vid-1", &b"not a snapshot"[..]),
+        (
+            &topics.callbacks,
+            "vid-1",
+            &br#"{"EventType":"FileUploadComplete","VideoId":"vid-1","Status":"success"}"#[..],
+        ),
+    ] {
+        producer
+            .send(
+                FutureRecord::to(topic).key(key).payload(value),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("produced");
+    }
+    let health = live2vod::http::Health::default();
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let cfg = FoldConfig {
+        kafka,
+        policy: Policy::default(),
+        group_id: "live2vod-fold".into(),
+        batch_max: 100,
+        batch_wait: Duration::from_millis(20),
+        dlq_max_ratio: 0.5,
+        dlq_window: 1000,
+        dlq_min: 100,
+        stop_after_records: None,
+    };
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        run_fold(cfg, health.clone(), stop_rx),
+    )
+    .await
+    .expect("hang guard: the fold neither failed nor stopped within 60 s");
+    assert!(
+        matches!(result, Err(FoldError::Restore { .. })),
+        "the fold must refuse the unreadable snapshot: {result:?}"
+    );
+    assert!(
+        !health.is_ready(),
+        "a fold that stopped on an error still reports ready"
+    );
+}

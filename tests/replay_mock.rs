@@ -505,3 +505,32 @@ async fn the_api_on_the_replayed_topic_serves_the_truth() {
     assert_eq!(v.videos_matching, c.truth.videos.len());
     api.shutdown().await.expect("api stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_into_a_topic_the_cluster_cannot_create_says_why() {
+    // librdkafka's mock cluster (also what `live2vod broker` hosts) has no CreateTopics: the
+    // error must say so, not just fail.
+    let broker = EmbeddedBroker::start(1).expect("mock cluster");
+    let kafka = kafka_for(&broker);
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        run_replay(
+            ReplayConfig {
+                kafka,
+                policy: Policy::default(),
+                start: Start::Beginning,
+                to_topic: Some("live2vod.aggregates-missing".into()),
+                diff: false,
+            },
+            |_, _, _| {},
+        ),
+    )
+    .await
+    .expect("hang guard: replay did not finish in 60 s");
+    let err = result.expect_err("the topic cannot be created on the mock cluster");
+    println!("{err}");
+    assert!(
+        err.to_string().contains("CreateTopics"),
+        "the error does not explain what is missing: {err}"
+    );
+}

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use clap::Args as ClapArgs;
 
 use crate::domain::Policy;
-use crate::fold::{run_fold, FoldConfig};
+use crate::fold::{run_fold, FoldConfig, FoldStats};
 use crate::http::Health;
 use crate::kafka::mock::EmbeddedBroker;
 use crate::kafka::KafkaArgs;
-use crate::sim::{Flow, SimConfig, Simulator};
+use crate::sim::{Flow, SimConfig, SimHandle, Simulator};
 use crate::vod::callback_auth::CallbackVerifier;
 use crate::vod::client::VodConfig;
 
@@ -112,61 +112,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
-    // Relay, api.
-    let relay_listener = bind(args.relay_listen, "relay").await?;
-    let relay_addr = relay_listener.local_addr()?;
-    let callback_url = format!("http://{relay_addr}/callbacks/vod");
-    let verifier = CallbackVerifier::new(&callback_url, AUTH_KEY, None, 300);
-    let relay = crate::relay::start(
-        crate::relay::Config::new(kafka.clone(), crate::relay::Auth::Verify(verifier)),
-        relay_listener,
-    )
-    .await?;
+    let mut pcfg = PipelineConfig::new(kafka.clone(), Policy::parse(&crate::sim::policy_toml())?);
+    pcfg.relay_listen = args.relay_listen;
+    pcfg.api_listen = args.api_listen;
+    pcfg.sim.sessions = args.sessions;
+    pcfg.sim.seed = args.seed;
+    pcfg.sim.duplicate_rate = args.duplicate_rate;
+    pcfg.sim.throttle_rate = args.throttle_rate;
+    let mut pipeline = Pipeline::start(pcfg).await?;
+    let callback_url = pipeline.callback_url.clone();
+    let api_url = pipeline.api_url.clone();
     println!("  relay    {callback_url}");
-    let api_listener = bind(args.api_listen, "api").await?;
-    let api = crate::api::start(crate::api::Config::new(kafka.clone()), api_listener).await?;
-    let api_url = api.base_url();
     println!(
         "  api      {api_url}/v1/videos/{{id}}  {api_url}/v1/streams/{{domain}}/{{app}}/{{stream}}"
     );
-
-    // The simulated Alibaba Live + VOD.
-    let mut sim_cfg = SimConfig::new(&callback_url, &callback_url, AUTH_KEY);
-    sim_cfg.listen = "127.0.0.1:0".parse()?;
-    sim_cfg.access_key_id = ACCESS_KEY_ID.into();
-    sim_cfg.access_key_secret = ACCESS_KEY_SECRET.into();
-    sim_cfg.sessions = args.sessions;
-    sim_cfg.seed = args.seed;
-    sim_cfg.api_url = Some(api_url.clone());
-    sim_cfg.duplicate_rate = args.duplicate_rate;
-    sim_cfg.throttle_rate = args.throttle_rate;
-    let sim = Simulator::start(sim_cfg).await?;
-    println!("  sim      OpenAPI at {}", sim.vod_endpoint());
-
-    // Worker and fold.
-    let mut vod = VodConfig::new("cn-shanghai", ACCESS_KEY_ID, ACCESS_KEY_SECRET);
-    vod.endpoint = Some(sim.vod_endpoint());
-    let worker = crate::worker::start(
-        crate::worker::WorkerConfig::new(kafka.clone(), vod),
-        Health::default(),
-    )
-    .await?;
-    let policy_text = crate::sim::policy_toml();
-    let policy = Policy::parse(&policy_text)?;
-    let (stop_fold, stop_rx) = tokio::sync::watch::channel(false);
-    let fold_cfg = FoldConfig {
-        kafka: kafka.clone(),
-        policy,
-        group_id: "live2vod-fold".into(),
-        batch_max: 5000,
-        batch_wait: Duration::from_millis(20),
-        dlq_max_ratio: 0.5,
-        dlq_window: 1000,
-        dlq_min: 100,
-        stop_after_records: None,
-    };
-    let fold = tokio::spawn(run_fold(fold_cfg, Health::default(), stop_rx));
+    println!("  sim      OpenAPI at {}", pipeline.sim.vod_endpoint());
     println!("  policy   store-* segments: manual; compose-only-* composed: transcode tg-compose-later; else none\n");
+    let sim = &pipeline.sim;
 
     // Deliver every callback, showing progress.
     let scenario = sim.scenario();
@@ -207,15 +169,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let truth = sim.truth();
 
     // Stop the fold to read its counters.
-    let _ = stop_fold.send(true);
-    let fold_stats = match fold.await {
-        Ok(Ok(s)) => Some(s),
-        Ok(Err(e)) => {
-            println!("fold stopped with an error: {e}");
-            None
-        }
+    let fold_stats = match pipeline.stop_fold().await {
+        Ok(s) => Some(s),
         Err(e) => {
-            println!("fold task failed: {e}");
+            println!("{e}");
             None
         }
     };
@@ -228,10 +185,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         println!("\nserving until Ctrl-C:\n  {api_url}/v1/videos/<id>\n  {api_url}/metrics\n  {callback_url}");
         crate::http::shutdown_signal().await;
     }
-    worker.shutdown().await?;
-    relay.shutdown().await?;
-    api.shutdown().await?;
-    sim.shutdown().await;
+    pipeline.shutdown().await?;
     drop(embedded);
     if report.ok {
         Ok(())
@@ -239,6 +193,209 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!(
             "verification failed: the api did not converge to the simulator's ground truth"
         )
+    }
+}
+
+/// What a [`Pipeline`] is started with. The simulator's URLs, keys and api address are filled
+/// in by [`Pipeline::start`]; everything else in `sim` (sessions, seed, rates, retries) is used
+/// as given.
+pub struct PipelineConfig {
+    pub kafka: KafkaArgs,
+    pub policy: Policy,
+    /// Relay address (port 0: any free port; a busy port falls back to a free one).
+    pub relay_listen: SocketAddr,
+    /// Api address (same rules).
+    pub api_listen: SocketAddr,
+    /// How long the relay waits for the broker's acknowledgement before answering 503.
+    pub relay_ack_timeout: Duration,
+    pub sim: SimConfig,
+}
+
+impl PipelineConfig {
+    /// Free local ports, the relay's default ack timeout and the simulator's defaults.
+    pub fn new(kafka: KafkaArgs, policy: Policy) -> Self {
+        let any: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut sim = SimConfig::new("", "", AUTH_KEY);
+        sim.listen = any;
+        PipelineConfig {
+            kafka,
+            policy,
+            relay_listen: any,
+            api_listen: any,
+            relay_ack_timeout: crate::relay::Config::new(
+                KafkaArgs::for_brokers(""),
+                crate::relay::Auth::Disabled,
+            )
+            .ack_timeout,
+            sim,
+        }
+    }
+}
+
+/// Relay, api, the simulated Live+VOD, worker and fold, wired in one process on a Kafka whose
+/// topics exist (the demo's and the in-process integration tests' common setup).
+pub struct Pipeline {
+    pub relay: crate::relay::RelayHandle,
+    pub api: crate::api::ApiHandle,
+    pub sim: SimHandle,
+    worker: Option<crate::worker::WorkerHandle>,
+    /// The relay's `POST /callbacks/vod` URL (also the URL VOD signs).
+    pub callback_url: String,
+    /// The api's base URL.
+    pub api_url: String,
+    /// The fold, which tests may stop or crash.
+    pub fold: FoldRunner,
+}
+
+struct FoldTask {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<FoldStats, crate::fold::FoldError>>,
+}
+
+/// The pipeline's fold task and the configuration to start another one with.
+pub struct FoldRunner {
+    task: Option<FoldTask>,
+    cfg: FoldConfig,
+}
+
+impl FoldRunner {
+    fn start(cfg: FoldConfig) -> Self {
+        let mut f = FoldRunner { task: None, cfg };
+        f.spawn();
+        f
+    }
+
+    fn spawn(&mut self) {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(run_fold(self.cfg.clone(), Health::default(), stop_rx));
+        self.task = Some(FoldTask { stop, task });
+    }
+
+    /// Stops the fold (the batch in flight is finished and committed) and returns its
+    /// counters; an error says why it had stopped or that it was stopped already.
+    pub async fn stop(&mut self) -> Result<FoldStats, String> {
+        let Some(f) = self.task.take() else {
+            return Err("the fold was stopped already".into());
+        };
+        let _ = f.stop.send(true);
+        match f.task.await {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(e)) => Err(format!("fold stopped with an error: {e}")),
+            Err(e) => Err(format!("fold task failed: {e}")),
+        }
+    }
+
+    /// Kills the fold abruptly (its task is aborted wherever it is: mid-batch, between the
+    /// produce and the commit, ...) and starts a new one in the same consumer group, which
+    /// restores from the aggregates topic and resumes from the last committed offsets.
+    pub async fn crash_and_restart(&mut self) {
+        if let Some(f) = self.task.take() {
+            f.task.abort();
+            let _ = f.task.await;
+        }
+        self.spawn();
+    }
+
+    /// Whether the fold task has ended (by itself, on an error, or stopped).
+    pub fn finished(&self) -> bool {
+        self.task.as_ref().is_none_or(|f| f.task.is_finished())
+    }
+
+    fn running(&self) -> bool {
+        self.task.is_some()
+    }
+}
+
+impl Pipeline {
+    /// Starts relay, api, simulator (OpenAPI only: nothing is delivered yet), worker and fold.
+    pub async fn start(cfg: PipelineConfig) -> anyhow::Result<Pipeline> {
+        let kafka = cfg.kafka;
+        let relay_listener = bind(cfg.relay_listen, "relay").await?;
+        let relay_addr = relay_listener.local_addr()?;
+        let callback_url = format!("http://{relay_addr}/callbacks/vod");
+        let verifier = CallbackVerifier::new(&callback_url, AUTH_KEY, None, 300);
+        let mut relay_cfg =
+            crate::relay::Config::new(kafka.clone(), crate::relay::Auth::Verify(verifier));
+        relay_cfg.ack_timeout = cfg.relay_ack_timeout;
+        let relay = crate::relay::start(relay_cfg, relay_listener).await?;
+        let api_listener = bind(cfg.api_listen, "api").await?;
+        let api = crate::api::start(crate::api::Config::new(kafka.clone()), api_listener).await?;
+        let api_url = api.base_url();
+
+        let mut sim_cfg = cfg.sim;
+        sim_cfg.relay_url = callback_url.clone();
+        sim_cfg.callback_url = callback_url.clone();
+        sim_cfg.auth_key = AUTH_KEY.into();
+        sim_cfg.access_key_id = ACCESS_KEY_ID.into();
+        sim_cfg.access_key_secret = ACCESS_KEY_SECRET.into();
+        sim_cfg.api_url = Some(api_url.clone());
+        let sim = Simulator::start(sim_cfg).await?;
+
+        let mut vod = VodConfig::new("cn-shanghai", ACCESS_KEY_ID, ACCESS_KEY_SECRET);
+        vod.endpoint = Some(sim.vod_endpoint());
+        let worker = crate::worker::start(
+            crate::worker::WorkerConfig::new(kafka.clone(), vod),
+            Health::default(),
+        )
+        .await?;
+        let fold_cfg = FoldConfig {
+            kafka,
+            policy: cfg.policy,
+            group_id: "live2vod-fold".into(),
+            batch_max: 5000,
+            batch_wait: Duration::from_millis(20),
+            dlq_max_ratio: 0.5,
+            dlq_window: 1000,
+            dlq_min: 100,
+            stop_after_records: None,
+        };
+        let fold = FoldRunner::start(fold_cfg);
+        Ok(Pipeline {
+            relay,
+            api,
+            sim,
+            worker: Some(worker),
+            callback_url,
+            api_url,
+            fold,
+        })
+    }
+
+    /// Stops the fold (the batch in flight is finished and committed) and returns its
+    /// counters; an error says why it had stopped or that it was stopped already.
+    pub async fn stop_fold(&mut self) -> Result<FoldStats, String> {
+        self.fold.stop().await
+    }
+
+    /// The worker, until [`Pipeline::stop_worker`].
+    pub fn worker(&self) -> Option<&crate::worker::WorkerHandle> {
+        self.worker.as_ref()
+    }
+
+    /// Stops the worker (commands in flight finish, offsets are committed): from then on
+    /// nothing but VOD's callbacks reaches the callbacks topic.
+    pub async fn stop_worker(&mut self) -> Result<(), crate::worker::WorkerError> {
+        match self.worker.take() {
+            Some(w) => w.shutdown().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the fold task has ended (by itself, on an error, or stopped).
+    pub fn fold_finished(&self) -> bool {
+        self.fold.finished()
+    }
+
+    /// Stops everything: fold (if still running), worker, relay, api, simulator.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if self.fold.running() {
+            self.stop_fold().await.map_err(anyhow::Error::msg)?;
+        }
+        self.stop_worker().await?;
+        self.relay.shutdown().await?;
+        self.api.shutdown().await?;
+        self.sim.shutdown().await;
+        Ok(())
     }
 }
 

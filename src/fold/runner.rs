@@ -135,45 +135,52 @@ pub async fn run_fold(
     health.set_ready(true);
     tracing::info!(group = %cfg.group_id, topic = %fold.topics.callbacks, "fold started");
 
-    loop {
-        fold.handle_rebalances();
-        // Wait for the first record of a batch, or for the stop signal.
-        let first = tokio::select! {
-            biased;
-            _ = stop.wait_for(|s| *s) => break,
-            msg = consumer.recv() => msg,
-        };
-        let started = Instant::now();
-        let mut pending = Pending::default();
-        match first {
-            Ok(msg) => fold.process(&msg, &mut pending).await?,
-            Err(e) => {
-                tracing::warn!(error = %e, "consumer error");
-                continue;
-            }
-        }
-        let deadline = tokio::time::Instant::now() + cfg.batch_wait;
-        let mut n = 1;
-        while n < cfg.batch_max {
-            match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                Ok(Ok(msg)) => {
-                    fold.process(&msg, &mut pending).await?;
-                    n += 1;
+    // Readiness must fall whichever way the loop ends: `live2vod run` reports one readiness
+    // for all its roles, and a fold that died on an error must not keep it green.
+    let outcome: Result<(), FoldError> = async {
+        loop {
+            fold.handle_rebalances();
+            // Wait for the first record of a batch, or for the stop signal.
+            let first = tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => break,
+                msg = consumer.recv() => msg,
+            };
+            let started = Instant::now();
+            let mut pending = Pending::default();
+            match first {
+                Ok(msg) => fold.process(&msg, &mut pending).await?,
+                Err(e) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    continue;
                 }
-                Ok(Err(e)) => tracing::warn!(error = %e, "consumer error"),
-                Err(_) => break,
+            }
+            let deadline = tokio::time::Instant::now() + cfg.batch_wait;
+            let mut n = 1;
+            while n < cfg.batch_max {
+                match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                    Ok(Ok(msg)) => {
+                        fold.process(&msg, &mut pending).await?;
+                        n += 1;
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                    Err(_) => break,
+                }
+            }
+            fold.flush(&producer, &consumer, pending).await?;
+            metrics::histogram!(m::FOLD_BATCH_LATENCY).record(started.elapsed().as_secs_f64());
+            if cfg
+                .stop_after_records
+                .is_some_and(|n| fold.stats.records >= n + fold.stats.derived)
+            {
+                break;
             }
         }
-        fold.flush(&producer, &consumer, pending).await?;
-        metrics::histogram!(m::FOLD_BATCH_LATENCY).record(started.elapsed().as_secs_f64());
-        if cfg
-            .stop_after_records
-            .is_some_and(|n| fold.stats.records >= n + fold.stats.derived)
-        {
-            break;
-        }
+        Ok(())
     }
+    .await;
     health.set_ready(false);
+    outcome?;
     consumer.unsubscribe();
     tracing::info!(stats = ?fold.stats, "fold stopping");
     Ok(fold.stats)

@@ -250,8 +250,16 @@ pub async fn ensure_topic_like(
     if compacted {
         t = t.set("cleanup.policy", "compact");
     }
-    let opts = AdminOptions::new().operation_timeout(Some(timeout));
-    for result in admin.create_topics([&t], &opts).await? {
+    // A request timeout too: a cluster without CreateTopics (librdkafka's mock cluster, which
+    // `live2vod broker` hosts) otherwise leaves the request hanging for minutes.
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
+    let results = admin
+        .create_topics([&t], &opts)
+        .await
+        .map_err(AdminError::Create)?;
+    for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {

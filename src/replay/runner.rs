@@ -227,21 +227,90 @@ fn bounds(
         .ok_or_else(|| ReplayError::NoTopic(topic.to_string()))?;
     let mut out = Vec::with_capacity(n);
     let by_time = match start {
-        Start::Time(ms) => Some(c.offsets_for_timestamp(ms, timeout)?),
+        // Not `offsets_for_timestamp`: that looks up the consumer's current assignment, which
+        // is empty here (librdkafka then refuses the request).
+        Start::Time(ms) => {
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..n as i32 {
+                tpl.add_partition_offset(topic, p, Offset::Offset(ms))?;
+            }
+            Some(c.offsets_for_times(tpl, timeout)?)
+        }
         Start::Beginning => None,
     };
     for p in 0..n as i32 {
         let (low, high) = c.fetch_watermarks(topic, p, timeout)?;
-        let from = match &by_time {
-            Some(tpl) => match tpl.find_partition(topic, p).map(|e| e.offset()) {
-                Some(Offset::Offset(o)) => o.max(low),
-                _ => high,
-            },
-            None => low,
+        let from = match (&by_time, start) {
+            (Some(tpl), Start::Time(ms)) => {
+                match tpl.find_partition(topic, p).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => o.max(low),
+                    // "No record at or after the time" — or a broker that does not look offsets
+                    // up by time (librdkafka's mock cluster answers -1 for every time): check
+                    // against the records themselves rather than silently replaying nothing.
+                    _ => first_offset_at_or_after(c, topic, p, low, high, ms)?,
+                }
+            }
+            _ => low,
         };
         out.push((p, from, high));
     }
     Ok(out)
+}
+
+/// The first offset in `[low, high)` whose record has a timestamp at or after `ms` (`high` if
+/// none), by binary search over the records' timestamps (assumed non-decreasing, as the
+/// broker's own time index assumes). Costs O(log n) single-record fetches.
+fn first_offset_at_or_after(
+    c: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    low: i64,
+    high: i64,
+    ms: i64,
+) -> Result<i64, ReplayError> {
+    let (mut lo, mut hi) = (low, high);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        // Offsets below the high watermark can be missing (retention): `at` is the first one
+        // still there at or after `mid`.
+        match record_time_at(c, topic, partition, mid, high)? {
+            Some((at, ts)) if ts < ms => lo = at + 1,
+            Some(_) => hi = mid,
+            None => hi = mid,
+        }
+    }
+    Ok(lo)
+}
+
+/// Offset and timestamp (ms) of the first record at or after `offset` (below `high`).
+fn record_time_at(
+    c: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    high: i64,
+) -> Result<Option<(i64, i64)>, ReplayError> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    c.assign(&tpl)?;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) if m.partition() == partition && m.offset() >= offset => {
+                if m.offset() >= high {
+                    return Ok(None);
+                }
+                let ts = m.timestamp().to_millis().unwrap_or(i64::MIN);
+                return Ok(Some((m.offset(), ts)));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.into()),
+            None => {}
+        }
+    }
+    Err(ReplayError::Other(format!(
+        "could not read {topic}[{partition}] at offset {offset} to find where --from-time starts"
+    )))
 }
 
 fn fold_topic(

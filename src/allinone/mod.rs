@@ -167,17 +167,39 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     ));
     tracing::info!(relay = %args.listen, api = %args.api_listen, metrics = %args.metrics_listen, "live2vod run: all roles started");
 
-    crate::http::shutdown_signal().await;
+    // Stop on SIGTERM/SIGINT, or when the fold stops on its own (an error): a process whose
+    // fold is gone must exit so the orchestrator restarts it, not linger half-alive.
+    let mut fold = fold;
+    let fold_result = tokio::select! {
+        _ = crate::http::shutdown_signal() => None,
+        r = &mut fold => Some(r),
+    };
     relay.shutdown().await?;
-    let _ = stop_fold.send(true);
-    match fold.await {
-        Ok(Ok(stats)) => tracing::info!(?stats, "fold stopped"),
-        Ok(Err(e)) => tracing::error!(error = %e, "fold stopped with an error"),
-        Err(e) => tracing::error!(error = %e, "fold task failed"),
-    }
+    let fold_error = match fold_result {
+        Some(Ok(Ok(stats))) => {
+            tracing::info!(?stats, "fold stopped");
+            None
+        }
+        Some(Ok(Err(e))) => Some(anyhow::anyhow!("the fold stopped: {e}")),
+        Some(Err(e)) => Some(anyhow::anyhow!("the fold task failed: {e}")),
+        None => {
+            let _ = stop_fold.send(true);
+            match fold.await {
+                Ok(Ok(stats)) => {
+                    tracing::info!(?stats, "fold stopped");
+                    None
+                }
+                Ok(Err(e)) => Some(anyhow::anyhow!("the fold stopped: {e}")),
+                Err(e) => Some(anyhow::anyhow!("the fold task failed: {e}")),
+            }
+        }
+    };
     worker.shutdown().await?;
     api.shutdown().await?;
     let _ = ops_stop.send(true);
     let _ = ops.await;
-    Ok(())
+    match fold_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }

@@ -16,3 +16,26 @@ pub fn callbacks(sessions: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
     }
     out
 }
+
+/// Produces `records` to `topic` (idempotent producer, acks=all), 10,000 in flight at most.
+pub async fn produce(
+    kafka: &crate::kafka::KafkaArgs,
+    topic: &str,
+    records: &[(String, Vec<u8>)],
+) -> anyhow::Result<()> {
+    let producer = crate::kafka::producer::idempotent_producer(kafka)?;
+    for chunk in records.chunks(10_000) {
+        let sends = chunk.iter().map(|(k, v)| {
+            producer.send(
+                rdkafka::producer::FutureRecord::to(topic)
+                    .key(k.as_str())
+                    .payload(v.as_slice()),
+                std::time::Duration::from_secs(30),
+            )
+        });
+        futures::future::try_join_all(sends)
+            .await
+            .map_err(|(e, _)| anyhow::anyhow!("producing the corpus: {e}"))?;
+    }
+    Ok(())
+}

@@ -5,10 +5,8 @@
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
-use futures::future::try_join_all;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
 
@@ -51,20 +49,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         bytes,
         args.partitions
     );
-    let producer = crate::kafka::producer::idempotent_producer(&kafka)?;
-    for chunk in corpus.chunks(10_000) {
-        let sends = chunk.iter().map(|(k, v)| {
-            producer.send(
-                FutureRecord::to(&topics.callbacks)
-                    .key(k.as_str())
-                    .payload(v.as_slice()),
-                Duration::from_secs(30),
-            )
-        });
-        try_join_all(sends)
-            .await
-            .map_err(|(e, _)| anyhow::anyhow!("producing the corpus: {e}"))?;
-    }
+    super::corpus::produce(&kafka, &topics.callbacks, &corpus).await?;
     let n = corpus.len() as u64;
 
     // Plain consumer, same style as replay (assign all partitions from the beginning).

@@ -576,7 +576,7 @@ fn parse_play_info(mut m: Obj<'_>) -> PlayInfo {
 }
 
 fn parse_object(body: &[u8]) -> Result<Obj<'_>, EventError> {
-    let v: J<'_> = serde_json::from_slice(body).map_err(|e| EventError::NotJson(e.to_string()))?;
+    let v = super::json::parse(body).map_err(|e| EventError::NotJson(e.to_string()))?;
     match v {
         J::Obj(m) => Ok(m),
         other => Err(EventError::NotObject(other.type_name())),
@@ -623,8 +623,7 @@ fn required(m: &mut Fields<'_>, ty: &str, field: &'static str) -> Result<String,
 
 /// Parses a callback body (see the module doc for what "lenient" and "faithful" mean).
 pub fn parse_event(body: &[u8]) -> Result<Event, EventError> {
-    let root: J<'_> =
-        serde_json::from_slice(body).map_err(|e| EventError::NotJson(e.to_string()))?;
+    let root = super::json::parse(body).map_err(|e| EventError::NotJson(e.to_string()))?;
     let dedup_key = canonical_hash(&root);
     let mut m = match root {
         J::Obj(o) => o,

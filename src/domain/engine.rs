@@ -127,9 +127,11 @@ pub struct Applied {
     pub commands: Vec<Command>,
     /// Stream facts to produce to the callbacks topic: (key, JSON body).
     pub derived: Vec<(String, Vec<u8>)>,
-    /// The encoded `AggregateSnapshot`, whenever anything in it changed (state, counters or the
-    /// input position), i.e. for every record that was not `already_applied`.
-    pub snapshot: Option<Vec<u8>>,
+    /// The aggregate's `AggregateSnapshot` changed (state, counters or the input position), i.e.
+    /// true for every record that was not `already_applied`. The bytes are not encoded here:
+    /// callers that write snapshots encode them with [`Engine::snapshot_bytes`] when they write
+    /// them (the fold once per aggregate and batch, not once per record).
+    pub dirty: bool,
 }
 
 /// Holds the aggregates of the partitions a fold instance owns, and the policy.
@@ -268,7 +270,7 @@ impl Engine {
                 }
             }
         }
-        out.snapshot = Some(encode_snapshot(entry));
+        out.dirty = true;
         out.aggregate_key = agg_key;
         Ok(out)
     }
@@ -362,14 +364,11 @@ mod tests {
     fn duplicate_delivery_counts_but_does_not_change_state() {
         let mut e = Engine::new(Policy::default());
         let a = e.apply("v1", ACR.as_bytes(), pos(1)).unwrap();
-        assert!(a.changed && !a.duplicate && a.snapshot.is_some());
+        assert!(a.changed && !a.duplicate && a.dirty);
         let state = crate::domain::codec::encode_state(e.get("v1").unwrap());
         let b = e.apply("v1", ACR.as_bytes(), pos(2)).unwrap();
         assert!(b.duplicate && !b.changed && b.commands.is_empty() && b.derived.is_empty());
-        assert!(
-            b.snapshot.is_some(),
-            "counters moved, so the snapshot is rewritten"
-        );
+        assert!(b.dirty, "counters moved, so the snapshot is rewritten");
         assert_eq!(
             crate::domain::codec::encode_state(e.get("v1").unwrap()),
             state
@@ -385,7 +384,7 @@ mod tests {
         let before = e.snapshot_bytes("v1");
         for offset in [7, 3] {
             let again = e.apply("v1", TC.as_bytes(), pos(offset)).unwrap();
-            assert!(again.already_applied && again.snapshot.is_none() && again.commands.is_empty());
+            assert!(again.already_applied && !again.dirty && again.commands.is_empty());
         }
         assert_eq!(e.snapshot_bytes("v1"), before);
         assert!(

@@ -83,8 +83,10 @@ struct Pending {
     commands: Vec<(crate::proto::Command, Option<i64>)>,
     derived: Vec<(String, Vec<u8>)>,
     dead: Vec<DeadRecord>,
-    /// Aggregate key -> (input partition, newest encoded snapshot), for the snapshots to write.
-    dirty: HashMap<String, (i32, Vec<u8>)>,
+    /// Aggregate key -> (input partition, its snapshot if already encoded), for the snapshots to
+    /// write. Snapshots are encoded once per aggregate at flush (the newest state), not once per
+    /// record; only an aggregate evicted mid-batch is encoded at eviction.
+    dirty: HashMap<String, (i32, Option<Vec<u8>>)>,
     /// Next offset to commit, per input partition.
     offsets: HashMap<i32, i64>,
 }
@@ -135,7 +137,7 @@ pub async fn run_fold(
     tracing::info!(group = %cfg.group_id, topic = %fold.topics.callbacks, "fold started");
 
     loop {
-        fold.handle_rebalances();
+        fold.handle_rebalances(None);
         // Wait for the first record of a batch, or for the stop signal.
         let first = tokio::select! {
             biased;
@@ -191,11 +193,20 @@ struct Fold {
 }
 
 impl Fold {
-    fn handle_rebalances(&mut self) {
+    fn handle_rebalances(&mut self, mut pending: Option<&mut Pending>) {
         while let Ok(ev) = self.rebalances.try_recv() {
             match ev {
                 RebalanceEvent::Revoked(parts) => {
                     for (_, p) in parts {
+                        // Snapshots this batch still has to write: encode them before the
+                        // aggregates go (the batch's offsets are committed after them).
+                        if let Some(pending) = pending.as_deref_mut() {
+                            for (key, (partition, bytes)) in pending.dirty.iter_mut() {
+                                if *partition == p && bytes.is_none() {
+                                    *bytes = self.engine.snapshot_bytes(key);
+                                }
+                            }
+                        }
                         // Another instance owns it now and will restore it from the snapshots.
                         self.assigned.remove(&p);
                         self.restored.remove(&p);
@@ -218,7 +229,7 @@ impl Fold {
         let offset = msg.offset();
         if !self.restored.contains(&partition) {
             // Restore every newly assigned partition in one read, not one client each.
-            self.handle_rebalances();
+            self.handle_rebalances(Some(pending));
             let mut todo: Vec<i32> = self
                 .assigned
                 .iter()
@@ -263,10 +274,10 @@ impl Fold {
                 pending.derived.extend(applied.derived);
                 // Counters and the input position move even when the state does not: write
                 // them too, so a re-delivery after a crash is recognised and counted once.
-                if let Some(bytes) = applied.snapshot {
+                if applied.dirty {
                     pending
                         .dirty
-                        .insert(applied.aggregate_key, (partition, bytes));
+                        .insert(applied.aggregate_key, (partition, None));
                 }
                 Ok(())
             }
@@ -435,7 +446,10 @@ impl Fold {
         let snapshots: Vec<(String, i32, Vec<u8>)> = pending
             .dirty
             .into_iter()
-            .map(|(key, (p, bytes))| (key, p, bytes))
+            .filter_map(|(key, (p, bytes))| {
+                let bytes = bytes.or_else(|| self.engine.snapshot_bytes(&key))?;
+                Some((key, p, bytes))
+            })
             .collect();
         let sends = snapshots.iter().map(|(key, p, bytes)| {
             producer.send(

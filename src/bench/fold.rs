@@ -196,15 +196,16 @@ pub(crate) fn session(rng: &mut Rng, n: usize, segments: usize) -> (Vec<(String,
 fn text_bytes(a: &Aggregate) -> usize {
     let Some(v) = a.as_video() else { return 0 };
     let o = |s: &Option<Box<str>>| s.as_deref().map_or(0, str::len);
+    let t = |s: &Option<crate::domain::text::Text>| s.as_ref().map_or(0, |t| t.stored_len());
     let mut n = 2 * v.id.len(); // the aggregate's id and the engine's map key
     if let Some(or) = &v.origin {
         let k = &or.value.stream;
         n += k.domain.len() + k.app.len() + k.stream.len();
     }
     if let Some(s) = &v.source {
-        n += o(&s.value.file_url);
+        n += t(&s.value.file_url);
     }
-    n += v.cover.as_ref().map_or(0, |c| c.value.len());
+    n += v.cover.as_ref().map_or(0, |c| c.value.stored_len());
     n += v
         .snapshots
         .iter()
@@ -214,13 +215,13 @@ fn text_bytes(a: &Aggregate) -> usize {
         let i = &r.reg.value;
         n += r.definition.len()
             + r.format.len()
-            + o(&i.file_url)
+            + t(&i.file_url)
             + o(&i.bitrate)
-            + o(&i.job_id)
+            + t(&i.job_id)
             + o(&i.error_code);
     }
     for p in &v.play_urls {
-        n += p.definition.len() + p.format.len() + p.reg.value.len();
+        n += p.definition.len() + p.format.len() + p.reg.value.stored_len();
     }
     n
 }

@@ -10,6 +10,7 @@ use thiserror::Error;
 use super::engine::Aggregate;
 use super::lattice::{Origin, OriginKind, Reg, Status, StreamKey, F64};
 use super::stream::{StreamAggregate, StreamVideo};
+use super::text::Text;
 use super::video::{
     InputPos, Meta, Observed, PlayUrl, Rendition, RenditionInfo, SnapshotEntry, Source, Submission,
     SubmissionInfo, TranscodeRequest, VideoAggregate,
@@ -128,7 +129,7 @@ pub fn video_to_proto(v: &VideoAggregate) -> pb::VideoState {
             rank: u32::from(s.rank),
             status: s.value.status.as_str().to_string(),
             size: s.value.size,
-            file_url: os(&s.value.file_url),
+            file_url: s.value.file_url.as_ref().map(Text::to_string),
         }),
         source_success_ms: v.source_success_ms,
         cover: v.cover.as_ref().map(|c| pb::TextReg {
@@ -158,13 +159,13 @@ pub fn video_to_proto(v: &VideoAggregate) -> pb::VideoState {
                     at_ms: r.reg.at_ms,
                     rank: u32::from(r.reg.rank),
                     status: i.status.as_str().to_string(),
-                    file_url: os(&i.file_url),
+                    file_url: i.file_url.as_ref().map(Text::to_string),
                     bitrate: os(&i.bitrate),
                     width: i.width,
                     height: i.height,
                     duration: i.duration.map(|d| d.0),
                     size: i.size,
-                    job_id: os(&i.job_id),
+                    job_id: i.job_id.as_ref().map(Text::to_string),
                     error_code: os(&i.error_code),
                 }
             })
@@ -250,13 +251,13 @@ pub fn video_from_proto(p: pb::VideoState) -> Result<VideoAggregate, CodecError>
                 rank(r.rank),
                 RenditionInfo {
                     status: Status::parse(&r.status),
-                    file_url: bs(r.file_url),
+                    file_url: r.file_url.as_deref().map(Text::new),
                     bitrate: bs(r.bitrate),
                     width: r.width,
                     height: r.height,
                     duration: r.duration.map(F64),
                     size: r.size,
-                    job_id: bs(r.job_id),
+                    job_id: r.job_id.as_deref().map(Text::new),
                     error_code: bs(r.error_code),
                 },
             ),
@@ -296,7 +297,7 @@ pub fn video_from_proto(p: pb::VideoState) -> Result<VideoAggregate, CodecError>
         .map(|u| PlayUrl {
             definition: u.definition.into(),
             format: u.format.into(),
-            reg: Reg::new(u.at_ms, rank(u.rank), u.url.into()),
+            reg: Reg::new(u.at_ms, rank(u.rank), Text::new(&u.url)),
         })
         .collect();
     play_urls.sort_by(|a, b| (&a.definition, &a.format).cmp(&(&b.definition, &b.format)));
@@ -304,20 +305,20 @@ pub fn video_from_proto(p: pb::VideoState) -> Result<VideoAggregate, CodecError>
         id: p.id.into(),
         origin: p.origin.map(origin_from).transpose()?,
         source: p.source.map(|s| {
-            Reg::new(
+            Box::new(Reg::new(
                 s.at_ms,
                 rank(s.rank),
                 Source {
                     status: Status::parse(&s.status),
                     size: s.size,
-                    file_url: bs(s.file_url),
+                    file_url: s.file_url.as_deref().map(Text::new),
                 },
-            )
+            ))
         }),
         source_success_ms: p.source_success_ms,
         cover: p
             .cover
-            .map(|c| Reg::new(c.at_ms, rank(c.rank), c.value.into())),
+            .map(|c| Reg::new(c.at_ms, rank(c.rank), Text::new(&c.value))),
         snapshots,
         renditions,
         transcodes: sorted(
@@ -339,14 +340,14 @@ pub fn video_from_proto(p: pb::VideoState) -> Result<VideoAggregate, CodecError>
         ),
         submissions,
         observed: p.observed.map(|o| {
-            Reg::new(
+            Box::new(Reg::new(
                 o.at_ms,
                 rank(o.rank),
                 Observed {
                     video_status: o.video_status.into(),
                     size: o.size,
                 },
-            )
+            ))
         }),
         play_urls,
         emitted: sorted(emitted),
@@ -513,6 +514,18 @@ impl W {
             self.bytes_always(f, s.as_bytes());
         }
     }
+    fn text(&mut self, f: u32, t: &Text) {
+        if !t.is_empty() {
+            self.opt_text(f, Some(t));
+        }
+    }
+    fn opt_text(&mut self, f: u32, t: Option<&Text>) {
+        if let Some(t) = t {
+            self.key(f, 2);
+            self.varint(t.len() as u64);
+            t.write_to(&mut self.0);
+        }
+    }
     fn opt_str(&mut self, f: u32, s: Option<&str>) {
         if let Some(s) = s {
             self.bytes_always(f, s.as_bytes());
@@ -574,12 +587,16 @@ fn w_video(w: &mut W, v: &VideoAggregate) {
             w.uint(2, u64::from(s.rank));
             w.str(3, s.value.status.as_str());
             w.opt_int64(4, s.value.size);
-            w.opt_str(5, s.value.file_url.as_deref());
+            w.opt_text(5, s.value.file_url.as_ref());
         });
     }
     w.opt_int64(4, v.source_success_ms);
     if let Some(c) = &v.cover {
-        w_text_reg(w, 5, c.at_ms, c.rank, &c.value);
+        w.msg(5, |w| {
+            w.int64(1, c.at_ms);
+            w.uint(2, u64::from(c.rank));
+            w.text(3, &c.value);
+        });
     }
     for s in &v.snapshots {
         w.msg(6, |w| {
@@ -598,7 +615,7 @@ fn w_video(w: &mut W, v: &VideoAggregate) {
             w.int64(3, r.reg.at_ms);
             w.uint(4, u64::from(r.reg.rank));
             w.str(5, i.status.as_str());
-            w.opt_str(6, i.file_url.as_deref());
+            w.opt_text(6, i.file_url.as_ref());
             w.opt_str(7, i.bitrate.as_deref());
             w.opt_int64(8, i.width);
             w.opt_int64(9, i.height);
@@ -607,7 +624,7 @@ fn w_video(w: &mut W, v: &VideoAggregate) {
                 w.0.extend_from_slice(&d.0.to_bits().to_le_bytes());
             }
             w.opt_int64(11, i.size);
-            w.opt_str(12, i.job_id.as_deref());
+            w.opt_text(12, i.job_id.as_ref());
             w.opt_str(13, i.error_code.as_deref());
         });
     }
@@ -655,7 +672,7 @@ fn w_video(w: &mut W, v: &VideoAggregate) {
             w.str(2, &p.format);
             w.int64(3, p.reg.at_ms);
             w.uint(4, u64::from(p.reg.rank));
-            w.str(5, &p.reg.value);
+            w.text(5, &p.reg.value);
         });
     }
     for e in &v.emitted {

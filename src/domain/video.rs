@@ -10,6 +10,7 @@
 //! order-independence guarantee.
 use super::event::{Event, EventBody, StreamFact, StreamInfo};
 use super::lattice::{join_keyed, join_reg, set_insert, Origin, OriginKind, Reg, Status, F64};
+use super::text::Text;
 
 /// Position of an input record on the callbacks topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -47,7 +48,7 @@ pub struct Source {
     /// `Size` in bytes.
     pub size: Option<i64>,
     /// `FileUrl`.
-    pub file_url: Option<Box<str>>,
+    pub file_url: Option<Text>,
 }
 
 /// Latest report of one snapshot type.
@@ -65,7 +66,7 @@ pub struct RenditionInfo {
     /// Terminal status of the latest report.
     pub status: Status,
     /// `FileUrl`.
-    pub file_url: Option<Box<str>>,
+    pub file_url: Option<Text>,
     /// `Bitrate` (kbps, text).
     pub bitrate: Option<Box<str>>,
     /// `Width`.
@@ -77,7 +78,7 @@ pub struct RenditionInfo {
     /// `Size` in bytes.
     pub size: Option<i64>,
     /// `JobId`.
-    pub job_id: Option<Box<str>>,
+    pub job_id: Option<Text>,
     /// `ErrorCode` when it failed.
     pub error_code: Option<Box<str>>,
 }
@@ -145,7 +146,7 @@ pub struct PlayUrl {
     /// `Format`.
     pub format: Box<str>,
     /// `PlayURL` (CDN-accelerated).
-    pub reg: Reg<Box<str>>,
+    pub reg: Reg<Text>,
 }
 
 /// A command remembered as emitted: one kind byte (`t`, `c`, `p`) and the 16-byte hash that
@@ -191,13 +192,13 @@ pub struct VideoAggregate {
     /// Segment (AddLiveRecordVideoComplete) or composed (LiveRecordVideoComposeStart); for a
     /// composed video `at_ms` is the compose start time.
     pub origin: Option<Reg<Origin>>,
-    /// Source file (FileUploadComplete).
-    pub source: Option<Reg<Source>>,
+    /// Source file (FileUploadComplete). Boxed: only composed videos have one.
+    pub source: Option<Box<Reg<Source>>>,
     /// Earliest time a FileUploadComplete reported success: a grow-only fact (unlike the
     /// `source` register, a later failure does not erase it), which keeps the projector monotone.
     pub source_success_ms: Option<i64>,
     /// `CoverUrl` of SnapshotComplete.
-    pub cover: Option<Reg<Box<str>>>,
+    pub cover: Option<Reg<Text>>,
     /// Per snapshot type, sorted by type.
     pub snapshots: Vec<SnapshotEntry>,
     /// Per (definition, format), sorted.
@@ -208,8 +209,8 @@ pub struct VideoAggregate {
     pub requests: Vec<TranscodeRequest>,
     /// Worker submission outcomes per command id, sorted.
     pub submissions: Vec<Submission>,
-    /// What GetVideoInfo said last.
-    pub observed: Option<Reg<Observed>>,
+    /// What GetVideoInfo said last. Boxed: only videos the worker tracked have one.
+    pub observed: Option<Box<Reg<Observed>>>,
     /// Resolved play URLs per (definition, format), sorted.
     pub play_urls: Vec<PlayUrl>,
     /// Commands already emitted, sorted set: the projector never emits one of these again.
@@ -228,6 +229,17 @@ pub struct VideoAggregate {
 
 fn bs(s: Option<String>) -> Option<Box<str>> {
     s.map(String::into_boxed_str)
+}
+
+/// [`join_reg`] for a boxed register.
+fn join_boxed<T: Ord>(slot: &mut Option<Box<Reg<T>>>, new: Reg<T>) -> bool {
+    match slot {
+        Some(cur) if **cur >= new => false,
+        _ => {
+            *slot = Some(Box::new(new));
+            true
+        }
+    }
 }
 
 fn rank_of(s: &Option<Status>) -> (u8, Status) {
@@ -299,9 +311,9 @@ impl VideoAggregate {
                 let src = Source {
                     status,
                     size,
-                    file_url: bs(file_url),
+                    file_url: file_url.as_deref().map(Text::new),
                 };
-                c | join_reg(&mut self.source, Reg::new(t, rank, src))
+                c | join_boxed(&mut self.source, Reg::new(t, rank, src))
             }
             EventBody::SnapshotComplete {
                 cover_url,
@@ -310,7 +322,7 @@ impl VideoAggregate {
             } => {
                 let mut c = false;
                 if let Some(url) = cover_url {
-                    c |= join_reg(&mut self.cover, Reg::new(t, rank, url.into_boxed_str()));
+                    c |= join_reg(&mut self.cover, Reg::new(t, rank, Text::new(&url)));
                 }
                 for s in snapshots {
                     let (r, st) = rank_of(&s.status);
@@ -393,7 +405,7 @@ impl VideoAggregate {
                     video_status: video_status.unwrap_or_default().into_boxed_str(),
                     size,
                 };
-                join_reg(&mut self.observed, Reg::new(t, rank, o))
+                join_boxed(&mut self.observed, Reg::new(t, rank, o))
             }
             EventBody::PlayInfoResolved { play_infos, .. } => {
                 let mut c = false;
@@ -403,7 +415,7 @@ impl VideoAggregate {
                         p.definition.as_deref().unwrap_or(""),
                         p.format.as_deref().unwrap_or(""),
                     );
-                    let reg = Reg::new(t, rank, url.into_boxed_str());
+                    let reg = Reg::new(t, rank, Text::new(&url));
                     c |= match self
                         .play_urls
                         .binary_search_by(|e| (&*e.definition, &*e.format).cmp(&key))
@@ -450,13 +462,13 @@ impl VideoAggregate {
         let (rank, status) = rank_of(&info.status);
         let ri = RenditionInfo {
             status,
-            file_url: bs(info.file_url),
+            file_url: info.file_url.as_deref().map(Text::new),
             bitrate: bs(info.bitrate),
             width: info.width,
             height: info.height,
             duration: info.duration.map(F64),
             size: info.size,
-            job_id: bs(info.job_id),
+            job_id: info.job_id.as_deref().map(Text::new),
             error_code: bs(info.error_code),
         };
         let reg = Reg::new(t, rank, ri);

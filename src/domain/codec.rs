@@ -10,10 +10,10 @@ use thiserror::Error;
 use super::engine::Aggregate;
 use super::lattice::{Origin, OriginKind, Reg, Status, StreamKey, F64};
 use super::stream::{StreamAggregate, StreamVideo};
-use super::text::Text;
+use super::text::{Text, TextRef};
 use super::video::{
-    InputPos, Meta, Observed, PlayUrl, Rendition, RenditionInfo, SnapshotEntry, Source, Submission,
-    SubmissionInfo, TranscodeRequest, VideoAggregate,
+    InputPos, Meta, Observed, PackedInfo, PlayUrl, Rendition, RenditionInfo, SnapshotEntry, Source,
+    Submission, SubmissionInfo, TranscodeRequest, VideoAggregate,
 };
 use crate::proto as pb;
 
@@ -152,7 +152,7 @@ pub fn video_to_proto(v: &VideoAggregate) -> pb::VideoState {
             .renditions
             .iter()
             .map(|r| {
-                let i = &r.reg.value;
+                let i = &r.reg.value.unpack();
                 pb::RenditionReg {
                     definition: r.definition.to_string(),
                     format: r.format.to_string(),
@@ -249,7 +249,7 @@ pub fn video_from_proto(p: pb::VideoState) -> Result<VideoAggregate, CodecError>
             reg: Reg::new(
                 r.at_ms,
                 rank(r.rank),
-                RenditionInfo {
+                PackedInfo::pack(&RenditionInfo {
                     status: Status::parse(&r.status),
                     file_url: r.file_url.as_deref().map(Text::new),
                     bitrate: bs(r.bitrate),
@@ -259,7 +259,7 @@ pub fn video_from_proto(p: pb::VideoState) -> Result<VideoAggregate, CodecError>
                     size: r.size,
                     job_id: r.job_id.as_deref().map(Text::new),
                     error_code: bs(r.error_code),
-                },
+                }),
             ),
         })
         .collect();
@@ -526,6 +526,13 @@ impl W {
             t.write_to(&mut self.0);
         }
     }
+    fn opt_text_ref(&mut self, f: u32, t: Option<TextRef<'_>>) {
+        if let Some(t) = t {
+            self.key(f, 2);
+            self.varint(t.len() as u64);
+            t.write_to(&mut self.0);
+        }
+    }
     fn opt_str(&mut self, f: u32, s: Option<&str>) {
         if let Some(s) = s {
             self.bytes_always(f, s.as_bytes());
@@ -608,24 +615,24 @@ fn w_video(w: &mut W, v: &VideoAggregate) {
         });
     }
     for r in &v.renditions {
-        let i = &r.reg.value;
+        let i = r.reg.value.view();
         w.msg(7, |w| {
             w.str(1, &r.definition);
             w.str(2, &r.format);
             w.int64(3, r.reg.at_ms);
             w.uint(4, u64::from(r.reg.rank));
-            w.str(5, i.status.as_str());
-            w.opt_text(6, i.file_url.as_ref());
-            w.opt_str(7, i.bitrate.as_deref());
+            w.str(5, i.status);
+            w.opt_text_ref(6, i.file_url);
+            w.opt_str(7, i.bitrate);
             w.opt_int64(8, i.width);
             w.opt_int64(9, i.height);
             if let Some(d) = i.duration {
                 w.key(10, 1);
-                w.0.extend_from_slice(&d.0.to_bits().to_le_bytes());
+                w.0.extend_from_slice(&d.to_bits().to_le_bytes());
             }
             w.opt_int64(11, i.size);
-            w.opt_text(12, i.job_id.as_ref());
-            w.opt_str(13, i.error_code.as_deref());
+            w.opt_text_ref(12, i.job_id);
+            w.opt_str(13, i.error_code);
         });
     }
     for t in &v.transcodes {

@@ -140,7 +140,7 @@ pub struct Engine {
     policy: Policy,
     // A hash map with a fixed hash function (no per-process random seed, so nothing here depends
     // on randomness); `aggregates()` sorts by key for a deterministic order.
-    aggregates: HashMap<String, Box<Aggregate>, BuildHasherDefault<KeyHasher>>,
+    aggregates: HashMap<Box<str>, Box<Aggregate>, BuildHasherDefault<KeyHasher>>,
 }
 
 impl Engine {
@@ -167,7 +167,8 @@ impl Engine {
                 record_key: key.to_string(),
             });
         }
-        self.aggregates.insert(snapshot_key, Box::new(agg));
+        self.aggregates
+            .insert(snapshot_key.into_boxed_str(), Box::new(agg));
         Ok(())
     }
 
@@ -214,7 +215,7 @@ impl Engine {
                     _ => Aggregate::Video(VideoAggregate::new(&agg_key)),
                 };
                 self.aggregates
-                    .entry(agg_key.clone())
+                    .entry(agg_key.as_str().into())
                     .or_insert(Box::new(agg))
             }
         };
@@ -314,11 +315,8 @@ impl Engine {
 
     /// Every aggregate, in key order.
     pub fn aggregates(&self) -> impl Iterator<Item = (&str, &Aggregate)> {
-        let mut all: Vec<(&str, &Aggregate)> = self
-            .aggregates
-            .iter()
-            .map(|(k, v)| (k.as_str(), &**v))
-            .collect();
+        let mut all: Vec<(&str, &Aggregate)> =
+            self.aggregates.iter().map(|(k, v)| (&**k, &**v)).collect();
         all.sort_unstable_by(|a, b| a.0.cmp(b.0));
         all.into_iter()
     }

@@ -127,8 +127,53 @@ impl Text {
         self.0.len()
     }
 
+    /// The stored bytes (to embed a text in a larger packed value).
+    pub fn stored(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// A borrowed view of this text.
+    pub fn as_text_ref(&self) -> TextRef<'_> {
+        TextRef(&self.0)
+    }
+
     /// Length of the decoded string in bytes.
     pub fn len(&self) -> usize {
+        self.as_text_ref().len()
+    }
+
+    /// Whether the decoded string is empty.
+    pub fn is_empty(&self) -> bool {
+        self.as_text_ref().is_empty()
+    }
+
+    /// Appends the decoded string's bytes to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        self.as_text_ref().write_to(out)
+    }
+
+    fn decoded(&self) -> String {
+        self.as_text_ref().decoded()
+    }
+}
+
+/// The stored bytes of a [`Text`], borrowed (e.g. from inside a packed value).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TextRef<'a>(&'a [u8]);
+
+impl<'a> TextRef<'a> {
+    /// Views bytes written from [`Text::stored`].
+    pub fn from_stored(b: &'a [u8]) -> Self {
+        TextRef(b)
+    }
+
+    /// An owned copy.
+    pub fn to_text(self) -> Text {
+        Text(self.0.into())
+    }
+
+    /// Length of the decoded string in bytes.
+    pub fn len(self) -> usize {
         let mut n = prefix_text(self.0[0]).len();
         let b = &self.0[1..];
         let mut i = 0;
@@ -145,12 +190,12 @@ impl Text {
     }
 
     /// Whether the decoded string is empty.
-    pub fn is_empty(&self) -> bool {
+    pub fn is_empty(self) -> bool {
         self.0.len() == 1 && self.0[0] == 0
     }
 
     /// Appends the decoded string's bytes to `out`.
-    pub fn write_to(&self, out: &mut Vec<u8>) {
+    pub fn write_to(self, out: &mut Vec<u8>) {
         out.extend_from_slice(prefix_text(self.0[0]).as_bytes());
         let b = &self.0[1..];
         let mut i = 0;
@@ -175,7 +220,8 @@ impl Text {
         }
     }
 
-    fn decoded(&self) -> String {
+    /// The decoded string.
+    pub fn decoded(self) -> String {
         let mut out = Vec::with_capacity(self.len());
         self.write_to(&mut out);
         // Only ever built from a `&str`; markers expand to ASCII.

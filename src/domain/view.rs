@@ -39,7 +39,7 @@ pub fn video_json(v: &VideoAggregate) -> Value {
         .renditions
         .iter()
         .map(|r| {
-            let i = &r.reg.value;
+            let i = &r.reg.value.unpack();
             json!({
                 "definition": &*r.definition,
                 "format": &*r.format,
@@ -61,13 +61,13 @@ pub fn video_json(v: &VideoAggregate) -> Value {
         .map(|p| (&*p.definition, &*p.format, p.reg.value.to_string()))
         .collect();
     for r in &v.renditions {
-        if r.reg.value.status.is_success()
+        if r.reg.value.is_success()
             && !play
                 .iter()
                 .any(|p| p.0 == &*r.definition && p.1 == &*r.format)
         {
-            if let Some(u) = &r.reg.value.file_url {
-                play.push((&r.definition, &r.format, u.to_string()));
+            if let Some(u) = r.reg.value.view().file_url {
+                play.push((&r.definition, &r.format, u.decoded()));
             }
         }
     }

@@ -6,6 +6,7 @@
 //! linear scan beats a map), and only the fields nobody knows (the faithful `extra`) are converted
 //! to `serde_json::Value`.
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -181,19 +182,75 @@ impl J<'_> {
 /// hash depends on it).
 pub fn parse(body: &[u8]) -> Result<J<'_>, serde_json::Error> {
     if let Ok(text) = std::str::from_utf8(body) {
+        let (fields, items) = STACKS.with(|s| std::mem::take(&mut *s.borrow_mut()));
         let mut p = Parser {
             s: text,
             b: body,
             i: 0,
             depth: 128,
-            fields: Vec::with_capacity(32),
-            items: Vec::new(),
+            fields,
+            items,
         };
-        if let Some(v) = p.document() {
+        let v = p.document();
+        let Parser {
+            mut fields,
+            mut items,
+            ..
+        } = p;
+        fields.clear();
+        items.clear();
+        // Empty again: hand the allocations back for the next parse (collecting a vector's own
+        // iterator into an element type of the same layout reuses its allocation; `filter` could
+        // not change the lifetime).
+        #[allow(clippy::unnecessary_filter_map)]
+        let fields: Vec<Field<'static>> = fields.into_iter().filter_map(|_| None).collect();
+        #[allow(clippy::unnecessary_filter_map)]
+        let items: Vec<J<'static>> = items.into_iter().filter_map(|_| None).collect();
+        STACKS.with(|s| *s.borrow_mut() = (fields, items));
+        if let Some(v) = v {
             return Ok(v);
         }
     }
     serde_json::from_slice(body)
+}
+
+type Field<'a> = (Cow<'a, str>, J<'a>);
+
+thread_local! {
+    /// The parser's scratch stacks, kept between parses (empty between them).
+    static STACKS: RefCell<(Vec<Field<'static>>, Vec<J<'static>>)> =
+        const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Index of the first byte at or after `i` that ends a plain string run (`"`, `\\` or a control
+/// character), eight bytes at a time.
+#[inline]
+fn plain_run_end(b: &[u8], mut i: usize) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(w);
+        let q = w ^ (LO * u64::from(b'"'));
+        let e = w ^ (LO * u64::from(b'\\'));
+        // Each term flags its lowest matching byte exactly (false positives only above a match).
+        let hit = ((q.wrapping_sub(LO) & !q)
+            | (e.wrapping_sub(LO) & !e)
+            | (w.wrapping_sub(LO * 0x20) & !w))
+            & HI;
+        if hit != 0 {
+            return i + (hit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
 struct Parser<'a> {
@@ -201,7 +258,7 @@ struct Parser<'a> {
     b: &'a [u8],
     i: usize,
     depth: u32,
-    fields: Vec<(Cow<'a, str>, J<'a>)>,
+    fields: Vec<Field<'a>>,
     items: Vec<J<'a>>,
 }
 
@@ -322,20 +379,15 @@ impl<'a> Parser<'a> {
     /// ASCII byte, so they are on char boundaries (the whole body is valid UTF-8).
     fn string(&mut self) -> Option<Cow<'a, str>> {
         let start = self.i;
-        loop {
-            let c = *self.b.get(self.i)?;
-            if c == b'"' {
+        self.i = plain_run_end(self.b, self.i);
+        match *self.b.get(self.i)? {
+            b'"' => {
                 let s = &self.s[start..self.i];
                 self.i += 1;
                 return Some(Cow::Borrowed(s));
             }
-            if c == b'\\' {
-                break;
-            }
-            if c < 0x20 {
-                return None;
-            }
-            self.i += 1;
+            b'\\' => {}
+            _ => return None,
         }
         let mut out = String::with_capacity(self.i - start + 16);
         out.push_str(&self.s[start..self.i]);
@@ -365,12 +417,7 @@ impl<'a> Parser<'a> {
                 0..=0x1f => return None,
                 _ => {
                     let run = self.i;
-                    while let Some(&c) = self.b.get(self.i) {
-                        if c == b'"' || c == b'\\' || c < 0x20 {
-                            break;
-                        }
-                        self.i += 1;
-                    }
+                    self.i = plain_run_end(self.b, self.i);
                     out.push_str(&self.s[run..self.i]);
                 }
             }

@@ -106,18 +106,25 @@ impl Text {
         let b = rest.as_bytes();
         let mut out = Vec::with_capacity(1 + b.len());
         out.push(index);
+        // Runs of hex digits: each full 32 packed, from the run's start; the rest as is.
         let mut i = 0;
         while i < b.len() {
-            if b.len() - i >= 32 && b[i..i + 32].iter().all(|&c| is_hex(c)) {
-                out.push(MARK);
-                for pair in b[i..i + 32].chunks_exact(2) {
-                    out.push(nibble(pair[0]) << 4 | nibble(pair[1]));
-                }
-                i += 32;
-            } else {
-                out.push(b[i]);
+            let start = i;
+            let hex = is_hex(b[i]);
+            while i < b.len() && is_hex(b[i]) == hex {
                 i += 1;
             }
+            let mut j = start;
+            if hex {
+                while i - j >= 32 {
+                    out.push(MARK);
+                    for pair in b[j..j + 32].chunks_exact(2) {
+                        out.push(nibble(pair[0]) << 4 | nibble(pair[1]));
+                    }
+                    j += 32;
+                }
+            }
+            out.extend_from_slice(&b[j..i]);
         }
         Text(out.into_boxed_slice())
     }

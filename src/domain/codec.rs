@@ -544,13 +544,24 @@ impl W {
         let at = self.0.len();
         self.0.push(0);
         body(self);
-        let len = self.0.len() - at - 1;
+        let end = self.0.len();
+        let len = end - at - 1;
         if len < 0x80 {
             self.0[at] = len as u8;
         } else {
-            let mut tmp = W(Vec::with_capacity(10));
-            tmp.varint(len as u64);
-            self.0.splice(at..at + 1, tmp.0);
+            // Widen the reserved byte in place: shift the body right, then write the varint.
+            let mut tmp = [0u8; 10];
+            let (mut v, mut n) = (len as u64, 0);
+            while v >= 0x80 {
+                tmp[n] = (v as u8) | 0x80;
+                v >>= 7;
+                n += 1;
+            }
+            tmp[n] = v as u8;
+            n += 1;
+            self.0.resize(end + n - 1, 0);
+            self.0.copy_within(at + 1..end, at + n);
+            self.0[at..at + n].copy_from_slice(&tmp[..n]);
         }
     }
 }
@@ -720,7 +731,8 @@ fn w_stream_state(w: &mut W, s: &StreamAggregate) {
 /// The full snapshot (state + meta) of an aggregate: the `AggregateSnapshot` protobuf bytes,
 /// written directly (byte-identical to prost's encoding, see [`encode_snapshot_prost`]).
 pub fn encode_snapshot(agg: &Aggregate) -> Vec<u8> {
-    let mut w = W(Vec::with_capacity(1024));
+    // Most snapshots fit (a video with four renditions is ~2 KB): no regrowth while writing.
+    let mut w = W(Vec::with_capacity(4096));
     let meta = agg.meta();
     match agg {
         Aggregate::Video(v) => w.str(1, &v.id),

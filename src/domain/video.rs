@@ -696,6 +696,20 @@ impl VideoAggregate {
 
     fn join_rendition(&mut self, t: i64, info: StreamInfo) -> bool {
         let (rank, status) = rank_of(&info.status);
+        let key = (
+            info.definition.as_deref().unwrap_or(""),
+            info.format.as_deref().unwrap_or(""),
+        );
+        let found = self
+            .renditions
+            .binary_search_by(|e| (&*e.definition, &*e.format).cmp(&key));
+        if let Ok(i) = found {
+            // Loses on (time, rank) alone: no need to build and pack the value.
+            let cur = &self.renditions[i].reg;
+            if (cur.at_ms, cur.rank) > (t, rank) {
+                return false;
+            }
+        }
         let ri = RenditionInfo {
             status,
             file_url: info.file_url.as_deref().map(Text::new),
@@ -708,14 +722,7 @@ impl VideoAggregate {
             error_code: bs(info.error_code),
         };
         let reg = Reg::new(t, rank, PackedInfo::pack(&ri));
-        let key = (
-            info.definition.as_deref().unwrap_or(""),
-            info.format.as_deref().unwrap_or(""),
-        );
-        match self
-            .renditions
-            .binary_search_by(|e| (&*e.definition, &*e.format).cmp(&key))
-        {
+        match found {
             Ok(i) => {
                 let cur = &mut self.renditions[i].reg;
                 if *cur >= reg {

@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use super::json::{canonical_hash, Num, Obj, J};
+use super::json::{Num, Obj, J};
 use super::lattice::{Origin, OriginKind, Reg, Status, StreamKey};
 use super::time::{format_rfc3339, parse_event_time, TimeError};
 
@@ -669,8 +669,8 @@ fn required(m: &mut Fields<'_>, ty: &str, field: &'static str) -> Result<String,
 
 /// Parses a callback body (see the module doc for what "lenient" and "faithful" mean).
 pub fn parse_event(body: &[u8]) -> Result<Event, EventError> {
-    let root = super::json::parse(body).map_err(|e| EventError::NotJson(e.to_string()))?;
-    let dedup_key = canonical_hash(&root);
+    let (root, dedup_key) =
+        super::json::parse_hashed(body).map_err(|e| EventError::NotJson(e.to_string()))?;
     let mut m = match root {
         J::Obj(o) => o,
         other => return Err(EventError::NotObject(other.type_name())),

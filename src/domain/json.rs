@@ -181,6 +181,12 @@ impl J<'_> {
 /// that overflow are converted by serde_json too, so every `f64` is bit-identical (the canonical
 /// hash depends on it).
 pub fn parse(body: &[u8]) -> Result<J<'_>, serde_json::Error> {
+    parse_hashed(body).map(|(v, _)| v)
+}
+
+/// [`parse`], and the [`canonical_hash`] of the value, computed while parsing (one pass over the
+/// text instead of a second walk over the tree).
+pub fn parse_hashed(body: &[u8]) -> Result<(J<'_>, u64), serde_json::Error> {
     if let Ok(text) = std::str::from_utf8(body) {
         let (fields, items) = STACKS.with(|s| std::mem::take(&mut *s.borrow_mut()));
         let mut p = Parser {
@@ -190,6 +196,7 @@ pub fn parse(body: &[u8]) -> Result<J<'_>, serde_json::Error> {
             depth: 128,
             fields,
             items,
+            item_hashes: Vec::new(),
         };
         let v = p.document();
         let Parser {
@@ -211,7 +218,9 @@ pub fn parse(body: &[u8]) -> Result<J<'_>, serde_json::Error> {
             return Ok(v);
         }
     }
-    serde_json::from_slice(body)
+    let v: J<'_> = serde_json::from_slice(body)?;
+    let h = canonical_hash(&v);
+    Ok((v, h))
 }
 
 type Field<'a> = (Cow<'a, str>, J<'a>);
@@ -260,10 +269,11 @@ struct Parser<'a> {
     depth: u32,
     fields: Vec<Field<'a>>,
     items: Vec<J<'a>>,
+    item_hashes: Vec<u64>,
 }
 
 impl<'a> Parser<'a> {
-    fn document(&mut self) -> Option<J<'a>> {
+    fn document(&mut self) -> Option<(J<'a>, u64)> {
         let v = self.value()?;
         self.ws();
         (self.i == self.b.len()).then_some(v)
@@ -281,21 +291,26 @@ impl<'a> Parser<'a> {
         self.b.get(self.i).copied()
     }
 
-    fn value(&mut self) -> Option<J<'a>> {
+    /// A value and its canonical hash.
+    fn value(&mut self) -> Option<(J<'a>, u64)> {
         self.ws();
-        match self.peek()? {
+        let leaf = match self.peek()? {
             b'"' => {
                 self.i += 1;
-                Some(J::Str(self.string()?))
+                let s = self.string()?;
+                let h = hash_bytes(6, s.as_bytes());
+                return Some((J::Str(s), h));
             }
-            b'{' => self.object(),
-            b'[' => self.array(),
+            b'{' => return self.object(),
+            b'[' => return self.array(),
             b'-' | b'0'..=b'9' => self.number(),
             b't' => self.literal(b"true", J::Bool(true)),
             b'f' => self.literal(b"false", J::Bool(false)),
             b'n' => self.literal(b"null", J::Null),
             _ => None,
-        }
+        }?;
+        let h = canonical_hash(&leaf);
+        Some((leaf, h))
     }
 
     fn literal(&mut self, word: &[u8], v: J<'a>) -> Option<J<'a>> {
@@ -312,10 +327,11 @@ impl<'a> Parser<'a> {
         (self.depth > 0).then_some(())
     }
 
-    fn object(&mut self) -> Option<J<'a>> {
+    fn object(&mut self) -> Option<(J<'a>, u64)> {
         self.enter()?;
         self.i += 1;
         let base = self.fields.len();
+        let mut sum = 0u64;
         self.ws();
         if self.peek()? == b'}' {
             self.i += 1;
@@ -332,7 +348,8 @@ impl<'a> Parser<'a> {
                     return None;
                 }
                 self.i += 1;
-                let v = self.value()?;
+                let (v, hv) = self.value()?;
+                sum = sum.wrapping_add(fmix(hash_bytes(8, k.as_bytes()).wrapping_mul(K2) ^ hv));
                 self.fields.push((k, v));
                 self.ws();
                 match self.peek()? {
@@ -346,10 +363,12 @@ impl<'a> Parser<'a> {
             }
         }
         self.depth += 1;
-        Some(J::Obj(Obj(self.fields.drain(base..).collect())))
+        let n = (self.fields.len() - base) as u64;
+        let h = fmix(sum ^ hash_bytes(9, &n.to_le_bytes()));
+        Some((J::Obj(Obj(self.fields.drain(base..).collect())), h))
     }
 
-    fn array(&mut self) -> Option<J<'a>> {
+    fn array(&mut self) -> Option<(J<'a>, u64)> {
         self.enter()?;
         self.i += 1;
         let base = self.items.len();
@@ -358,8 +377,9 @@ impl<'a> Parser<'a> {
             self.i += 1;
         } else {
             loop {
-                let v = self.value()?;
+                let (v, hv) = self.value()?;
                 self.items.push(v);
+                self.item_hashes.push(hv);
                 self.ws();
                 match self.peek()? {
                     b',' => self.i += 1,
@@ -372,7 +392,12 @@ impl<'a> Parser<'a> {
             }
         }
         self.depth += 1;
-        Some(J::Arr(self.items.drain(base..).collect()))
+        let n = (self.items.len() - base) as u64;
+        let mut h = hash_bytes(7, &n.to_le_bytes());
+        for x in self.item_hashes.drain(base..) {
+            h = fmix(h.wrapping_mul(K1) ^ x);
+        }
+        Some((J::Arr(self.items.drain(base..).collect()), h))
     }
 
     /// After the opening quote. Borrowed unless escaped. Slices always start and end next to an
@@ -698,9 +723,10 @@ mod tests {
             "null",
         ];
         for c in cases {
-            let fast = super::parse(c.as_bytes()).unwrap();
+            let (fast, hash) = super::parse_hashed(c.as_bytes()).unwrap();
             let reference: J<'_> = serde_json::from_str(c).unwrap();
             assert_eq!(fast, reference, "{c}");
+            assert_eq!(hash, canonical_hash(&reference), "{c}");
             assert_eq!(canonical_hash(&fast), canonical_hash(&reference), "{c}");
         }
         let bad = [

@@ -205,6 +205,13 @@ impl Engine {
                 | EventBody::TranscodeComplete { .. }
                 | EventBody::TranscodeRequested { .. }
         );
+        // The subset that can change the origin or source registers (the stream fact's inputs).
+        let derives = matches!(
+            ev.body,
+            EventBody::AddLiveRecordVideoComplete { .. }
+                | EventBody::LiveRecordVideoComposeStart { .. }
+                | EventBody::FileUploadComplete { .. }
+        );
         let entry = match self.aggregates.get_mut(agg_key.as_str()) {
             Some(e) => e,
             None => {
@@ -237,7 +244,7 @@ impl Engine {
         } else {
             match entry.as_mut() {
                 Aggregate::Video(v) => {
-                    let before = if projects { v.stream_fact() } else { None };
+                    let before = if derives { v.stream_fact() } else { None };
                     out.changed = v.fold_owned(ev);
                     if out.changed && projects {
                         let projection = project(v, &self.policy);
@@ -250,10 +257,12 @@ impl Engine {
                             }
                         }
                         v.policy_refused |= projection.refused;
-                        let after = v.stream_fact();
-                        if after != before {
-                            if let Some(f) = after {
-                                out.derived.push((f.stream().aggregate_key(), f.to_body()));
+                        if derives {
+                            let after = v.stream_fact();
+                            if after != before {
+                                if let Some(f) = after {
+                                    out.derived.push((f.stream().aggregate_key(), f.to_body()));
+                                }
                             }
                         }
                     }

@@ -996,6 +996,50 @@ mod tests {
     }
 
     #[test]
+    fn packed_rendition_info_round_trips_and_orders_like_the_struct() {
+        let full = RenditionInfo {
+            status: Status::Other("Processing".into()),
+            file_url: Some(Text::new(
+                "http://outin-0123456789abcdef0123456789abcdef.oss.example.com/a/0123456789abcdef0123456789abcdef.m3u8",
+            )),
+            bitrate: Some("1500.5".into()),
+            width: Some(-1),
+            height: Some(i64::MAX),
+            duration: Some(F64(-0.0)),
+            size: Some(i64::MIN),
+            job_id: Some(Text::new("0123456789abcdef0123456789abcdef")),
+            error_code: Some("Ε".into()),
+        };
+        let empty = RenditionInfo {
+            status: Status::Fail,
+            file_url: None,
+            bitrate: None,
+            width: None,
+            height: None,
+            duration: None,
+            size: None,
+            job_id: None,
+            error_code: None,
+        };
+        let mut only_some = empty.clone();
+        only_some.status = Status::Success;
+        only_some.height = Some(720);
+        only_some.duration = Some(F64(f64::NAN));
+        let all = [full, empty, only_some];
+        for a in &all {
+            let p = PackedInfo::pack(a);
+            assert_eq!(&p.unpack(), a);
+            assert_eq!(p.is_success(), a.status.is_success());
+            assert_eq!(p.view().status, a.status.as_str());
+            for b in &all {
+                let q = PackedInfo::pack(b);
+                assert_eq!(p.cmp(&q), a.cmp(b));
+                assert_eq!(p == q, a == b);
+            }
+        }
+    }
+
+    #[test]
     fn failed_recording_is_failed() {
         let v = fold_all(&[&ACR.replace("\"Status\":\"success\"", "\"Status\":\"fail\"")]);
         assert_eq!(v.status(), VideoStatus::Failed);

@@ -5,7 +5,8 @@
 //! engine.restore(key, snapshot_bytes)?;                 // from the aggregates topic
 //! let out = engine.apply(key, body, InputPos { partition, offset })?;
 //! // out.commands -> commands topic, out.derived -> callbacks topic (durable first),
-//! // then out.snapshot -> aggregates topic (same partition number), then commit the offset.
+//! // then, once per batch, engine.snapshot_bytes(key) of every key with out.dirty -> aggregates
+//! // topic (same partition number), then commit the offsets.
 //! engine.evict_partition(p);                            // on revoke
 //! ```
 use std::collections::HashMap;

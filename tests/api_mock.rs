@@ -325,7 +325,8 @@ async fn serves_domain_snapshots_as_the_contract_json() {
             },
         )
         .expect("folds");
-    let snapshot = applied.snapshot.expect("a snapshot");
+    assert!(applied.dirty);
+    let snapshot = engine.snapshot_bytes("43q9fjdhef").expect("a snapshot");
     producer
         .send(
             FutureRecord::<str, [u8]>::to("live2vod.aggregates")

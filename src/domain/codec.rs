@@ -10,9 +10,10 @@ use thiserror::Error;
 use super::engine::Aggregate;
 use super::lattice::{Origin, OriginKind, Reg, Status, StreamKey, F64};
 use super::stream::{StreamAggregate, StreamVideo};
+use super::text::{Text, TextRef};
 use super::video::{
-    InputPos, Meta, Observed, PlayUrl, Rendition, RenditionInfo, SnapshotEntry, Source, Submission,
-    SubmissionInfo, TranscodeRequest, VideoAggregate,
+    InputPos, Meta, Observed, PackedInfo, PlayUrl, Rendition, RenditionInfo, SnapshotEntry, Source,
+    Submission, SubmissionInfo, TranscodeRequest, VideoAggregate,
 };
 use crate::proto as pb;
 
@@ -128,7 +129,7 @@ pub fn video_to_proto(v: &VideoAggregate) -> pb::VideoState {
             rank: u32::from(s.rank),
             status: s.value.status.as_str().to_string(),
             size: s.value.size,
-            file_url: os(&s.value.file_url),
+            file_url: s.value.file_url.as_ref().map(Text::to_string),
         }),
         source_success_ms: v.source_success_ms,
         cover: v.cover.as_ref().map(|c| pb::TextReg {
@@ -151,20 +152,20 @@ pub fn video_to_proto(v: &VideoAggregate) -> pb::VideoState {
             .renditions
             .iter()
             .map(|r| {
-                let i = &r.reg.value;
+                let i = &r.reg.value.unpack();
                 pb::RenditionReg {
                     definition: r.definition.to_string(),
                     format: r.format.to_string(),
                     at_ms: r.reg.at_ms,
                     rank: u32::from(r.reg.rank),
                     status: i.status.as_str().to_string(),
-                    file_url: os(&i.file_url),
+                    file_url: i.file_url.as_ref().map(Text::to_string),
                     bitrate: os(&i.bitrate),
                     width: i.width,
                     height: i.height,
                     duration: i.duration.map(|d| d.0),
                     size: i.size,
-                    job_id: os(&i.job_id),
+                    job_id: i.job_id.as_ref().map(Text::to_string),
                     error_code: os(&i.error_code),
                 }
             })
@@ -248,17 +249,17 @@ pub fn video_from_proto(p: pb::VideoState) -> Result<VideoAggregate, CodecError>
             reg: Reg::new(
                 r.at_ms,
                 rank(r.rank),
-                RenditionInfo {
+                PackedInfo::pack(&RenditionInfo {
                     status: Status::parse(&r.status),
-                    file_url: bs(r.file_url),
+                    file_url: r.file_url.as_deref().map(Text::new),
                     bitrate: bs(r.bitrate),
                     width: r.width,
                     height: r.height,
                     duration: r.duration.map(F64),
                     size: r.size,
-                    job_id: bs(r.job_id),
+                    job_id: r.job_id.as_deref().map(Text::new),
                     error_code: bs(r.error_code),
-                },
+                }),
             ),
         })
         .collect();
@@ -296,7 +297,7 @@ pub fn video_from_proto(p: pb::VideoState) -> Result<VideoAggregate, CodecError>
         .map(|u| PlayUrl {
             definition: u.definition.into(),
             format: u.format.into(),
-            reg: Reg::new(u.at_ms, rank(u.rank), u.url.into()),
+            reg: Reg::new(u.at_ms, rank(u.rank), Text::new(&u.url)),
         })
         .collect();
     play_urls.sort_by(|a, b| (&a.definition, &a.format).cmp(&(&b.definition, &b.format)));
@@ -304,20 +305,20 @@ pub fn video_from_proto(p: pb::VideoState) -> Result<VideoAggregate, CodecError>
         id: p.id.into(),
         origin: p.origin.map(origin_from).transpose()?,
         source: p.source.map(|s| {
-            Reg::new(
+            Box::new(Reg::new(
                 s.at_ms,
                 rank(s.rank),
                 Source {
                     status: Status::parse(&s.status),
                     size: s.size,
-                    file_url: bs(s.file_url),
+                    file_url: s.file_url.as_deref().map(Text::new),
                 },
-            )
+            ))
         }),
         source_success_ms: p.source_success_ms,
         cover: p
             .cover
-            .map(|c| Reg::new(c.at_ms, rank(c.rank), c.value.into())),
+            .map(|c| Reg::new(c.at_ms, rank(c.rank), Text::new(&c.value))),
         snapshots,
         renditions,
         transcodes: sorted(
@@ -339,14 +340,14 @@ pub fn video_from_proto(p: pb::VideoState) -> Result<VideoAggregate, CodecError>
         ),
         submissions,
         observed: p.observed.map(|o| {
-            Reg::new(
+            Box::new(Reg::new(
                 o.at_ms,
                 rank(o.rank),
                 Observed {
                     video_status: o.video_status.into(),
                     size: o.size,
                 },
-            )
+            ))
         }),
         play_urls,
         emitted: sorted(emitted),
@@ -513,6 +514,25 @@ impl W {
             self.bytes_always(f, s.as_bytes());
         }
     }
+    fn text(&mut self, f: u32, t: &Text) {
+        if !t.is_empty() {
+            self.opt_text(f, Some(t));
+        }
+    }
+    fn opt_text(&mut self, f: u32, t: Option<&Text>) {
+        if let Some(t) = t {
+            self.key(f, 2);
+            self.varint(t.len() as u64);
+            t.write_to(&mut self.0);
+        }
+    }
+    fn opt_text_ref(&mut self, f: u32, t: Option<TextRef<'_>>) {
+        if let Some(t) = t {
+            self.key(f, 2);
+            self.varint(t.len() as u64);
+            t.write_to(&mut self.0);
+        }
+    }
     fn opt_str(&mut self, f: u32, s: Option<&str>) {
         if let Some(s) = s {
             self.bytes_always(f, s.as_bytes());
@@ -524,13 +544,24 @@ impl W {
         let at = self.0.len();
         self.0.push(0);
         body(self);
-        let len = self.0.len() - at - 1;
+        let end = self.0.len();
+        let len = end - at - 1;
         if len < 0x80 {
             self.0[at] = len as u8;
         } else {
-            let mut tmp = W(Vec::with_capacity(10));
-            tmp.varint(len as u64);
-            self.0.splice(at..at + 1, tmp.0);
+            // Widen the reserved byte in place: shift the body right, then write the varint.
+            let mut tmp = [0u8; 10];
+            let (mut v, mut n) = (len as u64, 0);
+            while v >= 0x80 {
+                tmp[n] = (v as u8) | 0x80;
+                v >>= 7;
+                n += 1;
+            }
+            tmp[n] = v as u8;
+            n += 1;
+            self.0.resize(end + n - 1, 0);
+            self.0.copy_within(at + 1..end, at + n);
+            self.0[at..at + n].copy_from_slice(&tmp[..n]);
         }
     }
 }
@@ -574,12 +605,16 @@ fn w_video(w: &mut W, v: &VideoAggregate) {
             w.uint(2, u64::from(s.rank));
             w.str(3, s.value.status.as_str());
             w.opt_int64(4, s.value.size);
-            w.opt_str(5, s.value.file_url.as_deref());
+            w.opt_text(5, s.value.file_url.as_ref());
         });
     }
     w.opt_int64(4, v.source_success_ms);
     if let Some(c) = &v.cover {
-        w_text_reg(w, 5, c.at_ms, c.rank, &c.value);
+        w.msg(5, |w| {
+            w.int64(1, c.at_ms);
+            w.uint(2, u64::from(c.rank));
+            w.text(3, &c.value);
+        });
     }
     for s in &v.snapshots {
         w.msg(6, |w| {
@@ -591,24 +626,24 @@ fn w_video(w: &mut W, v: &VideoAggregate) {
         });
     }
     for r in &v.renditions {
-        let i = &r.reg.value;
+        let i = r.reg.value.view();
         w.msg(7, |w| {
             w.str(1, &r.definition);
             w.str(2, &r.format);
             w.int64(3, r.reg.at_ms);
             w.uint(4, u64::from(r.reg.rank));
-            w.str(5, i.status.as_str());
-            w.opt_str(6, i.file_url.as_deref());
-            w.opt_str(7, i.bitrate.as_deref());
+            w.str(5, i.status);
+            w.opt_text_ref(6, i.file_url);
+            w.opt_str(7, i.bitrate);
             w.opt_int64(8, i.width);
             w.opt_int64(9, i.height);
             if let Some(d) = i.duration {
                 w.key(10, 1);
-                w.0.extend_from_slice(&d.0.to_bits().to_le_bytes());
+                w.0.extend_from_slice(&d.to_bits().to_le_bytes());
             }
             w.opt_int64(11, i.size);
-            w.opt_str(12, i.job_id.as_deref());
-            w.opt_str(13, i.error_code.as_deref());
+            w.opt_text_ref(12, i.job_id);
+            w.opt_str(13, i.error_code);
         });
     }
     for t in &v.transcodes {
@@ -655,7 +690,7 @@ fn w_video(w: &mut W, v: &VideoAggregate) {
             w.str(2, &p.format);
             w.int64(3, p.reg.at_ms);
             w.uint(4, u64::from(p.reg.rank));
-            w.str(5, &p.reg.value);
+            w.text(5, &p.reg.value);
         });
     }
     for e in &v.emitted {
@@ -696,7 +731,8 @@ fn w_stream_state(w: &mut W, s: &StreamAggregate) {
 /// The full snapshot (state + meta) of an aggregate: the `AggregateSnapshot` protobuf bytes,
 /// written directly (byte-identical to prost's encoding, see [`encode_snapshot_prost`]).
 pub fn encode_snapshot(agg: &Aggregate) -> Vec<u8> {
-    let mut w = W(Vec::with_capacity(1024));
+    // Most snapshots fit (a video with four renditions is ~2 KB): no regrowth while writing.
+    let mut w = W(Vec::with_capacity(4096));
     let meta = agg.meta();
     match agg {
         Aggregate::Video(v) => w.str(1, &v.id),

@@ -5,7 +5,8 @@
 //! engine.restore(key, snapshot_bytes)?;                 // from the aggregates topic
 //! let out = engine.apply(key, body, InputPos { partition, offset })?;
 //! // out.commands -> commands topic, out.derived -> callbacks topic (durable first),
-//! // then out.snapshot -> aggregates topic (same partition number), then commit the offset.
+//! // then, once per batch, engine.snapshot_bytes(key) of every key with out.dirty -> aggregates
+//! // topic (same partition number), then commit the offsets.
 //! engine.evict_partition(p);                            // on revoke
 //! ```
 use std::collections::HashMap;
@@ -127,9 +128,11 @@ pub struct Applied {
     pub commands: Vec<Command>,
     /// Stream facts to produce to the callbacks topic: (key, JSON body).
     pub derived: Vec<(String, Vec<u8>)>,
-    /// The encoded `AggregateSnapshot`, whenever anything in it changed (state, counters or the
-    /// input position), i.e. for every record that was not `already_applied`.
-    pub snapshot: Option<Vec<u8>>,
+    /// The aggregate's `AggregateSnapshot` changed (state, counters or the input position), i.e.
+    /// true for every record that was not `already_applied`. The bytes are not encoded here:
+    /// callers that write snapshots encode them with [`Engine::snapshot_bytes`] when they write
+    /// them (the fold once per aggregate and batch, not once per record).
+    pub dirty: bool,
 }
 
 /// Holds the aggregates of the partitions a fold instance owns, and the policy.
@@ -138,7 +141,7 @@ pub struct Engine {
     policy: Policy,
     // A hash map with a fixed hash function (no per-process random seed, so nothing here depends
     // on randomness); `aggregates()` sorts by key for a deterministic order.
-    aggregates: HashMap<String, Box<Aggregate>, BuildHasherDefault<KeyHasher>>,
+    aggregates: HashMap<Box<str>, Box<Aggregate>, BuildHasherDefault<KeyHasher>>,
 }
 
 impl Engine {
@@ -165,7 +168,8 @@ impl Engine {
                 record_key: key.to_string(),
             });
         }
-        self.aggregates.insert(snapshot_key, Box::new(agg));
+        self.aggregates
+            .insert(snapshot_key.into_boxed_str(), Box::new(agg));
         Ok(())
     }
 
@@ -202,6 +206,13 @@ impl Engine {
                 | EventBody::TranscodeComplete { .. }
                 | EventBody::TranscodeRequested { .. }
         );
+        // The subset that can change the origin or source registers (the stream fact's inputs).
+        let derives = matches!(
+            ev.body,
+            EventBody::AddLiveRecordVideoComplete { .. }
+                | EventBody::LiveRecordVideoComposeStart { .. }
+                | EventBody::FileUploadComplete { .. }
+        );
         let entry = match self.aggregates.get_mut(agg_key.as_str()) {
             Some(e) => e,
             None => {
@@ -212,7 +223,7 @@ impl Engine {
                     _ => Aggregate::Video(VideoAggregate::new(&agg_key)),
                 };
                 self.aggregates
-                    .entry(agg_key.clone())
+                    .entry(agg_key.as_str().into())
                     .or_insert(Box::new(agg))
             }
         };
@@ -234,7 +245,7 @@ impl Engine {
         } else {
             match entry.as_mut() {
                 Aggregate::Video(v) => {
-                    let before = if projects { v.stream_fact() } else { None };
+                    let before = if derives { v.stream_fact() } else { None };
                     out.changed = v.fold_owned(ev);
                     if out.changed && projects {
                         let projection = project(v, &self.policy);
@@ -247,10 +258,12 @@ impl Engine {
                             }
                         }
                         v.policy_refused |= projection.refused;
-                        let after = v.stream_fact();
-                        if after != before {
-                            if let Some(f) = after {
-                                out.derived.push((f.stream().aggregate_key(), f.to_body()));
+                        if derives {
+                            let after = v.stream_fact();
+                            if after != before {
+                                if let Some(f) = after {
+                                    out.derived.push((f.stream().aggregate_key(), f.to_body()));
+                                }
                             }
                         }
                     }
@@ -268,7 +281,7 @@ impl Engine {
                 }
             }
         }
-        out.snapshot = Some(encode_snapshot(entry));
+        out.dirty = true;
         out.aggregate_key = agg_key;
         Ok(out)
     }
@@ -312,11 +325,8 @@ impl Engine {
 
     /// Every aggregate, in key order.
     pub fn aggregates(&self) -> impl Iterator<Item = (&str, &Aggregate)> {
-        let mut all: Vec<(&str, &Aggregate)> = self
-            .aggregates
-            .iter()
-            .map(|(k, v)| (k.as_str(), &**v))
-            .collect();
+        let mut all: Vec<(&str, &Aggregate)> =
+            self.aggregates.iter().map(|(k, v)| (&**k, &**v)).collect();
         all.sort_unstable_by(|a, b| a.0.cmp(b.0));
         all.into_iter()
     }
@@ -362,14 +372,11 @@ mod tests {
     fn duplicate_delivery_counts_but_does_not_change_state() {
         let mut e = Engine::new(Policy::default());
         let a = e.apply("v1", ACR.as_bytes(), pos(1)).unwrap();
-        assert!(a.changed && !a.duplicate && a.snapshot.is_some());
+        assert!(a.changed && !a.duplicate && a.dirty);
         let state = crate::domain::codec::encode_state(e.get("v1").unwrap());
         let b = e.apply("v1", ACR.as_bytes(), pos(2)).unwrap();
         assert!(b.duplicate && !b.changed && b.commands.is_empty() && b.derived.is_empty());
-        assert!(
-            b.snapshot.is_some(),
-            "counters moved, so the snapshot is rewritten"
-        );
+        assert!(b.dirty, "counters moved, so the snapshot is rewritten");
         assert_eq!(
             crate::domain::codec::encode_state(e.get("v1").unwrap()),
             state
@@ -385,7 +392,7 @@ mod tests {
         let before = e.snapshot_bytes("v1");
         for offset in [7, 3] {
             let again = e.apply("v1", TC.as_bytes(), pos(offset)).unwrap();
-            assert!(again.already_applied && again.snapshot.is_none() && again.commands.is_empty());
+            assert!(again.already_applied && !again.dirty && again.commands.is_empty());
         }
         assert_eq!(e.snapshot_bytes("v1"), before);
         assert!(

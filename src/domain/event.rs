@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use super::json::{canonical_hash, Num, Obj, J};
+use super::json::{Num, Obj, J};
 use super::lattice::{Origin, OriginKind, Reg, Status, StreamKey};
 use super::time::{format_rfc3339, parse_event_time, TimeError};
 
@@ -171,6 +171,52 @@ impl StreamFact {
     /// The JSON body produced to the callbacks topic (key: the stream's aggregate key).
     /// Deterministic for a given fact, so re-derived facts are recognised as duplicates.
     pub fn to_body(&self) -> Vec<u8> {
+        // Written directly, keys in the order serde_json's (sorted) map writes them; the test
+        // `fact_body_is_what_serde_json_writes` pins the bytes to the `Value` rendering.
+        fn field(out: &mut Vec<u8>, key: &str, value: &str) {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+            // Writing a string into a vector cannot fail.
+            let _ = serde_json::to_writer(&mut *out, value);
+        }
+        let o = &self.origin;
+        let event_time = self
+            .source
+            .as_ref()
+            .map_or(o.at_ms, |s| s.at_ms.max(o.at_ms));
+        let k = &o.value.stream;
+        let mut out = Vec::with_capacity(320 + self.video_id.len());
+        out.push(b'{');
+        field(&mut out, "AppName", &k.app);
+        field(&mut out, "DomainName", &k.domain);
+        field(&mut out, "EventTime", &format_rfc3339(event_time));
+        field(&mut out, "EventType", STREAM_FACT);
+        field(&mut out, "OriginStatus", o.value.status.as_str());
+        field(&mut out, "OriginTime", &format_rfc3339(o.at_ms));
+        if let Some(t) = o.value.record_end_ms {
+            field(&mut out, "RecordEndTime", &format_rfc3339(t));
+        }
+        if let Some(t) = o.value.record_start_ms {
+            field(&mut out, "RecordStartTime", &format_rfc3339(t));
+        }
+        field(&mut out, "Role", o.value.kind.as_str());
+        if let Some(s) = &self.source {
+            field(&mut out, "SourceStatus", s.value.as_str());
+            field(&mut out, "SourceTime", &format_rfc3339(s.at_ms));
+        }
+        field(&mut out, "StreamName", &k.stream);
+        field(&mut out, "VideoId", &self.video_id);
+        out.push(b'}');
+        out
+    }
+
+    /// The body as a `serde_json::Value` rendering (the reference [`Self::to_body`] matches).
+    #[cfg(test)]
+    fn to_body_value(&self) -> Vec<u8> {
         let o = &self.origin;
         let mut m = Map::new();
         let event_time = self
@@ -576,7 +622,7 @@ fn parse_play_info(mut m: Obj<'_>) -> PlayInfo {
 }
 
 fn parse_object(body: &[u8]) -> Result<Obj<'_>, EventError> {
-    let v: J<'_> = serde_json::from_slice(body).map_err(|e| EventError::NotJson(e.to_string()))?;
+    let v = super::json::parse(body).map_err(|e| EventError::NotJson(e.to_string()))?;
     match v {
         J::Obj(m) => Ok(m),
         other => Err(EventError::NotObject(other.type_name())),
@@ -623,9 +669,8 @@ fn required(m: &mut Fields<'_>, ty: &str, field: &'static str) -> Result<String,
 
 /// Parses a callback body (see the module doc for what "lenient" and "faithful" mean).
 pub fn parse_event(body: &[u8]) -> Result<Event, EventError> {
-    let root: J<'_> =
-        serde_json::from_slice(body).map_err(|e| EventError::NotJson(e.to_string()))?;
-    let dedup_key = canonical_hash(&root);
+    let (root, dedup_key) =
+        super::json::parse_hashed(body).map_err(|e| EventError::NotJson(e.to_string()))?;
     let mut m = match root {
         J::Obj(o) => o,
         other => return Err(EventError::NotObject(other.type_name())),
@@ -796,6 +841,36 @@ mod tests {
 
     fn parse(s: &str) -> Event {
         parse_event(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn fact_body_is_what_serde_json_writes() {
+        let stream = StreamKey::new("live.example.com", "a\"pp", "s/é\u{1}");
+        let origin = |kind, start: Option<i64>| Origin {
+            kind,
+            status: Status::Other("Weird \\ one".into()),
+            stream: stream.clone(),
+            record_start_ms: start,
+            record_end_ms: start.map(|t| t + 1000),
+        };
+        let facts = [
+            StreamFact {
+                video_id: "v1".into(),
+                origin: Reg::new(5_000, 1, origin(OriginKind::LiveSegment, Some(1_000))),
+                source: None,
+            },
+            StreamFact {
+                video_id: "c\"1".into(),
+                origin: Reg::new(5_000, 2, origin(OriginKind::Composed, None)),
+                source: Some(Reg::new(9_000, 0, Status::Fail)),
+            },
+        ];
+        for f in facts {
+            assert_eq!(
+                String::from_utf8(f.to_body()).unwrap(),
+                String::from_utf8(f.to_body_value()).unwrap()
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod outcome;
 pub mod policy;
 pub mod projector;
 pub mod stream;
+pub mod text;
 pub mod time;
 pub mod video;
 pub mod view;

@@ -10,6 +10,7 @@
 //! order-independence guarantee.
 use super::event::{Event, EventBody, StreamFact, StreamInfo};
 use super::lattice::{join_keyed, join_reg, set_insert, Origin, OriginKind, Reg, Status, F64};
+use super::text::{Text, TextRef};
 
 /// Position of an input record on the callbacks topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -47,7 +48,7 @@ pub struct Source {
     /// `Size` in bytes.
     pub size: Option<i64>,
     /// `FileUrl`.
-    pub file_url: Option<Box<str>>,
+    pub file_url: Option<Text>,
 }
 
 /// Latest report of one snapshot type.
@@ -65,7 +66,7 @@ pub struct RenditionInfo {
     /// Terminal status of the latest report.
     pub status: Status,
     /// `FileUrl`.
-    pub file_url: Option<Box<str>>,
+    pub file_url: Option<Text>,
     /// `Bitrate` (kbps, text).
     pub bitrate: Option<Box<str>>,
     /// `Width`.
@@ -77,7 +78,7 @@ pub struct RenditionInfo {
     /// `Size` in bytes.
     pub size: Option<i64>,
     /// `JobId`.
-    pub job_id: Option<Box<str>>,
+    pub job_id: Option<Text>,
     /// `ErrorCode` when it failed.
     pub error_code: Option<Box<str>>,
 }
@@ -90,7 +91,243 @@ pub struct Rendition {
     /// `Format` (mp4, m3u8).
     pub format: Box<str>,
     /// The latest report (per the conflict rule).
-    pub reg: Reg<RenditionInfo>,
+    pub reg: Reg<PackedInfo>,
+}
+
+/// A [`RenditionInfo`] packed into one allocation: a presence mask, the status, then the present
+/// fields (texts as [`Text`] bytes, integers as zigzag varints, the duration as 8 bytes). A video
+/// keeps four or more renditions for as long as it is in memory; packed, one costs a third of
+/// the struct with its separate strings. Equality is byte equality (the packing is a function of
+/// the value); the order is [`RenditionInfo`]'s, so tie-breaks do not depend on the packing.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PackedInfo(Box<[u8]>);
+
+const P_URL: u8 = 1;
+const P_BITRATE: u8 = 2;
+const P_WIDTH: u8 = 4;
+const P_HEIGHT: u8 = 8;
+const P_DURATION: u8 = 16;
+const P_SIZE: u8 = 32;
+const P_JOB: u8 = 64;
+const P_ERROR: u8 = 128;
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+fn put_int(out: &mut Vec<u8>, v: i64) {
+    put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+struct Rd<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Rd<'a> {
+    fn byte(&mut self) -> u8 {
+        let b = self.b[self.i];
+        self.i += 1;
+        b
+    }
+    fn varint(&mut self) -> u64 {
+        let mut v = 0u64;
+        let mut shift = 0;
+        loop {
+            let b = self.byte();
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return v;
+            }
+            shift += 7;
+        }
+    }
+    fn bytes(&mut self) -> &'a [u8] {
+        let n = self.varint() as usize;
+        let s = &self.b[self.i..self.i + n];
+        self.i += n;
+        s
+    }
+    fn str(&mut self) -> &'a str {
+        // Written from a `&str` by `pack`.
+        std::str::from_utf8(self.bytes()).unwrap_or("")
+    }
+    fn int(&mut self) -> i64 {
+        let v = self.varint();
+        ((v >> 1) as i64) ^ -((v & 1) as i64)
+    }
+}
+
+/// A packed rendition's fields, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct InfoRef<'a> {
+    /// Status as text (`success`, `fail` or VOD's own word).
+    pub status: &'a str,
+    /// Whether the status is `Success`.
+    pub success: bool,
+    /// `FileUrl`.
+    pub file_url: Option<TextRef<'a>>,
+    /// `Bitrate`.
+    pub bitrate: Option<&'a str>,
+    /// `Width`.
+    pub width: Option<i64>,
+    /// `Height`.
+    pub height: Option<i64>,
+    /// `Duration`.
+    pub duration: Option<f64>,
+    /// `Size`.
+    pub size: Option<i64>,
+    /// `JobId`.
+    pub job_id: Option<TextRef<'a>>,
+    /// `ErrorCode`.
+    pub error_code: Option<&'a str>,
+}
+
+impl std::fmt::Debug for TextRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.decoded(), f)
+    }
+}
+
+impl PackedInfo {
+    /// Packs a rendition's fields.
+    pub fn pack(i: &RenditionInfo) -> PackedInfo {
+        let mut out = Vec::with_capacity(128);
+        let mask = [
+            (i.file_url.is_some(), P_URL),
+            (i.bitrate.is_some(), P_BITRATE),
+            (i.width.is_some(), P_WIDTH),
+            (i.height.is_some(), P_HEIGHT),
+            (i.duration.is_some(), P_DURATION),
+            (i.size.is_some(), P_SIZE),
+            (i.job_id.is_some(), P_JOB),
+            (i.error_code.is_some(), P_ERROR),
+        ]
+        .into_iter()
+        .filter(|(present, _)| *present)
+        .fold(0u8, |m, (_, bit)| m | bit);
+        out.push(mask);
+        match &i.status {
+            Status::Fail => out.push(0),
+            Status::Success => out.push(1),
+            Status::Other(s) => {
+                out.push(2);
+                put_bytes(&mut out, s.as_bytes());
+            }
+        }
+        if let Some(u) = &i.file_url {
+            put_bytes(&mut out, u.stored());
+        }
+        if let Some(b) = &i.bitrate {
+            put_bytes(&mut out, b.as_bytes());
+        }
+        for v in [i.width, i.height].into_iter().flatten() {
+            put_int(&mut out, v);
+        }
+        if let Some(d) = i.duration {
+            out.extend_from_slice(&d.0.to_bits().to_le_bytes());
+        }
+        if let Some(s) = i.size {
+            put_int(&mut out, s);
+        }
+        if let Some(j) = &i.job_id {
+            put_bytes(&mut out, j.stored());
+        }
+        if let Some(e) = &i.error_code {
+            put_bytes(&mut out, e.as_bytes());
+        }
+        PackedInfo(out.into_boxed_slice())
+    }
+
+    /// Heap bytes this value occupies.
+    pub fn stored_len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the rendition's status is `Success`.
+    pub fn is_success(&self) -> bool {
+        self.0[1] == 1
+    }
+
+    /// The fields, borrowed.
+    pub fn view(&self) -> InfoRef<'_> {
+        let mut r = Rd { b: &self.0, i: 0 };
+        let mask = r.byte();
+        let (status, success) = match r.byte() {
+            0 => ("fail", false),
+            1 => ("success", true),
+            _ => (r.str(), false),
+        };
+        let has = |bit: u8| mask & bit != 0;
+        InfoRef {
+            status,
+            success,
+            file_url: has(P_URL).then(|| TextRef::from_stored(r.bytes())),
+            bitrate: has(P_BITRATE).then(|| r.str()),
+            width: has(P_WIDTH).then(|| r.int()),
+            height: has(P_HEIGHT).then(|| r.int()),
+            duration: has(P_DURATION).then(|| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&r.b[r.i..r.i + 8]);
+                r.i += 8;
+                f64::from_bits(u64::from_le_bytes(w))
+            }),
+            size: has(P_SIZE).then(|| r.int()),
+            job_id: has(P_JOB).then(|| TextRef::from_stored(r.bytes())),
+            error_code: has(P_ERROR).then(|| r.str()),
+        }
+    }
+
+    /// The fields, owned.
+    pub fn unpack(&self) -> RenditionInfo {
+        let v = self.view();
+        RenditionInfo {
+            status: match self.0[1] {
+                0 => Status::Fail,
+                1 => Status::Success,
+                _ => Status::Other(v.status.into()),
+            },
+            file_url: v.file_url.map(TextRef::to_text),
+            bitrate: v.bitrate.map(Into::into),
+            width: v.width,
+            height: v.height,
+            duration: v.duration.map(F64),
+            size: v.size,
+            job_id: v.job_id.map(TextRef::to_text),
+            error_code: v.error_code.map(Into::into),
+        }
+    }
+}
+
+impl std::fmt::Debug for PackedInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.unpack(), f)
+    }
+}
+
+impl PartialOrd for PackedInfo {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for PackedInfo {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if self.0 == other.0 {
+            std::cmp::Ordering::Equal
+        } else {
+            self.unpack().cmp(&other.unpack())
+        }
+    }
 }
 
 /// A manual transcode request (`live2vod.TranscodeRequested`).
@@ -145,7 +382,7 @@ pub struct PlayUrl {
     /// `Format`.
     pub format: Box<str>,
     /// `PlayURL` (CDN-accelerated).
-    pub reg: Reg<Box<str>>,
+    pub reg: Reg<Text>,
 }
 
 /// A command remembered as emitted: one kind byte (`t`, `c`, `p`) and the 16-byte hash that
@@ -191,13 +428,13 @@ pub struct VideoAggregate {
     /// Segment (AddLiveRecordVideoComplete) or composed (LiveRecordVideoComposeStart); for a
     /// composed video `at_ms` is the compose start time.
     pub origin: Option<Reg<Origin>>,
-    /// Source file (FileUploadComplete).
-    pub source: Option<Reg<Source>>,
+    /// Source file (FileUploadComplete). Boxed: only composed videos have one.
+    pub source: Option<Box<Reg<Source>>>,
     /// Earliest time a FileUploadComplete reported success: a grow-only fact (unlike the
     /// `source` register, a later failure does not erase it), which keeps the projector monotone.
     pub source_success_ms: Option<i64>,
     /// `CoverUrl` of SnapshotComplete.
-    pub cover: Option<Reg<Box<str>>>,
+    pub cover: Option<Reg<Text>>,
     /// Per snapshot type, sorted by type.
     pub snapshots: Vec<SnapshotEntry>,
     /// Per (definition, format), sorted.
@@ -208,8 +445,8 @@ pub struct VideoAggregate {
     pub requests: Vec<TranscodeRequest>,
     /// Worker submission outcomes per command id, sorted.
     pub submissions: Vec<Submission>,
-    /// What GetVideoInfo said last.
-    pub observed: Option<Reg<Observed>>,
+    /// What GetVideoInfo said last. Boxed: only videos the worker tracked have one.
+    pub observed: Option<Box<Reg<Observed>>>,
     /// Resolved play URLs per (definition, format), sorted.
     pub play_urls: Vec<PlayUrl>,
     /// Commands already emitted, sorted set: the projector never emits one of these again.
@@ -228,6 +465,17 @@ pub struct VideoAggregate {
 
 fn bs(s: Option<String>) -> Option<Box<str>> {
     s.map(String::into_boxed_str)
+}
+
+/// [`join_reg`] for a boxed register.
+fn join_boxed<T: Ord>(slot: &mut Option<Box<Reg<T>>>, new: Reg<T>) -> bool {
+    match slot {
+        Some(cur) if **cur >= new => false,
+        _ => {
+            *slot = Some(Box::new(new));
+            true
+        }
+    }
 }
 
 fn rank_of(s: &Option<Status>) -> (u8, Status) {
@@ -299,9 +547,9 @@ impl VideoAggregate {
                 let src = Source {
                     status,
                     size,
-                    file_url: bs(file_url),
+                    file_url: file_url.as_deref().map(Text::new),
                 };
-                c | join_reg(&mut self.source, Reg::new(t, rank, src))
+                c | join_boxed(&mut self.source, Reg::new(t, rank, src))
             }
             EventBody::SnapshotComplete {
                 cover_url,
@@ -310,7 +558,7 @@ impl VideoAggregate {
             } => {
                 let mut c = false;
                 if let Some(url) = cover_url {
-                    c |= join_reg(&mut self.cover, Reg::new(t, rank, url.into_boxed_str()));
+                    c |= join_reg(&mut self.cover, Reg::new(t, rank, Text::new(&url)));
                 }
                 for s in snapshots {
                     let (r, st) = rank_of(&s.status);
@@ -393,7 +641,7 @@ impl VideoAggregate {
                     video_status: video_status.unwrap_or_default().into_boxed_str(),
                     size,
                 };
-                join_reg(&mut self.observed, Reg::new(t, rank, o))
+                join_boxed(&mut self.observed, Reg::new(t, rank, o))
             }
             EventBody::PlayInfoResolved { play_infos, .. } => {
                 let mut c = false;
@@ -403,7 +651,7 @@ impl VideoAggregate {
                         p.definition.as_deref().unwrap_or(""),
                         p.format.as_deref().unwrap_or(""),
                     );
-                    let reg = Reg::new(t, rank, url.into_boxed_str());
+                    let reg = Reg::new(t, rank, Text::new(&url));
                     c |= match self
                         .play_urls
                         .binary_search_by(|e| (&*e.definition, &*e.format).cmp(&key))
@@ -448,26 +696,33 @@ impl VideoAggregate {
 
     fn join_rendition(&mut self, t: i64, info: StreamInfo) -> bool {
         let (rank, status) = rank_of(&info.status);
+        let key = (
+            info.definition.as_deref().unwrap_or(""),
+            info.format.as_deref().unwrap_or(""),
+        );
+        let found = self
+            .renditions
+            .binary_search_by(|e| (&*e.definition, &*e.format).cmp(&key));
+        if let Ok(i) = found {
+            // Loses on (time, rank) alone: no need to build and pack the value.
+            let cur = &self.renditions[i].reg;
+            if (cur.at_ms, cur.rank) > (t, rank) {
+                return false;
+            }
+        }
         let ri = RenditionInfo {
             status,
-            file_url: bs(info.file_url),
+            file_url: info.file_url.as_deref().map(Text::new),
             bitrate: bs(info.bitrate),
             width: info.width,
             height: info.height,
             duration: info.duration.map(F64),
             size: info.size,
-            job_id: bs(info.job_id),
+            job_id: info.job_id.as_deref().map(Text::new),
             error_code: bs(info.error_code),
         };
-        let reg = Reg::new(t, rank, ri);
-        let key = (
-            info.definition.as_deref().unwrap_or(""),
-            info.format.as_deref().unwrap_or(""),
-        );
-        match self
-            .renditions
-            .binary_search_by(|e| (&*e.definition, &*e.format).cmp(&key))
-        {
+        let reg = Reg::new(t, rank, PackedInfo::pack(&ri));
+        match found {
             Ok(i) => {
                 let cur = &mut self.renditions[i].reg;
                 if *cur >= reg {
@@ -715,7 +970,7 @@ mod tests {
         let b = fold_all(&[STC_FAIL_SAME_TIME, STC_OK]);
         assert_eq!(a, b);
         assert_eq!(a.renditions.len(), 1);
-        assert_eq!(a.renditions[0].reg.value.status, Status::Success);
+        assert_eq!(a.renditions[0].reg.value.unpack().status, Status::Success);
     }
 
     #[test]
@@ -738,6 +993,50 @@ mod tests {
             v.stream_fact().and_then(|f| f.source).map(|s| s.value),
             Some(Status::Success)
         );
+    }
+
+    #[test]
+    fn packed_rendition_info_round_trips_and_orders_like_the_struct() {
+        let full = RenditionInfo {
+            status: Status::Other("Processing".into()),
+            file_url: Some(Text::new(
+                "http://outin-0123456789abcdef0123456789abcdef.oss.example.com/a/0123456789abcdef0123456789abcdef.m3u8",
+            )),
+            bitrate: Some("1500.5".into()),
+            width: Some(-1),
+            height: Some(i64::MAX),
+            duration: Some(F64(-0.0)),
+            size: Some(i64::MIN),
+            job_id: Some(Text::new("0123456789abcdef0123456789abcdef")),
+            error_code: Some("Ε".into()),
+        };
+        let empty = RenditionInfo {
+            status: Status::Fail,
+            file_url: None,
+            bitrate: None,
+            width: None,
+            height: None,
+            duration: None,
+            size: None,
+            job_id: None,
+            error_code: None,
+        };
+        let mut only_some = empty.clone();
+        only_some.status = Status::Success;
+        only_some.height = Some(720);
+        only_some.duration = Some(F64(f64::NAN));
+        let all = [full, empty, only_some];
+        for a in &all {
+            let p = PackedInfo::pack(a);
+            assert_eq!(&p.unpack(), a);
+            assert_eq!(p.is_success(), a.status.is_success());
+            assert_eq!(p.view().status, a.status.as_str());
+            for b in &all {
+                let q = PackedInfo::pack(b);
+                assert_eq!(p.cmp(&q), a.cmp(b));
+                assert_eq!(p == q, a == b);
+            }
+        }
     }
 
     #[test]

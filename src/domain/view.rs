@@ -6,6 +6,7 @@ use super::engine::Aggregate;
 use super::lattice::OriginKind;
 use super::projector::command_id;
 use super::stream::StreamAggregate;
+use super::text::Text;
 use super::time::format_rfc3339;
 use super::video::VideoAggregate;
 
@@ -32,41 +33,41 @@ pub fn video_json(v: &VideoAggregate) -> Value {
         })
     });
     let source = v.source.as_ref().map_or(Value::Null, |s| {
-        json!({"status": s.value.status.as_str(), "size": s.value.size, "file_url": s.value.file_url.as_deref()})
+        json!({"status": s.value.status.as_str(), "size": s.value.size, "file_url": s.value.file_url.as_ref().map(Text::to_string)})
     });
     let renditions: Vec<Value> = v
         .renditions
         .iter()
         .map(|r| {
-            let i = &r.reg.value;
+            let i = &r.reg.value.unpack();
             json!({
                 "definition": &*r.definition,
                 "format": &*r.format,
                 "status": i.status.as_str(),
-                "file_url": i.file_url.as_deref(),
+                "file_url": i.file_url.as_ref().map(Text::to_string),
                 "bitrate": i.bitrate.as_deref(),
                 "width": i.width,
                 "height": i.height,
                 "duration": i.duration.map(|d| d.0),
                 "size": i.size,
-                "job_id": i.job_id.as_deref(),
+                "job_id": i.job_id.as_ref().map(Text::to_string),
                 "error_code": i.error_code.as_deref(),
             })
         })
         .collect();
-    let mut play: Vec<(&str, &str, &str)> = v
+    let mut play: Vec<(&str, &str, String)> = v
         .play_urls
         .iter()
-        .map(|p| (&*p.definition, &*p.format, &*p.reg.value))
+        .map(|p| (&*p.definition, &*p.format, p.reg.value.to_string()))
         .collect();
     for r in &v.renditions {
-        if r.reg.value.status.is_success()
+        if r.reg.value.is_success()
             && !play
                 .iter()
                 .any(|p| p.0 == &*r.definition && p.1 == &*r.format)
         {
-            if let Some(u) = &r.reg.value.file_url {
-                play.push((&r.definition, &r.format, u));
+            if let Some(u) = r.reg.value.view().file_url {
+                play.push((&r.definition, &r.format, u.decoded()));
             }
         }
     }
@@ -89,7 +90,7 @@ pub fn video_json(v: &VideoAggregate) -> Value {
         "status": v.status().as_str(),
         "origin": origin,
         "source": source,
-        "cover_url": v.cover.as_ref().map(|c| &*c.value),
+        "cover_url": v.cover.as_ref().map(|c| c.value.to_string()),
         "renditions": renditions,
         "transcode": {
             "status": v.transcode_status(),

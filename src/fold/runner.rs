@@ -81,13 +81,27 @@ pub struct FoldStats {
 /// Output of a batch waiting to be made durable.
 #[derive(Default)]
 struct Pending {
-    commands: Vec<(crate::proto::Command, Option<i64>)>,
-    derived: Vec<(String, Vec<u8>)>,
+    /// Commands with the relay's receipt time of their cause and their input partition.
+    commands: Vec<(crate::proto::Command, Option<i64>, i32)>,
+    /// Derived stream facts (key, body) with their input partition.
+    derived: Vec<(String, Vec<u8>, i32)>,
     dead: Vec<DeadRecord>,
-    /// Aggregate key -> (input partition, newest encoded snapshot), for the snapshots to write.
-    dirty: HashMap<String, (i32, Vec<u8>)>,
+    /// Aggregate key -> input partition, for the snapshots to write. Snapshots are encoded once
+    /// per aggregate at flush (the newest state), not once per record.
+    dirty: HashMap<String, i32>,
     /// Next offset to commit, per input partition.
     offsets: HashMap<i32, i64>,
+}
+
+impl Pending {
+    /// Forgets everything the batch produced from input partition `p`.
+    fn drop_partition(&mut self, p: i32) {
+        self.commands.retain(|c| c.2 != p);
+        self.derived.retain(|d| d.2 != p);
+        self.dead.retain(|d| d.partition != p);
+        self.dirty.retain(|_, partition| *partition != p);
+        self.offsets.remove(&p);
+    }
 }
 
 struct DeadRecord {
@@ -139,7 +153,7 @@ pub async fn run_fold(
     // for all its roles, and a fold that died on an error must not keep it green.
     let outcome: Result<(), FoldError> = async {
         loop {
-            fold.handle_rebalances();
+            fold.handle_rebalances(None);
             // Wait for the first record of a batch, or for the stop signal.
             let first = tokio::select! {
                 biased;
@@ -199,11 +213,18 @@ struct Fold {
 }
 
 impl Fold {
-    fn handle_rebalances(&mut self) {
+    fn handle_rebalances(&mut self, mut pending: Option<&mut Pending>) {
         while let Ok(ev) = self.rebalances.try_recv() {
             match ev {
                 RebalanceEvent::Revoked(parts) => {
                     for (_, p) in parts {
+                        // What this batch derived from the lost partition is dropped, not
+                        // written: its new owner re-folds those records from the last commit,
+                        // and a late snapshot from here could overwrite a newer one of theirs
+                        // in the compacted topic (a zombie write) and lose their events.
+                        if let Some(pending) = pending.as_deref_mut() {
+                            pending.drop_partition(p);
+                        }
                         // Another instance owns it now and will restore it from the snapshots.
                         self.assigned.remove(&p);
                         self.restored.remove(&p);
@@ -227,7 +248,7 @@ impl Fold {
         let offset = msg.offset();
         if !self.restored.contains(&partition) {
             // Restore every newly assigned partition in one read, not one client each.
-            self.handle_rebalances();
+            self.handle_rebalances(Some(pending));
             let mut todo: Vec<i32> = self
                 .assigned
                 .iter()
@@ -269,16 +290,19 @@ impl Fold {
                     metrics::counter!(m::FOLD_DUPLICATES).increment(1);
                 }
                 let received_at = header_i64(msg, "live2vod-received-at-ms");
+                pending.commands.extend(
+                    applied
+                        .commands
+                        .into_iter()
+                        .map(|c| (c, received_at, partition)),
+                );
                 pending
-                    .commands
-                    .extend(applied.commands.into_iter().map(|c| (c, received_at)));
-                pending.derived.extend(applied.derived);
+                    .derived
+                    .extend(applied.derived.into_iter().map(|(k, b)| (k, b, partition)));
                 // Counters and the input position move even when the state does not: write
                 // them too, so a re-delivery after a crash is recognised and counted once.
-                if let Some(bytes) = applied.snapshot {
-                    pending
-                        .dirty
-                        .insert(applied.aggregate_key, (partition, bytes));
+                if applied.dirty {
+                    pending.dirty.insert(applied.aggregate_key, partition);
                 }
                 Ok(())
             }
@@ -404,15 +428,17 @@ impl Fold {
         &mut self,
         producer: &FutureProducer,
         consumer: &StreamConsumer<GroupContext>,
-        pending: Pending,
+        mut pending: Pending,
     ) -> Result<(), FoldError> {
+        // A revocation seen by the batch's last poll: drop that partition's output first.
+        self.handle_rebalances(Some(&mut pending));
         let timeout = Duration::from_secs(30);
         // 1. Commands, derived facts, dead letters.
         let now_ms = now_ms();
         let encoded: Vec<_> = pending
             .commands
             .iter()
-            .map(|(c, _)| {
+            .map(|(c, _, _)| {
                 (
                     c.video_id.clone(),
                     c.encode_to_vec(),
@@ -442,7 +468,7 @@ impl Fold {
                 ),
             );
         }
-        for (key, body) in &pending.derived {
+        for (key, body, _) in &pending.derived {
             let headers = OwnedHeaders::new().insert(Header {
                 key: "live2vod-event-type",
                 value: Some("live2vod.StreamFact"),
@@ -479,7 +505,7 @@ impl Fold {
             .await
             .map_err(|(e, _)| FoldError::Produce(e.to_string()))?;
         let durable_ms = now_ms.max(self::now_ms());
-        for ((_, received_at), (_, _, kind, _)) in pending.commands.iter().zip(&encoded) {
+        for ((_, received_at, _), (_, _, kind, _)) in pending.commands.iter().zip(&encoded) {
             metrics::counter!(m::COMMANDS_EMITTED, "kind" => *kind).increment(1);
             if let Some(r) = received_at {
                 metrics::histogram!(m::CALLBACK_TO_COMMAND_LATENCY)
@@ -497,7 +523,10 @@ impl Fold {
         let snapshots: Vec<(String, i32, Vec<u8>)> = pending
             .dirty
             .into_iter()
-            .map(|(key, (p, bytes))| (key, p, bytes))
+            .filter_map(|(key, p)| {
+                let bytes = self.engine.snapshot_bytes(&key)?;
+                Some((key, p, bytes))
+            })
             .collect();
         let sends = snapshots.iter().map(|(key, p, bytes)| {
             producer.send(

@@ -584,3 +584,45 @@ fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(id: &str) -> crate::proto::Command {
+        crate::proto::Command {
+            command_id: id.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_revoked_partition_leaves_nothing_of_the_batch_behind() {
+        let mut p = Pending::default();
+        p.commands.push((command("a"), None, 1));
+        p.commands.push((command("b"), Some(5), 2));
+        p.derived.push(("stream:x".into(), b"{}".to_vec(), 1));
+        p.derived.push(("stream:y".into(), b"{}".to_vec(), 2));
+        p.dead.push(DeadRecord {
+            key: None,
+            payload: None,
+            partition: 1,
+            offset: 9,
+            reason: "undecodable",
+            error: "e".into(),
+        });
+        p.dirty.insert("v1".into(), 1);
+        p.dirty.insert("v2".into(), 2);
+        p.offsets.insert(1, 10);
+        p.offsets.insert(2, 20);
+        p.drop_partition(1);
+        assert_eq!(p.commands.len(), 1);
+        assert_eq!(p.commands[0].0.command_id, "b");
+        assert_eq!(p.derived.len(), 1);
+        assert_eq!(p.derived[0].0, "stream:y");
+        assert!(p.dead.is_empty());
+        assert_eq!(p.dirty.keys().collect::<Vec<_>>(), vec!["v2"]);
+        assert_eq!(p.offsets.get(&1), None);
+        assert_eq!(p.offsets.get(&2), Some(&20));
+    }
+}

@@ -142,6 +142,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             dlq_window: 1000,
             dlq_min: 100,
             stop_after_records: None,
+            transactional_id: None,
         },
         fold_health.clone(),
         stop_rx,

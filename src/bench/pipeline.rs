@@ -116,6 +116,7 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<()> {
         dlq_window: 1000,
         dlq_min: 100,
         stop_after_records: Some(n),
+        transactional_id: None,
     };
     let started = Instant::now();
     let stats = run_fold(cfg, Health::default(), stop_rx).await?;

@@ -164,6 +164,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         dlq_window: 1000,
         dlq_min: 100,
         stop_after_records: None,
+        transactional_id: None,
     };
     let fold = tokio::spawn(run_fold(fold_cfg, Health::default(), stop_rx));
     println!("  policy   store-* segments: manual; compose-only-* composed: transcode tg-compose-later; else none\n");

@@ -89,6 +89,9 @@ pub struct FoldStats {
     pub derived: u64,
     pub snapshots: u64,
     pub batches: u64,
+    /// Next offset per input partition as of the last batch whose offsets were committed
+    /// (in `--exactly-once` mode: sent with its transaction).
+    pub offsets: std::collections::BTreeMap<i32, i64>,
 }
 
 /// Output of a batch waiting to be made durable.
@@ -549,6 +552,8 @@ impl Fold {
             if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
                 // After a revocation the new owner re-folds from the last commit: at least once.
                 tracing::warn!(error = %e, "offset commit failed (rebalance?)");
+            } else {
+                self.stats.offsets.extend(&pending.offsets);
             }
         }
         self.stats.batches += 1;
@@ -687,6 +692,7 @@ impl Fold {
                 self.stats.dead_lettered += pending.dead.len() as u64;
                 self.stats.snapshots += snapshots;
                 self.stats.batches += 1;
+                self.stats.offsets.extend(&pending.offsets);
                 Ok(())
             }
             Outcome::Aborted(reason) => {

@@ -246,3 +246,38 @@ async fn exactly_once_fold_commits_each_command_once_and_the_same_aggregates_as_
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_fold_restores_from_transactional_snapshots_and_emits_nothing_again() {
+    let broker = EmbeddedBroker::start(3).expect("mock cluster");
+    let corpus = live2vod::bench::corpus::callbacks(6, 7);
+    let n = corpus.len() as u64;
+    let eos = kafka(&broker, "again.");
+    produce_corpus(&eos, &corpus).await;
+    let first = fold(fold_config(&eos, "again-fold", n, Some("again-fold-0"))).await;
+    assert!(first.commands > 0 && first.snapshots > 0, "{first:?}");
+
+    // A new group re-reads the whole input (as after lost offsets). Every partition is
+    // restored from snapshots written inside transactions (the restore must end at the end
+    // of each partition, transaction markers included), and every record is recognised as
+    // already applied: no command, fact or snapshot is written again.
+    let second = fold(fold_config(
+        &eos,
+        "again-fold-2",
+        n + first.derived,
+        Some("again-fold-0"),
+    ))
+    .await;
+    assert_eq!(second.records, n + first.derived, "{second:?}");
+    assert_eq!(second.already_applied, second.records, "{second:?}");
+    assert_eq!(
+        (second.commands, second.derived, second.snapshots),
+        (0, 0, 0),
+        "{second:?}"
+    );
+    let t = eos.topics();
+    assert_eq!(
+        read_all(broker.bootstrap(), &t.commands).len() as u64,
+        first.commands
+    );
+}

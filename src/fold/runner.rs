@@ -155,6 +155,7 @@ pub async fn run_fold(
         kafka: cfg.kafka.clone(),
         exactly_once: cfg.transactional_id.is_some(),
         committed_txn: false,
+        transactional_id: cfg.transactional_id.clone().unwrap_or_default(),
     };
     health.set_ready(true);
     tracing::info!(group = %cfg.group_id, topic = %fold.topics.callbacks, "fold started");
@@ -223,6 +224,8 @@ struct Fold {
     exactly_once: bool,
     /// Whether a transaction of this run committed yet.
     committed_txn: bool,
+    /// `--transactional-id` (empty in the default mode).
+    transactional_id: String,
 }
 
 impl Fold {
@@ -672,7 +675,16 @@ impl Fold {
         for (p, next) in &pending.offsets {
             offsets.add_partition_offset(&self.topics.callbacks, *p, Offset::Offset(*next))?;
         }
-        match commit_batch(producer, consumer, records, offsets, self.committed_txn).await? {
+        match commit_batch(
+            producer,
+            consumer,
+            &self.transactional_id,
+            records,
+            offsets,
+            self.committed_txn,
+        )
+        .await?
+        {
             Outcome::Committed => {
                 self.committed_txn = true;
                 let durable_ms = now_ms.max(self::now_ms());

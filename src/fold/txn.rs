@@ -92,12 +92,13 @@ pub(super) async fn producer(kafka: &KafkaArgs, id: &str) -> Result<FutureProduc
 pub(super) async fn commit_batch(
     producer: &FutureProducer,
     consumer: &StreamConsumer<GroupContext>,
+    id: &str,
     records: Vec<OutRecord>,
     offsets: TopicPartitionList,
     committed_before: bool,
 ) -> Result<Outcome, FoldError> {
-    let fatal = |e: &KafkaError| {
-        let mut error = e.to_string();
+    let fatal = |text: &str| {
+        let mut error = text.to_string();
         if let Some(reason) = crate::kafka::producer::fatal_error(producer) {
             error = format!("{error} ({reason})");
         }
@@ -105,14 +106,14 @@ pub(super) async fn commit_batch(
             FoldError::TransactionFatal(error)
         } else {
             FoldError::TransactionsUnavailable {
-                id: String::new(),
+                id: id.to_string(),
                 error,
                 hint: NO_TRANSACTIONS_HINT,
             }
         }
     };
     if let Err(e) = producer.begin_transaction() {
-        return Err(fatal(&e));
+        return Err(fatal(&e.to_string()));
     }
     for r in &records {
         loop {
@@ -146,7 +147,7 @@ pub(super) async fn commit_batch(
         .await;
     };
     let p = producer.clone();
-    let result = tokio::task::spawn_blocking(move || -> Result<(), KafkaError> {
+    let result = tokio::task::spawn_blocking(move || -> Result<(), CallError> {
         retry(|| p.send_offsets_to_transaction(&offsets, &group, TXN_TIMEOUT))?;
         retry(|| p.commit_transaction(TXN_TIMEOUT))
     })
@@ -154,28 +155,53 @@ pub(super) async fn commit_batch(
     .map_err(|e| FoldError::TransactionFatal(e.to_string()))?;
     match result {
         Ok(()) => Ok(Outcome::Committed),
-        Err(e) if requires_abort(&e) => abort(producer, e.to_string(), &fatal).await,
-        Err(e) => Err(fatal(&e)),
+        Err(e) if requires_abort(&e.error) && !unsupported(&e.text) => {
+            abort(producer, e.text, &fatal).await
+        }
+        Err(e) => Err(fatal(&e.text)),
     }
 }
 
-/// Calls `f` again while it fails with a retriable (not fatal, not abortable) error.
-fn retry(mut f: impl FnMut() -> Result<(), KafkaError>) -> Result<(), KafkaError> {
+/// A transactional call that failed, with the text of every attempt.
+struct CallError {
+    error: KafkaError,
+    text: String,
+}
+
+/// Calls `f` again while it fails with a retriable (not fatal, not abortable) error. The
+/// first error is kept in the text: a retry that then conflicts hides the cause otherwise.
+fn retry(mut f: impl FnMut() -> Result<(), KafkaError>) -> Result<(), CallError> {
     let mut attempt = 1;
+    let mut text = String::new();
     loop {
         match f() {
+            Ok(()) => return Ok(()),
             Err(KafkaError::Transaction(e))
-                if e.is_retriable()
+                if !unsupported(&e.to_string())
+                    && e.is_retriable()
                     && !e.is_fatal()
                     && !e.txn_requires_abort()
                     && attempt < RETRIES =>
             {
                 tracing::warn!(error = %e, attempt, "retriable transaction error, retrying");
+                let e = e.to_string();
+                if !text.contains(&e) {
+                    text.push_str(&format!("{e}; then "));
+                }
                 attempt += 1;
             }
-            other => return other,
+            Err(error) => {
+                text.push_str(&error.to_string());
+                return Err(CallError { error, text });
+            }
         }
     }
+}
+
+/// librdkafka's words for a request the broker does not implement (e.g. EndTxn on tansu):
+/// nothing to retry or abort, the mode cannot work on this broker.
+fn unsupported(text: &str) -> bool {
+    text.contains("not supported by broker")
 }
 
 fn requires_abort(e: &KafkaError) -> bool {
@@ -188,7 +214,7 @@ fn requires_abort(e: &KafkaError) -> bool {
 async fn abort(
     producer: &FutureProducer,
     reason: String,
-    fatal: &impl Fn(&KafkaError) -> FoldError,
+    fatal: &impl Fn(&str) -> FoldError,
 ) -> Result<Outcome, FoldError> {
     tracing::warn!(error = %reason, "aborting the batch's transaction");
     let p = producer.clone();
@@ -197,6 +223,6 @@ async fn abort(
         .map_err(|e| FoldError::TransactionFatal(e.to_string()))?;
     match aborted {
         Ok(()) => Ok(Outcome::Aborted(reason)),
-        Err(e) => Err(fatal(&e)),
+        Err(e) => Err(fatal(&format!("{reason}; abort failed: {}", e.text))),
     }
 }

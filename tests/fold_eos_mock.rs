@@ -175,6 +175,7 @@ async fn exactly_once_fold_commits_each_command_once_and_the_same_aggregates_as_
     produce_corpus(&eos, &corpus).await;
     let stats = fold(fold_config(&eos, "eos-fold", n, Some("eos-test-fold-0"))).await;
     assert!(stats.batches > 1, "several transactions: {stats:?}");
+    assert_eq!(stats.aborted, 0, "{stats:?}");
     assert!(stats.commands > 0, "the corpus causes commands: {stats:?}");
 
     // The default fold of the same corpus, on topics of its own.
@@ -280,4 +281,40 @@ async fn exactly_once_fold_restores_from_transactional_snapshots_and_emits_nothi
         read_all(broker.bootstrap(), &t.commands).len() as u64,
         first.commands
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_batch_is_rewound_and_folded_again() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let broker = EmbeddedBroker::start(3).expect("mock cluster");
+    let corpus = live2vod::bench::corpus::callbacks(6, 11);
+    let n = corpus.len() as u64;
+    let plain = kafka(&broker, "ref.");
+    produce_corpus(&plain, &corpus).await;
+    fold(fold_config(&plain, "ref-fold", n, None)).await;
+
+    let eos = kafka(&broker, "abort.");
+    produce_corpus(&eos, &corpus).await;
+    // The first transaction cannot add its offsets (an abortable error): the fold aborts it,
+    // rewinds its partitions, restores them and folds them again.
+    broker
+        .control(|c| {
+            c.request_errors(
+                RDKafkaApiKey::AddOffsetsToTxn,
+                &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED],
+            )
+        })
+        .expect("error injected");
+    let stats = fold(fold_config(&eos, "abort-fold", n, Some("abort-fold-0"))).await;
+    assert!(
+        stats.aborted >= 1,
+        "the injected error aborted a batch: {stats:?}"
+    );
+    // Counters of the aborted batch were dropped with it: each record counts once.
+    assert_eq!(stats.records, n + stats.derived, "{stats:?}");
+    // The mock cluster shows aborted records to read_committed readers (and to the restore),
+    // so only the newest state is compared here, not the count of commands.
+    let views = latest_views(&read_all(broker.bootstrap(), &eos.topics().aggregates));
+    let plain_views = latest_views(&read_all(broker.bootstrap(), &plain.topics().aggregates));
+    assert_eq!(views, plain_views);
 }

@@ -92,6 +92,8 @@ pub struct FoldStats {
     /// Next offset per input partition as of the last batch whose offsets were committed
     /// (in `--exactly-once` mode: sent with its transaction).
     pub offsets: std::collections::BTreeMap<i32, i64>,
+    /// `--exactly-once`: batches whose transaction was aborted (and folded again).
+    pub aborted: u64,
 }
 
 /// Output of a batch waiting to be made durable.
@@ -708,7 +710,9 @@ impl Fold {
                 Ok(())
             }
             Outcome::Aborted(reason) => {
+                let aborted = self.stats.aborted + 1;
                 self.stats = stats_before;
+                self.stats.aborted = aborted;
                 let parts: Vec<i32> = pending.offsets.keys().copied().collect();
                 self.rewind(consumer, &parts)?;
                 tracing::warn!(partitions = ?parts, %reason, "batch aborted; partitions rewound to their committed offsets and will be restored and folded again");

@@ -61,7 +61,9 @@ pub struct Args {
     /// duplicate commands on the commands topic are worth a transaction per batch.
     /// Correctness does not depend on it: the default mode is already correct through
     /// idempotence (deterministic command ids, snapshots that record applied positions).
-    /// Fails at start, with a message, when the broker has no transactions.
+    /// On a broker without transactions it stops with a message naming the default mode:
+    /// at start when the broker refuses InitProducerId, else at the first batch's commit
+    /// (tansu accepts InitProducerId but has no EndTxn), before any offset is committed.
     #[arg(long, env = "LIVE2VOD_EXACTLY_ONCE")]
     pub exactly_once: bool,
 

@@ -160,7 +160,7 @@ pub async fn run_fold(
         transactional_id: cfg.transactional_id.clone().unwrap_or_default(),
     };
     health.set_ready(true);
-    tracing::info!(group = %cfg.group_id, topic = %fold.topics.callbacks, "fold started");
+    tracing::info!(group = %cfg.group_id, topic = %fold.topics.callbacks, transactional_id = ?cfg.transactional_id, "fold started");
 
     loop {
         fold.handle_rebalances();

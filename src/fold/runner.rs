@@ -10,6 +10,12 @@
 //! commands (same ids: the worker's ledger and VOD's SessionId absorb them); a crash between 2
 //! and 3 re-delivers records that the restored aggregates recognise as already applied. No
 //! step can lose an event or a command.
+//!
+//! With `--exactly-once` (`txn.rs`, `flush_txn`) the three steps become one Kafka transaction
+//! (the input offsets go in with `send_offsets_to_transaction`): nothing of a batch is visible
+//! to read_committed consumers until all of it is, and an aborted batch is rewound to the
+//! committed offsets and folded again from restored snapshots. Correctness does not depend on
+//! it; it removes the re-emitted duplicates a crash can cause.
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};

@@ -601,15 +601,8 @@ async fn a_fold_that_stopped_on_an_error_is_not_ready() {
     let health = live2vod::http::Health::default();
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
     let cfg = FoldConfig {
-        kafka,
-        policy: Policy::default(),
-        group_id: "live2vod-fold".into(),
         batch_max: 100,
-        batch_wait: Duration::from_millis(20),
-        dlq_max_ratio: 0.5,
-        dlq_window: 1000,
-        dlq_min: 100,
-        stop_after_records: None,
+        ..FoldConfig::new(kafka, Policy::default())
     };
     let result = tokio::time::timeout(
         Duration::from_secs(60),

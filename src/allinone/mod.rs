@@ -132,17 +132,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let fold_health = Health::default();
     let (stop_fold, stop_rx) = tokio::sync::watch::channel(false);
     let fold = tokio::spawn(run_fold(
-        FoldConfig {
-            kafka: kafka.clone(),
-            policy,
-            group_id: "live2vod-fold".into(),
-            batch_max: 5000,
-            batch_wait: Duration::from_millis(20),
-            dlq_max_ratio: 0.5,
-            dlq_window: 1000,
-            dlq_min: 100,
-            stop_after_records: None,
-        },
+        FoldConfig::new(kafka.clone(), policy),
         fold_health.clone(),
         stop_rx,
     ));

@@ -90,17 +90,12 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<()> {
 
     // The fold, on the same topic, from the beginning, until every record is committed.
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let policy =
+        Policy::parse(super::corpus::POLICY).map_err(|e| anyhow::anyhow!("bench policy: {e}"))?;
     let cfg = FoldConfig {
-        kafka: kafka.clone(),
-        policy: Policy::parse(super::corpus::POLICY)
-            .map_err(|e| anyhow::anyhow!("bench policy: {e}"))?,
         group_id: "bench-fold".into(),
-        batch_max: 5000,
-        batch_wait: Duration::from_millis(20),
-        dlq_max_ratio: 0.5,
-        dlq_window: 1000,
-        dlq_min: 100,
         stop_after_records: Some(n),
+        ..FoldConfig::new(kafka.clone(), policy)
     };
     let started = Instant::now();
     let stats = run_fold(cfg, Health::default(), stop_rx).await?;

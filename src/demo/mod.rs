@@ -338,17 +338,7 @@ impl Pipeline {
             Health::default(),
         )
         .await?;
-        let fold_cfg = FoldConfig {
-            kafka,
-            policy: cfg.policy,
-            group_id: "live2vod-fold".into(),
-            batch_max: 5000,
-            batch_wait: Duration::from_millis(20),
-            dlq_max_ratio: 0.5,
-            dlq_window: 1000,
-            dlq_min: 100,
-            stop_after_records: None,
-        };
+        let fold_cfg = FoldConfig::new(kafka, cfg.policy);
         let fold = FoldRunner::start(fold_cfg);
         Ok(Pipeline {
             relay,

@@ -1,7 +1,9 @@
 //! The `fold` role: consumes the callbacks topic in a consumer group, folds events into
 //! aggregates (restored per partition from the compacted aggregates topic), emits commands
 //! and snapshots, and commits input offsets only once what they caused is durable.
+mod restore;
 mod runner;
+mod txn;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +54,26 @@ pub struct Args {
     #[arg(long, env = "LIVE2VOD_DLQ_MIN", default_value_t = 100)]
     pub dlq_min: u64,
 
+    /// Exactly-once mode: commit each batch's commands, stream facts, dead letters, snapshots
+    /// and input offsets in one Kafka transaction, so a crash or rebalance never leaves a
+    /// re-emitted command or snapshot visible to read_committed consumers. Use it only when
+    /// the broker implements transactions (Apache Kafka, Redpanda; not tansu) and fewer
+    /// duplicate commands on the commands topic are worth a transaction per batch.
+    /// Correctness does not depend on it: the default mode is already correct through
+    /// idempotence (deterministic command ids, snapshots that record applied positions).
+    /// On a broker without transactions it stops with a message naming the default mode:
+    /// at start when the broker refuses InitProducerId, else at the first batch's commit
+    /// (tansu accepts InitProducerId but has no EndTxn), before any offset is committed.
+    #[arg(long, env = "LIVE2VOD_EXACTLY_ONCE")]
+    pub exactly_once: bool,
+
+    /// Transactional id of this instance in --exactly-once mode; default
+    /// `live2vod-fold-<hostname>`. Each instance needs its own, stable across restarts
+    /// (e.g. a StatefulSet pod name): a restarted instance with the same id fences its
+    /// previous incarnation; two live instances sharing one id fence each other.
+    #[arg(long, env = "LIVE2VOD_TRANSACTIONAL_ID")]
+    pub transactional_id: Option<String>,
+
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, env = "LIVE2VOD_METRICS_LISTEN", default_value = "0.0.0.0:9464")]
     pub metrics_listen: SocketAddr,
@@ -80,6 +102,11 @@ impl Args {
             dlq_window: self.dlq_window,
             dlq_min: self.dlq_min,
             stop_after_records: None,
+            transactional_id: self.exactly_once.then(|| {
+                self.transactional_id
+                    .clone()
+                    .unwrap_or_else(txn::default_transactional_id)
+            }),
         })
     }
 }

@@ -10,6 +10,12 @@
 //! commands (same ids: the worker's ledger and VOD's SessionId absorb them); a crash between 2
 //! and 3 re-delivers records that the restored aggregates recognise as already applied. No
 //! step can lose an event or a command.
+//!
+//! With `--exactly-once` (`txn.rs`, `flush_txn`) the three steps become one Kafka transaction
+//! (the input offsets go in with `send_offsets_to_transaction`): nothing of a batch is visible
+//! to read_committed consumers until all of it is, and an aborted batch is rewound to the
+//! committed offsets and folded again from restored snapshots. Correctness does not depend on
+//! it; it removes the re-emitted duplicates a crash can cause.
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -45,6 +51,29 @@ pub struct FoldConfig {
     /// Stop by itself once this many records, plus the stream facts this run derived (they
     /// come back through the input topic), were folded and committed (benchmarks, tests).
     pub stop_after_records: Option<u64>,
+    /// `--exactly-once`: commit each batch's output and input offsets in one Kafka transaction
+    /// under this transactional id (stable and unique per instance). `None`: the default mode.
+    pub transactional_id: Option<String>,
+}
+
+impl FoldConfig {
+    /// A configuration with the command line's defaults (group `live2vod-fold`, batches of
+    /// 5,000 records or 20 ms, the DLQ breaker at half of a 1,000-record window, no stop, no
+    /// transactions).
+    pub fn new(kafka: KafkaArgs, policy: Policy) -> Self {
+        FoldConfig {
+            kafka,
+            policy,
+            group_id: "live2vod-fold".into(),
+            batch_max: 5000,
+            batch_wait: Duration::from_millis(20),
+            dlq_max_ratio: 0.5,
+            dlq_window: 1000,
+            dlq_min: 100,
+            stop_after_records: None,
+            transactional_id: None,
+        }
+    }
 }
 
 /// Why the fold stopped.
@@ -60,6 +89,16 @@ pub enum FoldError {
         partitions: Vec<i32>,
         error: String,
     },
+    #[error(
+        "--exactly-once: cannot use Kafka transactions (transactional id {id:?}): {error}; {hint}"
+    )]
+    TransactionsUnavailable {
+        id: String,
+        error: String,
+        hint: &'static str,
+    },
+    #[error("--exactly-once: fatal transaction error, the producer cannot continue (another instance with the same --transactional-id fenced this one?): {0}")]
+    TransactionFatal(String),
     #[error("dead-letter circuit breaker open: {dead} of the last {seen} records could not be processed (last error: {last}); the input topic probably carries foreign data — inspect the DLQ topic, fix the producer, then restart (tune with --dlq-max-ratio)")]
     BreakerOpen { dead: u64, seen: u64, last: String },
 }
@@ -76,6 +115,11 @@ pub struct FoldStats {
     pub derived: u64,
     pub snapshots: u64,
     pub batches: u64,
+    /// Next offset per input partition as of the last batch whose offsets were committed
+    /// (in `--exactly-once` mode: sent with its transaction).
+    pub offsets: std::collections::BTreeMap<i32, i64>,
+    /// `--exactly-once`: batches whose transaction was aborted (and folded again).
+    pub aborted: u64,
 }
 
 /// Output of a batch waiting to be made durable.
@@ -128,6 +172,9 @@ pub async fn run_fold(
         ("auto.offset.reset", "earliest"),
         ("statistics.interval.ms", "5000"),
         ("partition.assignment.strategy", "roundrobin"),
+        // librdkafka's default, stated: never fold records of aborted transactions (the
+        // stream facts a `--exactly-once` fold derives come back through this topic).
+        ("isolation.level", "read_committed"),
     ] {
         if cc.get(k).is_none() {
             cc.set(k, v);
@@ -135,7 +182,10 @@ pub async fn run_fold(
     }
     let consumer: StreamConsumer<GroupContext> = cc.create_with_context(ctx)?;
     consumer.subscribe(&[&topics.callbacks])?;
-    let producer = crate::kafka::producer::idempotent_producer(&cfg.kafka)?;
+    let producer = match &cfg.transactional_id {
+        Some(id) => super::txn::producer(&cfg.kafka, id).await?,
+        None => crate::kafka::producer::idempotent_producer(&cfg.kafka)?,
+    };
     let mut fold = Fold {
         engine: Engine::new(cfg.policy.clone()),
         restored: HashSet::new(),
@@ -145,9 +195,12 @@ pub async fn run_fold(
         stats: FoldStats::default(),
         topics,
         kafka: cfg.kafka.clone(),
+        exactly_once: cfg.transactional_id.is_some(),
+        committed_txn: false,
+        transactional_id: cfg.transactional_id.clone().unwrap_or_default(),
     };
     health.set_ready(true);
-    tracing::info!(group = %cfg.group_id, topic = %fold.topics.callbacks, "fold started");
+    tracing::info!(group = %cfg.group_id, topic = %fold.topics.callbacks, transactional_id = ?cfg.transactional_id, "fold started");
 
     // Readiness must fall whichever way the loop ends: `live2vod run` reports one readiness
     // for all its roles, and a fold that died on an error must not keep it green.
@@ -161,6 +214,7 @@ pub async fn run_fold(
                 msg = consumer.recv() => msg,
             };
             let started = Instant::now();
+            let stats_before = fold.stats.clone();
             let mut pending = Pending::default();
             match first {
                 Ok(msg) => fold.process(&msg, &mut pending).await?,
@@ -181,7 +235,12 @@ pub async fn run_fold(
                     Err(_) => break,
                 }
             }
-            fold.flush(&producer, &consumer, pending).await?;
+            if fold.exactly_once {
+                fold.flush_txn(&producer, &consumer, pending, stats_before)
+                    .await?;
+            } else {
+                fold.flush(&producer, &consumer, pending).await?;
+            }
             metrics::histogram!(m::FOLD_BATCH_LATENCY).record(started.elapsed().as_secs_f64());
             if cfg
                 .stop_after_records
@@ -210,6 +269,12 @@ struct Fold {
     stats: FoldStats,
     topics: Topics,
     kafka: KafkaArgs,
+    /// `--exactly-once` mode (batches go through `flush_txn`).
+    exactly_once: bool,
+    /// Whether a transaction of this run committed yet.
+    committed_txn: bool,
+    /// `--transactional-id` (empty in the default mode).
+    transactional_id: String,
 }
 
 impl Fold {
@@ -388,8 +453,6 @@ impl Fold {
         Ok(())
     }
 
-    /// Reads the aggregates partition with the same number from the beginning to its high
-    /// watermark and restores every snapshot (the newest of a key wins).
     /// Reads the aggregates partitions with the same numbers from the beginning to their high
     /// watermarks and restores every snapshot (the newest of a key wins).
     async fn restore(&mut self, partitions: &[i32]) -> Result<(), FoldError> {
@@ -402,8 +465,13 @@ impl Fold {
             partitions: partitions.to_vec(),
             error,
         };
+        let exactly_once = self.exactly_once;
         let records = tokio::task::spawn_blocking(move || {
-            crate::kafka::read::read_partitions(&kafka, &t, &parts)
+            if exactly_once {
+                super::restore::read_committed_partitions(&kafka, &t, &parts)
+            } else {
+                crate::kafka::read::read_partitions(&kafka, &t, &parts)
+            }
         })
         .await
         .map_err(|e| fail(e.to_string()))?
@@ -551,6 +619,8 @@ impl Fold {
             if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
                 // After a revocation the new owner re-folds from the last commit: at least once.
                 tracing::warn!(error = %e, "offset commit failed (rebalance?)");
+            } else {
+                self.stats.offsets.extend(&pending.offsets);
             }
         }
         self.stats.batches += 1;
@@ -583,6 +653,169 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+impl Fold {
+    /// `--exactly-once`: the batch's commands, facts, dead letters, snapshots and input
+    /// offsets in one transaction. On an abortable error nothing of the batch is visible to
+    /// read_committed consumers: the consumer is rewound to the committed offsets of the
+    /// batch's partitions, and their state is dropped so it is restored again from the
+    /// (committed) snapshots before they are folded anew.
+    async fn flush_txn(
+        &mut self,
+        producer: &FutureProducer,
+        consumer: &StreamConsumer<GroupContext>,
+        mut pending: Pending,
+        stats_before: FoldStats,
+    ) -> Result<(), FoldError> {
+        use super::txn::{commit_batch, OutRecord, Outcome};
+        // A revocation seen by the batch's last poll: drop that partition's output first.
+        self.handle_rebalances(Some(&mut pending));
+        let now_ms = now_ms();
+        let mut records = Vec::with_capacity(
+            pending.commands.len()
+                + pending.derived.len()
+                + pending.dead.len()
+                + pending.dirty.len(),
+        );
+        let mut kinds = Vec::with_capacity(pending.commands.len());
+        for (c, _, _) in &pending.commands {
+            let kind = kind_of(c);
+            kinds.push(kind);
+            records.push(OutRecord {
+                topic: self.topics.commands.clone(),
+                partition: None,
+                key: Some(c.video_id.as_bytes().to_vec()),
+                payload: Some(c.encode_to_vec()),
+                headers: OwnedHeaders::new()
+                    .insert(Header {
+                        key: "live2vod-command-id",
+                        value: Some(c.command_id.as_str()),
+                    })
+                    .insert(Header {
+                        key: "live2vod-command-kind",
+                        value: Some(kind),
+                    }),
+            });
+        }
+        for (key, body, _) in &pending.derived {
+            records.push(OutRecord {
+                topic: self.topics.callbacks.clone(),
+                partition: None,
+                key: Some(key.as_bytes().to_vec()),
+                payload: Some(body.clone()),
+                headers: OwnedHeaders::new().insert(Header {
+                    key: "live2vod-event-type",
+                    value: Some("live2vod.StreamFact"),
+                }),
+            });
+        }
+        for d in &pending.dead {
+            let dl = DeadLetter {
+                role: "fold",
+                topic: &self.topics.callbacks,
+                partition: d.partition,
+                offset: d.offset,
+                reason: d.reason,
+                error: d.error.clone(),
+            };
+            records.push(OutRecord {
+                topic: self.topics.dlq.clone(),
+                partition: None,
+                key: d.key.clone(),
+                payload: d.payload.clone(),
+                headers: dl.headers(),
+            });
+        }
+        let mut snapshots = 0u64;
+        for (key, p) in std::mem::take(&mut pending.dirty) {
+            let Some(bytes) = self.engine.snapshot_bytes(&key) else {
+                continue;
+            };
+            snapshots += 1;
+            records.push(OutRecord {
+                topic: self.topics.aggregates.clone(),
+                partition: Some(p),
+                key: Some(key.into_bytes()),
+                payload: Some(bytes),
+                headers: OwnedHeaders::new(),
+            });
+        }
+        let mut offsets = TopicPartitionList::new();
+        for (p, next) in &pending.offsets {
+            offsets.add_partition_offset(&self.topics.callbacks, *p, Offset::Offset(*next))?;
+        }
+        match commit_batch(
+            producer,
+            consumer,
+            &self.transactional_id,
+            records,
+            offsets,
+            self.committed_txn,
+        )
+        .await?
+        {
+            Outcome::Committed => {
+                self.committed_txn = true;
+                let durable_ms = now_ms.max(self::now_ms());
+                for ((_, received_at, _), kind) in pending.commands.iter().zip(&kinds) {
+                    metrics::counter!(m::COMMANDS_EMITTED, "kind" => *kind).increment(1);
+                    if let Some(r) = received_at {
+                        metrics::histogram!(m::CALLBACK_TO_COMMAND_LATENCY)
+                            .record((durable_ms - r).max(0) as f64 / 1000.0);
+                    }
+                }
+                for d in &pending.dead {
+                    metrics::counter!(m::DLQ_RECORDS, "role" => "fold", "reason" => d.reason)
+                        .increment(1);
+                }
+                self.stats.commands += pending.commands.len() as u64;
+                self.stats.derived += pending.derived.len() as u64;
+                self.stats.dead_lettered += pending.dead.len() as u64;
+                self.stats.snapshots += snapshots;
+                self.stats.batches += 1;
+                self.stats.offsets.extend(&pending.offsets);
+                Ok(())
+            }
+            Outcome::Aborted(reason) => {
+                let aborted = self.stats.aborted + 1;
+                self.stats = stats_before;
+                self.stats.aborted = aborted;
+                let parts: Vec<i32> = pending.offsets.keys().copied().collect();
+                self.rewind(consumer, &parts)?;
+                tracing::warn!(partitions = ?parts, %reason, "batch aborted; partitions rewound to their committed offsets and will be restored and folded again");
+                Ok(())
+            }
+        }
+    }
+
+    /// Seeks `partitions` back to their committed offsets and drops their state, so the next
+    /// record of each restores it from the snapshots before folding.
+    fn rewind(
+        &mut self,
+        consumer: &StreamConsumer<GroupContext>,
+        partitions: &[i32],
+    ) -> Result<(), FoldError> {
+        let mut tpl = TopicPartitionList::new();
+        for &p in partitions {
+            tpl.add_partition(&self.topics.callbacks, p);
+        }
+        let committed = consumer.committed_offsets(tpl, Duration::from_secs(30))?;
+        for e in committed.elements() {
+            let to = match e.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                // Nothing committed yet: where `auto.offset.reset=earliest` started.
+                _ => Offset::Beginning,
+            };
+            consumer.seek(e.topic(), e.partition(), to, Duration::from_secs(30))?;
+        }
+        for &p in partitions {
+            self.restored.remove(&p);
+            self.engine.evict_partition(p);
+        }
+        self.recount_statuses();
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,228 @@
+//! `--exactly-once`: a batch's commands, facts, dead letters, snapshots and input offsets
+//! committed in one Kafka transaction.
+//!
+//! Correctness does not depend on this mode (see `runner.rs`: the default mode is correct
+//! through idempotence); it only removes the re-emitted duplicates a crash can cause, for
+//! brokers that implement transactions.
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::TopicPartitionList;
+
+use super::runner::FoldError;
+use crate::kafka::consumer::GroupContext;
+use crate::kafka::KafkaArgs;
+
+/// How long one transactional call (init, send offsets, commit, abort) may take.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts of a call that failed with a retriable error before giving up.
+const RETRIES: usize = 5;
+
+const NO_TRANSACTIONS_HINT: &str = "the broker may not implement Kafka transactions (tansu, for one, has no EndTxn); run the fold without --exactly-once: the default mode is correct through idempotence";
+
+/// A record of a batch, owned so it can be enqueued after the batch was built.
+pub(super) struct OutRecord {
+    pub topic: String,
+    pub partition: Option<i32>,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: OwnedHeaders,
+}
+
+/// What became of a batch's transaction.
+pub(super) enum Outcome {
+    Committed,
+    /// Aborted (an abortable error): nothing of the batch is visible to read_committed
+    /// consumers and its offsets were not committed; the caller rewinds.
+    Aborted(String),
+}
+
+/// The default id when `--transactional-id` is not given: `live2vod-fold-<hostname>`.
+pub fn default_transactional_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    format!("live2vod-fold-{host}")
+}
+
+/// A transactional producer (idempotent, acks=all, Java-compatible partitioning), with its
+/// transactions initialised: this fences an older producer with the same id and fails fast
+/// on brokers without transactions.
+pub(super) async fn producer(kafka: &KafkaArgs, id: &str) -> Result<FutureProducer, FoldError> {
+    let mut cfg = kafka.client_config();
+    for (k, v) in [
+        ("transactional.id", id),
+        ("enable.idempotence", "true"),
+        ("acks", "all"),
+        ("partitioner", "murmur2_random"),
+        ("linger.ms", "2"),
+        ("message.timeout.ms", "30000"),
+        ("transaction.timeout.ms", "60000"),
+    ] {
+        // Pass-through `--kafka` settings were applied first and win.
+        if cfg.get(k).is_none() {
+            cfg.set(k, v);
+        }
+    }
+    let unavailable = |e: String| FoldError::TransactionsUnavailable {
+        id: id.to_string(),
+        error: e,
+        hint: NO_TRANSACTIONS_HINT,
+    };
+    let producer: FutureProducer = cfg.create().map_err(|e| unavailable(e.to_string()))?;
+    let p = producer.clone();
+    tokio::task::spawn_blocking(move || p.init_transactions(TXN_TIMEOUT))
+        .await
+        .map_err(|e| unavailable(e.to_string()))?
+        .map_err(|e| unavailable(e.to_string()))?;
+    Ok(producer)
+}
+
+/// Runs one batch's transaction: begin, enqueue every record (the commit flushes them and
+/// fails if any failed), add the input offsets with the consumer's group metadata, commit.
+/// `committed_before` says whether any transaction of this run committed yet (a fatal error
+/// on the first one most likely means the broker lacks transactions).
+pub(super) async fn commit_batch(
+    producer: &FutureProducer,
+    consumer: &StreamConsumer<GroupContext>,
+    id: &str,
+    records: Vec<OutRecord>,
+    offsets: TopicPartitionList,
+    committed_before: bool,
+) -> Result<Outcome, FoldError> {
+    let fatal = |text: &str| {
+        let mut error = text.to_string();
+        if let Some(reason) = crate::kafka::producer::fatal_error(producer) {
+            error = format!("{error} ({reason})");
+        }
+        if committed_before {
+            FoldError::TransactionFatal(error)
+        } else {
+            FoldError::TransactionsUnavailable {
+                id: id.to_string(),
+                error,
+                hint: NO_TRANSACTIONS_HINT,
+            }
+        }
+    };
+    if let Err(e) = producer.begin_transaction() {
+        return Err(fatal(&e.to_string()));
+    }
+    for r in &records {
+        loop {
+            let mut rec = FutureRecord::<[u8], [u8]>::to(&r.topic).headers(r.headers.clone());
+            if let Some(p) = r.partition {
+                rec = rec.partition(p);
+            }
+            if let Some(k) = &r.key {
+                rec = rec.key(k.as_slice());
+            }
+            if let Some(v) = &r.payload {
+                rec = rec.payload(v.as_slice());
+            }
+            match producer.send_result(rec) {
+                // The delivery outcome is not awaited: commit_transaction flushes every
+                // record and fails (abortably) if one of them failed.
+                Ok(_delivery) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => return abort(producer, e.to_string(), &fatal).await,
+            }
+        }
+    }
+    let Some(group) = consumer.group_metadata() else {
+        return abort(
+            producer,
+            "the consumer has no group metadata".into(),
+            &fatal,
+        )
+        .await;
+    };
+    let p = producer.clone();
+    let result = tokio::task::spawn_blocking(move || -> Result<(), CallError> {
+        retry(|| p.send_offsets_to_transaction(&offsets, &group, TXN_TIMEOUT))?;
+        retry(|| p.commit_transaction(TXN_TIMEOUT))
+    })
+    .await
+    .map_err(|e| FoldError::TransactionFatal(e.to_string()))?;
+    match result {
+        Ok(()) => Ok(Outcome::Committed),
+        Err(e) if requires_abort(&e.error) && !unsupported(&e.text) => {
+            abort(producer, e.text, &fatal).await
+        }
+        Err(e) => Err(fatal(&e.text)),
+    }
+}
+
+/// A transactional call that failed, with the text of every attempt.
+struct CallError {
+    error: KafkaError,
+    text: String,
+}
+
+/// Calls `f` again while it fails with a retriable (not fatal, not abortable) error. The
+/// first error is kept in the text: a retry that then conflicts hides the cause otherwise.
+fn retry(mut f: impl FnMut() -> Result<(), KafkaError>) -> Result<(), CallError> {
+    let mut attempt = 1;
+    let mut text = String::new();
+    loop {
+        match f() {
+            Ok(()) => return Ok(()),
+            Err(KafkaError::Transaction(e))
+                if !unsupported(&e.to_string())
+                    && e.is_retriable()
+                    && !e.is_fatal()
+                    && !e.txn_requires_abort()
+                    && attempt < RETRIES =>
+            {
+                tracing::warn!(error = %e, attempt, "retriable transaction error, retrying");
+                let e = e.to_string();
+                if !text.contains(&e) {
+                    text.push_str(&format!("{e}; then "));
+                }
+                attempt += 1;
+            }
+            Err(error) => {
+                text.push_str(&error.to_string());
+                return Err(CallError { error, text });
+            }
+        }
+    }
+}
+
+/// librdkafka's words for a request the broker does not implement (e.g. EndTxn on tansu):
+/// nothing to retry or abort, the mode cannot work on this broker.
+fn unsupported(text: &str) -> bool {
+    text.contains("not supported by broker")
+}
+
+fn requires_abort(e: &KafkaError) -> bool {
+    match e {
+        KafkaError::Transaction(e) => !e.is_fatal() && (e.txn_requires_abort() || e.is_retriable()),
+        _ => false,
+    }
+}
+
+async fn abort(
+    producer: &FutureProducer,
+    reason: String,
+    fatal: &impl Fn(&str) -> FoldError,
+) -> Result<Outcome, FoldError> {
+    tracing::warn!(error = %reason, "aborting the batch's transaction");
+    let p = producer.clone();
+    let aborted = tokio::task::spawn_blocking(move || retry(|| p.abort_transaction(TXN_TIMEOUT)))
+        .await
+        .map_err(|e| FoldError::TransactionFatal(e.to_string()))?;
+    match aborted {
+        Ok(()) => Ok(Outcome::Aborted(reason)),
+        Err(e) => Err(fatal(&format!("{reason}; abort failed: {}", e.text))),
+    }
+}

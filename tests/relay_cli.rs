@@ -75,7 +75,7 @@ fn relay_requires_a_key_unless_auth_is_explicitly_off() {
         "{text}"
     );
     let ok = Relay::try_parse_from(["relay", "--no-auth"]).expect("--no-auth alone is enough");
-    assert!(ok.args.no_auth);
+    assert!(ok.args.auth.no_auth);
     assert!(
         Relay::try_parse_from(["relay", "--no-auth", "--auth-key", "k"]).is_err(),
         "--no-auth with a key is contradictory"
@@ -93,7 +93,7 @@ fn relay_requires_a_key_unless_auth_is_explicitly_off() {
     ])
     .expect("full relay flags");
     assert_eq!(full.args.max_body_bytes, 64 * 1024);
-    assert_eq!(full.args.timestamp_window_secs, 300);
+    assert_eq!(full.args.auth.timestamp_window_secs, 300);
     assert_eq!(full.args.ack_timeout_ms, 3000);
 }
 
@@ -138,4 +138,51 @@ fn auth_keys_never_appear_in_debug_output() {
     for secret in ["s3cret-current", "s3cret-old", "s3cret-sasl"] {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
     }
+}
+
+#[derive(Parser, Debug)]
+struct Run {
+    #[command(flatten)]
+    args: live2vod::allinone::Args,
+}
+
+#[test]
+fn run_shares_the_relay_auth_flags_and_hides_every_secret() {
+    let r = Run::try_parse_from([
+        "run",
+        "--callback-url",
+        "https://x/cb",
+        "--auth-key",
+        "s3cret-current",
+        "--access-key-id",
+        "id",
+        "--access-key-secret",
+        "s3cret-ak",
+        "--security-token",
+        "s3cret-sts",
+    ])
+    .expect("valid");
+    let text = format!("{r:?}");
+    for secret in ["s3cret-current", "s3cret-ak", "s3cret-sts"] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+    // The same rule as the relay: an empty key is no key.
+    let empty = Run::try_parse_from([
+        "run",
+        "--callback-url",
+        "https://x/cb",
+        "--auth-key",
+        "",
+        "--access-key-id",
+        "id",
+        "--access-key-secret",
+        "s",
+    ])
+    .expect("parses");
+    assert!(
+        empty.args.auth.auth().is_err(),
+        "an empty auth key must be refused"
+    );
+    let missing = unexplained(&Run::command());
+    assert!(missing.is_empty(), "run: {missing:?}");
 }

@@ -9,8 +9,12 @@ use clap::Args as ClapArgs;
 use crate::fold::{run_fold, FoldConfig};
 use crate::http::Health;
 use crate::kafka::KafkaArgs;
-use crate::vod::callback_auth::CallbackVerifier;
-use crate::vod::client::VodConfig;
+use crate::vod::client::{Secret, VodConfig};
+
+/// Secrets parse into [`Secret`] so that `Debug` of the options never shows them.
+fn secret(s: &str) -> Result<Secret, String> {
+    Ok(Secret::new(s))
+}
 
 /// Options of `live2vod run`.
 #[derive(ClapArgs, Debug, Clone)]
@@ -22,34 +26,8 @@ pub struct Args {
     #[arg(long, env = "LIVE2VOD_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
 
-    /// The callback URL exactly as configured in VOD (signatures are computed over it).
-    #[arg(
-        long,
-        env = "LIVE2VOD_CALLBACK_URL",
-        required_unless_present = "no_auth"
-    )]
-    pub callback_url: Option<String>,
-
-    /// VOD's callback auth key (at most 32 characters).
-    #[arg(
-        long,
-        env = "LIVE2VOD_AUTH_KEY",
-        hide_env_values = true,
-        required_unless_present = "no_auth"
-    )]
-    pub auth_key: Option<String>,
-
-    /// The previous auth key, accepted too while a rotation is under way.
-    #[arg(long, env = "LIVE2VOD_AUTH_KEY_PREVIOUS", hide_env_values = true)]
-    pub auth_key_previous: Option<String>,
-
-    /// Accept unsigned callbacks (only behind another authenticating proxy).
-    #[arg(long, env = "LIVE2VOD_NO_AUTH", conflicts_with_all = ["auth_key", "auth_key_previous"])]
-    pub no_auth: bool,
-
-    /// Seconds a callback's X-VOD-TIMESTAMP may differ from now.
-    #[arg(long, env = "LIVE2VOD_TIMESTAMP_WINDOW_SECS", default_value_t = 300)]
-    pub timestamp_window_secs: i64,
+    #[command(flatten)]
+    pub auth: crate::relay::AuthArgs,
 
     /// Address of the api (`/v1/videos/{id}`, `/v1/streams/...`).
     #[arg(long, env = "LIVE2VOD_API_LISTEN", default_value = "0.0.0.0:8081")]
@@ -71,13 +49,13 @@ pub struct Args {
     #[arg(long, env = "LIVE2VOD_ACCESS_KEY_ID", hide_env_values = true)]
     pub access_key_id: String,
 
-    /// AccessKey secret for the VOD OpenAPI.
-    #[arg(long, env = "LIVE2VOD_ACCESS_KEY_SECRET", hide_env_values = true)]
-    pub access_key_secret: String,
+    /// AccessKey secret for the VOD OpenAPI. Never logged.
+    #[arg(long, env = "LIVE2VOD_ACCESS_KEY_SECRET", hide_env_values = true, value_parser = secret)]
+    pub access_key_secret: Secret,
 
-    /// STS security token, when the key pair is temporary.
-    #[arg(long, env = "LIVE2VOD_SECURITY_TOKEN", hide_env_values = true)]
-    pub security_token: Option<String>,
+    /// STS security token, when the key pair is temporary. Never logged.
+    #[arg(long, env = "LIVE2VOD_SECURITY_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub security_token: Option<Secret>,
 
     /// Address of `/healthz`, `/readyz` (ready when every role is) and `/metrics`.
     #[arg(long, env = "LIVE2VOD_METRICS_LISTEN", default_value = "0.0.0.0:9464")]
@@ -92,20 +70,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     crate::kafka::admin::ensure_topics(&kafka).await?;
     let policy = crate::fold::load_policy(args.policy.as_deref())?;
 
-    let auth = if args.no_auth {
+    let auth = args.auth.auth()?;
+    if matches!(auth, crate::relay::Auth::Disabled) {
         tracing::warn!("callback authentication is DISABLED (--no-auth): anyone who can reach the relay can inject callbacks");
-        crate::relay::Auth::Disabled
-    } else {
-        let (Some(url), Some(key)) = (&args.callback_url, &args.auth_key) else {
-            anyhow::bail!("--callback-url and --auth-key are required unless --no-auth");
-        };
-        crate::relay::Auth::Verify(CallbackVerifier::new(
-            url.clone(),
-            key.clone(),
-            args.auth_key_previous.clone(),
-            args.timestamp_window_secs,
-        ))
-    };
+    }
     let relay_listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (relay): {e}", args.listen))?;
@@ -119,9 +87,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (api): {e}", args.api_listen))?;
     let api = crate::api::start(crate::api::Config::new(kafka.clone()), api_listener).await?;
 
-    let mut vod = VodConfig::new(&args.region, &args.access_key_id, &args.access_key_secret);
+    let mut vod = VodConfig::new(
+        &args.region,
+        &args.access_key_id,
+        args.access_key_secret.expose(),
+    );
     vod.endpoint = args.vod_endpoint.clone();
-    vod.security_token = args.security_token.clone().map(Into::into);
+    vod.security_token = args.security_token.clone();
     let worker_health = Health::default();
     let worker = crate::worker::start(
         crate::worker::WorkerConfig::new(kafka.clone(), vod),

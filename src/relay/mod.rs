@@ -35,6 +35,31 @@ pub struct Args {
     #[arg(long, env = "LIVE2VOD_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
 
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    /// Largest callback body accepted, in bytes (larger: 413).
+    #[arg(long, env = "LIVE2VOD_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// How long a callback waits for the broker's acknowledgement before the relay answers
+    /// 503 (VOD gives up after 5 s and retries; keep this well below).
+    #[arg(long, env = "LIVE2VOD_ACK_TIMEOUT_MS", default_value_t = 3000)]
+    pub ack_timeout_ms: u64,
+
+    /// Identifies this relay instance in the `live2vod-relay-id` header of every record
+    /// (default: the host name).
+    #[arg(long, env = "LIVE2VOD_RELAY_ID")]
+    pub relay_id: Option<String>,
+
+    /// Serve `/healthz`, `/readyz` and `/metrics` on this address instead of on `--listen`.
+    #[arg(long, env = "LIVE2VOD_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// How VOD's callbacks are authenticated: shared by `relay` and `run`.
+#[derive(ClapArgs, Clone)]
+pub struct AuthArgs {
     /// The callback URL exactly as configured in VOD; it is part of what VOD signs
     /// (never rebuilt from the Host header).
     #[arg(
@@ -63,42 +88,52 @@ pub struct Args {
     #[arg(long, env = "LIVE2VOD_NO_AUTH", conflicts_with_all = ["auth_key", "auth_key_previous"])]
     pub no_auth: bool,
 
-    /// Largest callback body accepted, in bytes (larger: 413).
-    #[arg(long, env = "LIVE2VOD_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
-    pub max_body_bytes: usize,
-
     /// Accepted distance between `X-VOD-TIMESTAMP` and now, in seconds (outside: 401).
     #[arg(long, env = "LIVE2VOD_TIMESTAMP_WINDOW_SECS", default_value_t = 300)]
     pub timestamp_window_secs: i64,
-
-    /// How long a callback waits for the broker's acknowledgement before the relay answers
-    /// 503 (VOD gives up after 5 s and retries; keep this well below).
-    #[arg(long, env = "LIVE2VOD_ACK_TIMEOUT_MS", default_value_t = 3000)]
-    pub ack_timeout_ms: u64,
-
-    /// Identifies this relay instance in the `live2vod-relay-id` header of every record
-    /// (default: the host name).
-    #[arg(long, env = "LIVE2VOD_RELAY_ID")]
-    pub relay_id: Option<String>,
-
-    /// Serve `/healthz`, `/readyz` and `/metrics` on this address instead of on `--listen`.
-    #[arg(long, env = "LIVE2VOD_METRICS_LISTEN", value_name = "ADDR")]
-    pub metrics_listen: Option<SocketAddr>,
 }
 
-impl std::fmt::Debug for Args {
+impl AuthArgs {
+    /// The verifier these flags describe (an empty key counts as none).
+    pub fn auth(&self) -> anyhow::Result<Auth> {
+        if self.no_auth {
+            return Ok(Auth::Disabled);
+        }
+        match (&self.callback_url, &self.auth_key) {
+            (Some(url), Some(key)) if !key.is_empty() => Ok(Auth::Verify(CallbackVerifier::new(
+                url.clone(),
+                key.clone(),
+                self.auth_key_previous.clone().filter(|k| !k.is_empty()),
+                self.timestamp_window_secs,
+            ))),
+            _ => anyhow::bail!(
+                "--callback-url and a non-empty --auth-key are required (or --no-auth for local tests)"
+            ),
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthArgs {
     // Auth keys never reach logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let redact = |k: &Option<String>| k.as_ref().map(|_| "<redacted>");
-        f.debug_struct("Args")
-            .field("kafka", &self.kafka)
-            .field("listen", &self.listen)
+        f.debug_struct("AuthArgs")
             .field("callback_url", &self.callback_url)
             .field("auth_key", &redact(&self.auth_key))
             .field("auth_key_previous", &redact(&self.auth_key_previous))
             .field("no_auth", &self.no_auth)
-            .field("max_body_bytes", &self.max_body_bytes)
             .field("timestamp_window_secs", &self.timestamp_window_secs)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Args")
+            .field("kafka", &self.kafka)
+            .field("listen", &self.listen)
+            .field("auth", &self.auth)
+            .field("max_body_bytes", &self.max_body_bytes)
             .field("ack_timeout_ms", &self.ack_timeout_ms)
             .field("relay_id", &self.relay_id)
             .field("metrics_listen", &self.metrics_listen)
@@ -144,21 +179,7 @@ impl Config {
     }
 
     fn from_args(a: &Args, health: Health, serve_ops: bool) -> anyhow::Result<Self> {
-        let auth = if a.no_auth {
-            Auth::Disabled
-        } else {
-            match (&a.callback_url, &a.auth_key) {
-                (Some(url), Some(key)) if !key.is_empty() => Auth::Verify(CallbackVerifier::new(
-                    url.clone(),
-                    key.clone(),
-                    a.auth_key_previous.clone().filter(|k| !k.is_empty()),
-                    a.timestamp_window_secs,
-                )),
-                _ => anyhow::bail!(
-                    "--callback-url and a non-empty --auth-key are required (or --no-auth for local tests)"
-                ),
-            }
-        };
+        let auth = a.auth.auth()?;
         Ok(Config {
             kafka: a.kafka.clone(),
             auth,

@@ -133,18 +133,27 @@ struct Pending {
     /// Aggregate key -> input partition, for the snapshots to write. Snapshots are encoded once
     /// per aggregate at flush (the newest state), not once per record.
     dirty: HashMap<String, i32>,
+    /// Snapshots already encoded because their partition was revoked mid-batch.
+    encoded: Vec<(String, i32, Vec<u8>)>,
     /// Next offset to commit, per input partition.
     offsets: HashMap<i32, i64>,
 }
 
 impl Pending {
-    /// Forgets everything the batch produced from input partition `p`.
-    fn drop_partition(&mut self, p: i32) {
-        self.commands.retain(|c| c.2 != p);
-        self.derived.retain(|d| d.2 != p);
-        self.dead.retain(|d| d.partition != p);
-        self.dirty.retain(|_, partition| *partition != p);
-        self.offsets.remove(&p);
+    /// Encodes now the snapshots of partition `p`'s aggregates (about to be evicted).
+    fn encode_partition(&mut self, p: i32, engine: &Engine) {
+        let keys: Vec<String> = self
+            .dirty
+            .iter()
+            .filter(|(_, partition)| **partition == p)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            self.dirty.remove(&key);
+            if let Some(bytes) = engine.snapshot_bytes(&key) {
+                self.encoded.push((key, p, bytes));
+            }
+        }
     }
 }
 
@@ -283,12 +292,13 @@ impl Fold {
             match ev {
                 RebalanceEvent::Revoked(parts) => {
                     for (_, p) in parts {
-                        // What this batch derived from the lost partition is dropped, not
-                        // written: its new owner re-folds those records from the last commit,
-                        // and a late snapshot from here could overwrite a newer one of theirs
-                        // in the compacted topic (a zombie write) and lose their events.
+                        // The batch's output for the lost partition is still written (and its
+                        // offsets committed when the broker allows): with eager rebalancing
+                        // the same partition is often assigned straight back to this instance,
+                        // and dropping the output then stalled it (seen on tansu). So encode
+                        // its pending snapshots before the aggregates go.
                         if let Some(pending) = pending.as_deref_mut() {
-                            pending.drop_partition(p);
+                            pending.encode_partition(p, &self.engine);
                         }
                         // Another instance owns it now and will restore it from the snapshots.
                         self.assigned.remove(&p);
@@ -588,7 +598,7 @@ impl Fold {
         self.stats.dead_lettered += pending.dead.len() as u64;
 
         // 2. Snapshots of what changed, co-partitioned with the input.
-        let snapshots: Vec<(String, i32, Vec<u8>)> = pending
+        let mut snapshots: Vec<(String, i32, Vec<u8>)> = pending
             .dirty
             .into_iter()
             .filter_map(|(key, p)| {
@@ -596,6 +606,7 @@ impl Fold {
                 Some((key, p, bytes))
             })
             .collect();
+        snapshots.append(&mut pending.encoded);
         let sends = snapshots.iter().map(|(key, p, bytes)| {
             producer.send(
                 FutureRecord::to(&self.topics.aggregates)
@@ -728,10 +739,12 @@ impl Fold {
             });
         }
         let mut snapshots = 0u64;
-        for (key, p) in std::mem::take(&mut pending.dirty) {
-            let Some(bytes) = self.engine.snapshot_bytes(&key) else {
-                continue;
-            };
+        let mut all: Vec<(String, i32, Vec<u8>)> = std::mem::take(&mut pending.dirty)
+            .into_iter()
+            .filter_map(|(key, p)| Some((key.clone(), p, self.engine.snapshot_bytes(&key)?)))
+            .collect();
+        all.append(&mut pending.encoded);
+        for (key, p, bytes) in all {
             snapshots += 1;
             records.push(OutRecord {
                 topic: self.topics.aggregates.clone(),
@@ -830,32 +843,29 @@ mod tests {
     }
 
     #[test]
-    fn a_revoked_partition_leaves_nothing_of_the_batch_behind() {
+    fn a_revoked_partition_keeps_its_pending_snapshots() {
+        use crate::domain::{Engine, InputPos, Policy};
+        let mut engine = Engine::new(Policy::default());
+        let body = br#"{"EventTime":"2026-11-01T09:00:00Z","EventType":"AddLiveRecordVideoComplete","VideoId":"v1","Status":"success","StreamName":"s","DomainName":"d","AppName":"a","RecordStartTime":"2026-11-01T08:00:00Z","RecordEndTime":"2026-11-01T09:00:00Z"}"#;
+        engine
+            .apply(
+                "v1",
+                body,
+                InputPos {
+                    partition: 1,
+                    offset: 0,
+                },
+            )
+            .expect("folds");
         let mut p = Pending::default();
         p.commands.push((command("a"), None, 1));
-        p.commands.push((command("b"), Some(5), 2));
-        p.derived.push(("stream:x".into(), b"{}".to_vec(), 1));
-        p.derived.push(("stream:y".into(), b"{}".to_vec(), 2));
-        p.dead.push(DeadRecord {
-            key: None,
-            payload: None,
-            partition: 1,
-            offset: 9,
-            reason: "undecodable",
-            error: "e".into(),
-        });
         p.dirty.insert("v1".into(), 1);
         p.dirty.insert("v2".into(), 2);
-        p.offsets.insert(1, 10);
-        p.offsets.insert(2, 20);
-        p.drop_partition(1);
-        assert_eq!(p.commands.len(), 1);
-        assert_eq!(p.commands[0].0.command_id, "b");
-        assert_eq!(p.derived.len(), 1);
-        assert_eq!(p.derived[0].0, "stream:y");
-        assert!(p.dead.is_empty());
+        p.encode_partition(1, &engine);
+        engine.evict_partition(1);
+        assert_eq!(p.encoded.len(), 1, "v1's snapshot survives the eviction");
+        assert_eq!(p.encoded[0].0, "v1");
         assert_eq!(p.dirty.keys().collect::<Vec<_>>(), vec!["v2"]);
-        assert_eq!(p.offsets.get(&1), None);
-        assert_eq!(p.offsets.get(&2), Some(&20));
+        assert_eq!(p.commands.len(), 1, "commands are still written");
     }
 }

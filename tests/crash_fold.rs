@@ -263,7 +263,7 @@ fn killed_folds_converge_to_the_clean_run() {
     );
     let restores: usize = alive
         .iter()
-        .map(|p| p.log_text().matches("partition restored").count())
+        .map(|p| p.log_text().matches("partitions restored").count())
         .sum();
     let crashed = outcome(&brokers, crash);
 

@@ -10,13 +10,12 @@
 //! Replay a failure with `LIVE2VOD_TEST_SEED=<seed printed by the test>`.
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use live2vod::sim::{SimConfig, Simulator};
 
-use prost::Message as _;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -24,45 +23,6 @@ use support::*;
 
 const SESSIONS: usize = 24;
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Command ids by kind on the commands topic, and command ids with an outcome event on the
-/// callbacks topic; TrackCompose commands whose deadline is still ahead are left out (the
-/// worker waits for the deadline before it looks).
-fn commands_and_outcomes(
-    brokers: &str,
-) -> (BTreeMap<&'static str, BTreeSet<String>>, BTreeSet<String>) {
-    use live2vod::proto::command::Kind;
-    let kafka = kafka_args(brokers, "live2vod.");
-    let t = kafka.topics();
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let mut commands: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
-    for (_, v) in read_topic(&kafka, &t.commands, 6) {
-        let c = live2vod::proto::Command::decode(v.as_slice()).expect("command decodes");
-        let kind = match &c.kind {
-            Some(Kind::SubmitTranscode(_)) => "SubmitTranscode",
-            Some(Kind::RefreshPlayInfo(_)) => "RefreshPlayInfo",
-            Some(Kind::TrackCompose(tc)) if tc.deadline_ms <= now_ms => "TrackCompose",
-            Some(Kind::TrackCompose(_)) => "TrackCompose (deadline ahead, not checked)",
-            None => "unknown",
-        };
-        commands.entry(kind).or_default().insert(c.command_id);
-    }
-    let outcomes = read_topic(&kafka, &t.callbacks, 6)
-        .into_iter()
-        .filter_map(|(_, v)| {
-            let body: serde_json::Value = serde_json::from_slice(&v).ok()?;
-            let ty = body.get("EventType")?.as_str()?;
-            if !ty.starts_with("live2vod.") || ty == "live2vod.StreamFact" {
-                return None;
-            }
-            Some(body.get("CommandId")?.as_str()?.to_string())
-        })
-        .collect();
-    (commands, outcomes)
-}
 
 /// The partitions a worker's log says it was last assigned (`None` after a revocation).
 fn last_assignment(log: &str) -> Option<Vec<i32>> {

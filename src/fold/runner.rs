@@ -133,27 +133,21 @@ struct Pending {
     /// Aggregate key -> input partition, for the snapshots to write. Snapshots are encoded once
     /// per aggregate at flush (the newest state), not once per record.
     dirty: HashMap<String, i32>,
-    /// Snapshots already encoded because their partition was revoked mid-batch.
-    encoded: Vec<(String, i32, Vec<u8>)>,
     /// Next offset to commit, per input partition.
     offsets: HashMap<i32, i64>,
 }
 
 impl Pending {
-    /// Encodes now the snapshots of partition `p`'s aggregates (about to be evicted).
-    fn encode_partition(&mut self, p: i32, engine: &Engine) {
-        let keys: Vec<String> = self
-            .dirty
-            .iter()
-            .filter(|(_, partition)| **partition == p)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in keys {
-            self.dirty.remove(&key);
-            if let Some(bytes) = engine.snapshot_bytes(&key) {
-                self.encoded.push((key, p, bytes));
-            }
-        }
+    /// Forgets everything the batch produced from input partition `p` (revoked mid-batch):
+    /// its new owner folds those records again from the last commit, and writing them from
+    /// here could land after the new owner's snapshots and overwrite them in the compacted
+    /// topic (a zombie write that loses the new owner's events).
+    fn drop_partition(&mut self, p: i32) {
+        self.commands.retain(|c| c.2 != p);
+        self.derived.retain(|d| d.2 != p);
+        self.dead.retain(|d| d.partition != p);
+        self.dirty.retain(|_, partition| *partition != p);
+        self.offsets.remove(&p);
     }
 }
 
@@ -198,6 +192,7 @@ pub async fn run_fold(
     let mut fold = Fold {
         engine: Engine::new(cfg.policy.clone()),
         restored: HashSet::new(),
+        dropped: HashSet::new(),
         assigned: HashSet::new(),
         rebalances,
         breaker: Breaker::new(cfg.dlq_window, cfg.dlq_max_ratio, cfg.dlq_min),
@@ -226,7 +221,7 @@ pub async fn run_fold(
             let stats_before = fold.stats.clone();
             let mut pending = Pending::default();
             match first {
-                Ok(msg) => fold.process(&msg, &mut pending).await?,
+                Ok(msg) => fold.process(&consumer, &msg, &mut pending).await?,
                 Err(e) => {
                     tracing::warn!(error = %e, "consumer error");
                     continue;
@@ -237,7 +232,7 @@ pub async fn run_fold(
             while n < cfg.batch_max {
                 match tokio::time::timeout_at(deadline, consumer.recv()).await {
                     Ok(Ok(msg)) => {
-                        fold.process(&msg, &mut pending).await?;
+                        fold.process(&consumer, &msg, &mut pending).await?;
                         n += 1;
                     }
                     Ok(Err(e)) => tracing::warn!(error = %e, "consumer error"),
@@ -271,6 +266,9 @@ pub async fn run_fold(
 struct Fold {
     engine: Engine,
     restored: HashSet<i32>,
+    /// Partitions whose records were dropped from a batch when they were revoked mid-batch;
+    /// their next record here rewinds them to the committed offset.
+    dropped: HashSet<i32>,
     /// Input partitions assigned to this instance (from rebalance events).
     assigned: HashSet<i32>,
     rebalances: Receiver<RebalanceEvent>,
@@ -292,13 +290,16 @@ impl Fold {
             match ev {
                 RebalanceEvent::Revoked(parts) => {
                     for (_, p) in parts {
-                        // The batch's output for the lost partition is still written (and its
-                        // offsets committed when the broker allows): with eager rebalancing
-                        // the same partition is often assigned straight back to this instance,
-                        // and dropping the output then stalled it (seen on tansu). So encode
-                        // its pending snapshots before the aggregates go.
+                        // Nothing this batch derived from the lost partition is written (see
+                        // `Pending::drop_partition`). If the partition comes straight back to
+                        // this instance (eager rebalancing often does that), the consumer may
+                        // go on from its fetch position, past the dropped records: the next
+                        // record of the partition rewinds it to the committed offset first.
                         if let Some(pending) = pending.as_deref_mut() {
-                            pending.encode_partition(p, &self.engine);
+                            if pending.offsets.contains_key(&p) {
+                                self.dropped.insert(p);
+                            }
+                            pending.drop_partition(p);
                         }
                         // Another instance owns it now and will restore it from the snapshots.
                         self.assigned.remove(&p);
@@ -316,14 +317,36 @@ impl Fold {
 
     async fn process(
         &mut self,
+        consumer: &StreamConsumer<GroupContext>,
         msg: &BorrowedMessage<'_>,
         pending: &mut Pending,
     ) -> Result<(), FoldError> {
         let partition = msg.partition();
         let offset = msg.offset();
+        self.handle_rebalances(Some(pending));
+        if !self.assigned.contains(&partition) {
+            // Fetched before its partition was revoked: the new owner folds it.
+            tracing::debug!(
+                partition,
+                offset,
+                "record of a partition no longer assigned skipped"
+            );
+            return Ok(());
+        }
+        if self.dropped.remove(&partition) {
+            // Records of this partition were dropped from an earlier batch when it was
+            // revoked, and it came back here: fold again from the committed offset (the
+            // seek discards what was fetched before it; this record comes again too).
+            tracing::info!(
+                partition,
+                offset,
+                "partition re-assigned after its batch output was dropped; rewinding to the committed offset"
+            );
+            self.rewind(consumer, &[partition])?;
+            return Ok(());
+        }
         if !self.restored.contains(&partition) {
             // Restore every newly assigned partition in one read, not one client each.
-            self.handle_rebalances(Some(pending));
             let mut todo: Vec<i32> = self
                 .assigned
                 .iter()
@@ -598,7 +621,7 @@ impl Fold {
         self.stats.dead_lettered += pending.dead.len() as u64;
 
         // 2. Snapshots of what changed, co-partitioned with the input.
-        let mut snapshots: Vec<(String, i32, Vec<u8>)> = pending
+        let snapshots: Vec<(String, i32, Vec<u8>)> = pending
             .dirty
             .into_iter()
             .filter_map(|(key, p)| {
@@ -606,7 +629,6 @@ impl Fold {
                 Some((key, p, bytes))
             })
             .collect();
-        snapshots.append(&mut pending.encoded);
         let sends = snapshots.iter().map(|(key, p, bytes)| {
             producer.send(
                 FutureRecord::to(&self.topics.aggregates)
@@ -739,11 +761,10 @@ impl Fold {
             });
         }
         let mut snapshots = 0u64;
-        let mut all: Vec<(String, i32, Vec<u8>)> = std::mem::take(&mut pending.dirty)
+        let all: Vec<(String, i32, Vec<u8>)> = std::mem::take(&mut pending.dirty)
             .into_iter()
             .filter_map(|(key, p)| Some((key.clone(), p, self.engine.snapshot_bytes(&key)?)))
             .collect();
-        all.append(&mut pending.encoded);
         for (key, p, bytes) in all {
             snapshots += 1;
             records.push(OutRecord {
@@ -843,29 +864,32 @@ mod tests {
     }
 
     #[test]
-    fn a_revoked_partition_keeps_its_pending_snapshots() {
-        use crate::domain::{Engine, InputPos, Policy};
-        let mut engine = Engine::new(Policy::default());
-        let body = br#"{"EventTime":"2026-11-01T09:00:00Z","EventType":"AddLiveRecordVideoComplete","VideoId":"v1","Status":"success","StreamName":"s","DomainName":"d","AppName":"a","RecordStartTime":"2026-11-01T08:00:00Z","RecordEndTime":"2026-11-01T09:00:00Z"}"#;
-        engine
-            .apply(
-                "v1",
-                body,
-                InputPos {
-                    partition: 1,
-                    offset: 0,
-                },
-            )
-            .expect("folds");
+    fn a_revoked_partition_leaves_nothing_of_the_batch_behind() {
         let mut p = Pending::default();
         p.commands.push((command("a"), None, 1));
+        p.commands.push((command("b"), Some(5), 2));
+        p.derived.push(("stream:x".into(), b"{}".to_vec(), 1));
+        p.derived.push(("stream:y".into(), b"{}".to_vec(), 2));
+        p.dead.push(DeadRecord {
+            key: None,
+            payload: None,
+            partition: 1,
+            offset: 9,
+            reason: "undecodable",
+            error: "e".into(),
+        });
         p.dirty.insert("v1".into(), 1);
         p.dirty.insert("v2".into(), 2);
-        p.encode_partition(1, &engine);
-        engine.evict_partition(1);
-        assert_eq!(p.encoded.len(), 1, "v1's snapshot survives the eviction");
-        assert_eq!(p.encoded[0].0, "v1");
+        p.offsets.insert(1, 10);
+        p.offsets.insert(2, 20);
+        p.drop_partition(1);
+        assert_eq!(p.commands.len(), 1);
+        assert_eq!(p.commands[0].0.command_id, "b");
+        assert_eq!(p.derived.len(), 1);
+        assert_eq!(p.derived[0].0, "stream:y");
+        assert!(p.dead.is_empty());
         assert_eq!(p.dirty.keys().collect::<Vec<_>>(), vec!["v2"]);
-        assert_eq!(p.commands.len(), 1, "commands are still written");
+        assert_eq!(p.offsets.get(&1), None);
+        assert_eq!(p.offsets.get(&2), Some(&20));
     }
 }

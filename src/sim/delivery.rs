@@ -21,6 +21,8 @@ pub struct DeliveryConfig {
     pub retry_interval: Duration,
     pub attempt_timeout: Duration,
     pub concurrency: usize,
+    /// Deliveries started per second by [`Deliverer::deliver_ordered`] (`None`: unpaced).
+    pub rate: Option<f64>,
 }
 
 impl DeliveryConfig {
@@ -33,6 +35,7 @@ impl DeliveryConfig {
             retry_interval: Duration::from_secs(1),
             attempt_timeout: Duration::from_secs(5),
             concurrency: 16,
+            rate: None,
         }
     }
 }
@@ -119,6 +122,8 @@ pub struct Deliverer {
     sem: Arc<Semaphore>,
     counters: Counters,
     lost: Mutex<Vec<LostEvent>>,
+    /// The body of every delivery answered 200 (the crash tests check each is on the topic).
+    acknowledged: Mutex<Vec<String>>,
     hooks: Arc<dyn DeliveryHooks>,
 }
 
@@ -139,6 +144,7 @@ impl Deliverer {
             client,
             counters: Counters::default(),
             lost: Mutex::new(Vec::new()),
+            acknowledged: Mutex::new(Vec::new()),
             hooks,
         })
     }
@@ -159,18 +165,32 @@ impl Deliverer {
         self.lost.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    /// The bodies of the deliveries answered 200 so far, duplicates included.
+    pub fn acknowledged_bodies(&self) -> Vec<String> {
+        self.acknowledged
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default()
+    }
+
     /// Counts deliveries that will be started later, so `pending()` covers them from now on.
     pub fn schedule(&self, n: u64) {
         self.counters.scheduled.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Delivers the events in the given order (each a (event, duplicate copy) pair), keeping at
-    /// most `concurrency` in flight; starts are in order, completions in any order. Waits for
+    /// most `concurrency` in flight and starting at most `rate` a second; starts are in order,
+    /// completions in any order. Waits for
     /// all to be acknowledged or lost.
     pub async fn deliver_ordered(self: &Arc<Self>, items: Vec<(Arc<ScenarioEvent>, bool)>) {
         self.schedule(items.len() as u64);
         let mut tasks = Vec::with_capacity(items.len());
-        for (ev, dup) in items {
+        let start = tokio::time::Instant::now();
+        let pace = self.cfg.rate.map(|r| Duration::from_secs_f64(1.0 / r));
+        for (i, (ev, dup)) in items.into_iter().enumerate() {
+            if let Some(pace) = pace {
+                tokio::time::sleep_until(start + pace.mul_f64(i as f64)).await;
+            }
             let Ok(permit) = self.sem.clone().acquire_owned().await else {
                 break;
             };
@@ -226,6 +246,9 @@ impl Deliverer {
                         self.counters
                             .duplicates_acknowledged
                             .fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Ok(mut a) = self.acknowledged.lock() {
+                        a.push(ev.body.clone());
                     }
                     self.hooks.acknowledged(ev, duplicate);
                     return Outcome::Acknowledged;

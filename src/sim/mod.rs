@@ -117,6 +117,9 @@ pub struct SimConfig {
     pub attempt_timeout: Duration,
     pub attempts: u32,
     pub concurrency: usize,
+    /// Scenario callbacks started per second (`None`: as fast as `concurrency` allows). A
+    /// paced run keeps load on the pipeline for a while, e.g. while the crash tests kill it.
+    pub rate: Option<f64>,
     /// OpenAPI `Timestamp` tolerance.
     pub timestamp_window_secs: i64,
 }
@@ -147,6 +150,7 @@ impl SimConfig {
             attempt_timeout: Duration::from_secs(5),
             attempts: 3,
             concurrency: 16,
+            rate: None,
             timestamp_window_secs: 900,
         }
     }
@@ -290,6 +294,7 @@ impl Simulator {
         dcfg.retry_interval = cfg.retry_interval;
         dcfg.attempt_timeout = cfg.attempt_timeout;
         dcfg.concurrency = cfg.concurrency;
+        dcfg.rate = cfg.rate;
         let deliverer = Arc::new(Deliverer::new(dcfg, hooks)?);
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
@@ -407,6 +412,11 @@ impl SimHandle {
     /// Delivery counters (scenario and runtime transcode callbacks).
     pub fn progress(&self) -> Progress {
         self.shared.deliverer.progress()
+    }
+
+    /// The bodies of the deliveries the relay answered 200 so far, duplicates included.
+    pub fn acknowledged_bodies(&self) -> Vec<String> {
+        self.shared.deliverer.acknowledged_bodies()
     }
 
     /// Waits until no delivery and no operator request is outstanding, or `timeout`.
@@ -594,9 +604,22 @@ pub struct SimArgs {
     /// Callbacks are delivered by event time plus a random lag up to this many seconds.
     #[arg(long, env = "LIVE2VOD_SIM_SHUFFLE_WINDOW_SECS", default_value_t = 600)]
     pub shuffle_window_secs: u64,
+    /// Pace the scenario's callbacks: start at most this many per second (default: as fast
+    /// as 16 deliveries in flight allow). VOD's retries of a failed delivery are not paced.
+    #[arg(long, env = "LIVE2VOD_SIM_RATE", value_parser = positive_rate)]
+    pub rate: Option<f64>,
     /// Print the fold policy matching the simulator's streams and exit.
     #[arg(long, env = "LIVE2VOD_SIM_PRINT_POLICY")]
     pub print_policy: bool,
+}
+
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a positive number of callbacks per second"
+        )),
+    }
 }
 
 /// Runs the role: serve the OpenAPI, deliver, then verify (and exit) or keep serving until
@@ -624,6 +647,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     cfg.transcode_failure_rate = args.transcode_failure_rate;
     cfg.compose_failure_rate = args.compose_failure_rate;
     cfg.shuffle_window_ms = (args.shuffle_window_secs as i64).saturating_mul(1000);
+    cfg.rate = args.rate;
     let sim = Simulator::start(cfg).await?;
     let sc = sim.scenario();
     eprintln!(

@@ -7,6 +7,7 @@
 //! contexts for every role), `LIVE2VOD_TEST_TANSU_LOG` (tansu's RUST_LOG; `info` is verbose).
 #![allow(dead_code)]
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -167,6 +168,10 @@ pub fn start_mock_broker(dir: &Path) -> (Proc, String) {
             "broker",
             "--bootstrap-file",
             file.to_str().expect("utf-8 path"),
+            // As many as `Pipeline::start` creates on other brokers (the mock cluster cannot
+            // create topics for clients, so the broker process creates them).
+            "--partitions",
+            "6",
         ],
         &[],
     );
@@ -356,7 +361,7 @@ pub fn latest_per_key(
     kafka: &live2vod::kafka::KafkaArgs,
     topic: &str,
     partitions: i32,
-) -> std::collections::BTreeMap<String, Vec<u8>> {
+) -> BTreeMap<String, Vec<u8>> {
     read_topic(kafka, topic, partitions).into_iter().collect()
 }
 
@@ -457,6 +462,41 @@ pub const FAST_GROUP: [&str; 4] = [
     "heartbeat.interval.ms=500",
 ];
 
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+fn relay_args(brokers: &str, listen: &str) -> Vec<String> {
+    let callback_url = format!("http://{listen}/callbacks/vod");
+    strings(&[
+        "relay",
+        "--brokers",
+        brokers,
+        "--listen",
+        listen,
+        "--callback-url",
+        &callback_url,
+        "--auth-key",
+        AUTH_KEY,
+    ])
+}
+
+fn fold_args(brokers: &str, policy: &Path, metrics: &str) -> Vec<String> {
+    strings(&[
+        "fold",
+        "--brokers",
+        brokers,
+        "--policy",
+        policy.to_str().expect("utf-8"),
+        "--metrics-listen",
+        metrics,
+    ])
+}
+
+fn api_args(brokers: &str, listen: &str) -> Vec<String> {
+    strings(&["api", "--brokers", brokers, "--listen", listen])
+}
+
 /// relay, fold, worker(s) and api as separate processes on one broker, with their addresses.
 pub struct Pipeline {
     pub dir: PathBuf,
@@ -492,43 +532,14 @@ impl Pipeline {
         if let Ok(d) = std::env::var("LIVE2VOD_TEST_KAFKA_DEBUG") {
             extra.extend(["--kafka".to_string(), format!("debug={d}")]);
         }
-        let callback_url = format!("http://{relay_listen}/callbacks/vod");
-        let relay = Self::role(
-            dir,
-            "relay",
-            &[
-                "relay",
-                "--brokers",
-                brokers,
-                "--listen",
-                &relay_listen,
-                "--callback-url",
-                &callback_url,
-                "--auth-key",
-                AUTH_KEY,
-            ],
-            &extra,
-        );
+        let relay = Self::role(dir, "relay", &relay_args(brokers, &relay_listen), &extra);
         let fold = Self::role(
             dir,
             "fold",
-            &[
-                "fold",
-                "--brokers",
-                brokers,
-                "--policy",
-                policy.to_str().expect("utf-8"),
-                "--metrics-listen",
-                &fold_metrics,
-            ],
+            &fold_args(brokers, &policy, &fold_metrics),
             &extra,
         );
-        let api = Self::role(
-            dir,
-            "api",
-            &["api", "--brokers", brokers, "--listen", &api_listen],
-            &extra,
-        );
+        let api = Self::role(dir, "api", &api_args(brokers, &api_listen), &extra);
         let mut p = Pipeline {
             dir: dir.to_path_buf(),
             brokers: brokers.to_string(),
@@ -566,9 +577,34 @@ impl Pipeline {
         p
     }
 
-    fn role(dir: &Path, name: &str, args: &[&str], extra: &[String]) -> Proc {
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(extra.iter().map(String::as_str));
+    /// Starts another relay on this pipeline's address (its log `relay.log` is appended to).
+    pub fn spawn_relay(&self) -> Proc {
+        let args = relay_args(&self.brokers, &self.relay_listen);
+        Self::role(&self.dir, "relay", &args, &self.extra)
+    }
+
+    /// Starts another fold with this pipeline's policy and metrics address.
+    pub fn spawn_fold(&self) -> Proc {
+        let args = fold_args(&self.brokers, &self.policy, &self.fold_metrics);
+        Self::role(&self.dir, "fold", &args, &self.extra)
+    }
+
+    /// Starts one more fold of the group, named `name`, with a metrics address of its own
+    /// (returned).
+    pub fn spawn_extra_fold(&self, name: &str) -> (Proc, String) {
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let args = fold_args(&self.brokers, &self.policy, &metrics);
+        (Self::role(&self.dir, name, &args, &self.extra), metrics)
+    }
+
+    /// Starts another api on this pipeline's address.
+    pub fn spawn_api(&self) -> Proc {
+        let args = api_args(&self.brokers, &self.api_listen);
+        Self::role(&self.dir, "api", &args, &self.extra)
+    }
+
+    fn role(dir: &Path, name: &str, args: &[String], extra: &[String]) -> Proc {
+        let all: Vec<&str> = args.iter().chain(extra).map(String::as_str).collect();
         Proc::spawn(dir, name, bin(), &all, &[])
     }
 
@@ -579,24 +615,20 @@ impl Pipeline {
         let name = format!("worker-{}", self.worker_generation);
         let metrics = format!("127.0.0.1:{}", free_port());
         let vod_endpoint = format!("http://{}/", self.sim_listen);
-        let w = Self::role(
-            &self.dir,
-            &name,
-            &[
-                "worker",
-                "--brokers",
-                &self.brokers,
-                "--vod-endpoint",
-                &vod_endpoint,
-                "--access-key-id",
-                AK_ID,
-                "--access-key-secret",
-                AK_SECRET,
-                "--metrics-listen",
-                &metrics,
-            ],
-            &self.extra,
-        );
+        let args = strings(&[
+            "worker",
+            "--brokers",
+            &self.brokers,
+            "--vod-endpoint",
+            &vod_endpoint,
+            "--access-key-id",
+            AK_ID,
+            "--access-key-secret",
+            AK_SECRET,
+            "--metrics-listen",
+            &metrics,
+        ]);
+        let w = Self::role(&self.dir, &name, &args, &self.extra);
         wait_http_ok(
             &format!("http://{metrics}/readyz"),
             Duration::from_secs(60),
@@ -671,4 +703,44 @@ pub fn expect_sim_verified(sim: &mut Proc, p: &Pipeline, timeout: Duration) -> S
         p.logs()
     );
     report
+}
+
+/// Command ids by kind on the commands topic, and command ids with an outcome event on the
+/// callbacks topic; TrackCompose commands whose deadline is still ahead are left out (the
+/// worker waits for the deadline before it looks).
+pub fn commands_and_outcomes(
+    brokers: &str,
+) -> (BTreeMap<&'static str, BTreeSet<String>>, BTreeSet<String>) {
+    use live2vod::proto::command::Kind;
+    let kafka = kafka_args(brokers, "live2vod.");
+    let t = kafka.topics();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let mut commands: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+    for (_, v) in read_topic(&kafka, &t.commands, 6) {
+        let c = <live2vod::proto::Command as prost::Message>::decode(v.as_slice())
+            .expect("command decodes");
+        let kind = match &c.kind {
+            Some(Kind::SubmitTranscode(_)) => "SubmitTranscode",
+            Some(Kind::RefreshPlayInfo(_)) => "RefreshPlayInfo",
+            Some(Kind::TrackCompose(tc)) if tc.deadline_ms <= now_ms => "TrackCompose",
+            Some(Kind::TrackCompose(_)) => "TrackCompose (deadline ahead, not checked)",
+            None => "unknown",
+        };
+        commands.entry(kind).or_default().insert(c.command_id);
+    }
+    let outcomes = read_topic(&kafka, &t.callbacks, 6)
+        .into_iter()
+        .filter_map(|(_, v)| {
+            let body: serde_json::Value = serde_json::from_slice(&v).ok()?;
+            let ty = body.get("EventType")?.as_str()?;
+            if !ty.starts_with("live2vod.") || ty == "live2vod.StreamFact" {
+                return None;
+            }
+            Some(body.get("CommandId")?.as_str()?.to_string())
+        })
+        .collect();
+    (commands, outcomes)
 }

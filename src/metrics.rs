@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 // --- relay ---
-/// Counter; labels `outcome` = ok | unauthorized | bad_request | too_large | unavailable.
+/// Counter; labels `outcome` = ok | unauthorized | bad_request | too_large | body_timeout |
+/// unavailable.
 pub const RELAY_REQUESTS: &str = "live2vod_relay_requests_total";
 /// Histogram (seconds) of callback handling, from request to answer; label `outcome`.
 pub const RELAY_LATENCY: &str = "live2vod_relay_request_duration_seconds";

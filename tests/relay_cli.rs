@@ -98,6 +98,32 @@ fn relay_requires_a_key_unless_auth_is_explicitly_off() {
 }
 
 #[test]
+fn slow_client_limits_default_sanely_and_refuse_zero() {
+    let r = Relay::try_parse_from(["relay", "--no-auth"]).expect("defaults");
+    assert_eq!(
+        (
+            r.args.header_timeout_ms,
+            r.args.body_timeout_ms,
+            r.args.max_connections
+        ),
+        (10_000, 5_000, 1024)
+    );
+    for flag in [
+        "--header-timeout-ms",
+        "--body-timeout-ms",
+        "--max-connections",
+    ] {
+        // Zero would close every connection at once, or never accept one.
+        assert!(
+            Relay::try_parse_from(["relay", "--no-auth", flag, "0"]).is_err(),
+            "{flag} 0 accepted"
+        );
+        let ok = Relay::try_parse_from(["relay", "--no-auth", flag, "1"]);
+        assert!(ok.is_ok(), "{flag} 1 refused: {:?}", ok.err());
+    }
+}
+
+#[test]
 fn malformed_kafka_pass_through_is_refused() {
     for role in [
         Relay::try_parse_from(["relay", "--no-auth", "--kafka", "security.protocol"]).err(),

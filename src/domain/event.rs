@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use super::json::{Num, Obj, J};
-use super::lattice::{Origin, OriginKind, Reg, Status, StreamKey};
+use super::lattice::{Origin, OriginKind, Reg, Status, StreamKey, STREAM_KEY_PREFIX};
 use super::time::{format_rfc3339, parse_event_time, TimeError};
 
 /// Why a body cannot be folded. The relay answers 400 for these; the fold dead-letters them.
@@ -64,6 +64,17 @@ pub enum IdField {
     MediaId,
     /// `ImageId`.
     ImageId,
+}
+
+impl IdField {
+    /// The field's name in a callback body.
+    pub fn name(self) -> &'static str {
+        match self {
+            IdField::VideoId => "VideoId",
+            IdField::MediaId => "MediaId",
+            IdField::ImageId => "ImageId",
+        }
+    }
 }
 
 /// One rendition as reported by `StreamTranscodeComplete` or inside `TranscodeComplete`.
@@ -642,22 +653,47 @@ fn take_routing_id(m: &mut Fields<'_>) -> Option<(String, IdField)> {
     None
 }
 
+/// What the relay reads from a callback body: the Kafka key and the event type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The record key: the aggregate the fold will fold the body into.
+    pub key: String,
+    /// `EventType` as [`parse_event`] reads it (`None` when absent or empty).
+    pub event_type: Option<String>,
+}
+
 /// The Kafka key for a callback body: `VideoId`, else `MediaId`, else `ImageId`; for
-/// `live2vod.StreamFact` the stream key `stream:<domain>/<app>/<stream>`. The relay calls this;
-/// it reads only what routing needs, so it accepts every body [`parse_event`] could fold later.
+/// `live2vod.StreamFact` the stream key `stream:<domain>/<app>/<stream>`.
 pub fn routing_key(body: &[u8]) -> Result<String, EventError> {
-    let m = parse_object(body)?;
-    if m.find_str("EventType") == Some(STREAM_FACT) {
+    route(body).map(|r| r.key)
+}
+
+/// The routing key and event type of a body, read by [`parse_event`]'s own rules (the same
+/// field lookups in the same order), so the relay and the fold cannot disagree about a body:
+/// a key that differs from the fold's aggregate key (a numeric `VideoId` beside a `MediaId`)
+/// would be dead-lettered after the relay acknowledged it, and an `EventType` the relay reads
+/// differently (`eventtype`, a duplicate key) would let an internal `live2vod.*` event in.
+/// Ids in the reserved `stream:` namespace are refused here, as the fold would refuse them.
+pub fn route(body: &[u8]) -> Result<Route, EventError> {
+    let mut m = parse_object(body)?;
+    let event_type = take_nonempty(&mut m, "EventType");
+    if event_type.as_deref() == Some(STREAM_FACT) {
         let d = m.find_str("DomainName").ok_or(EventError::NoRoutingId)?;
         let a = m.find_str("AppName").ok_or(EventError::NoRoutingId)?;
         let s = m.find_str("StreamName").ok_or(EventError::NoRoutingId)?;
-        return Ok(StreamKey::new(d, a, s).aggregate_key());
+        return Ok(Route {
+            key: StreamKey::new(d, a, s).aggregate_key(),
+            event_type,
+        });
     }
-    ["VideoId", "MediaId", "ImageId"]
-        .iter()
-        .find_map(|n| m.find_str(n))
-        .map(str::to_string)
-        .ok_or(EventError::NoRoutingId)
+    let (key, field) = take_routing_id(&mut m).ok_or(EventError::NoRoutingId)?;
+    if key.starts_with(STREAM_KEY_PREFIX) {
+        return Err(EventError::BadField {
+            field: field.name(),
+            reason: format!("ids starting with {STREAM_KEY_PREFIX:?} are reserved for streams"),
+        });
+    }
+    Ok(Route { key, event_type })
 }
 
 fn required(m: &mut Fields<'_>, ty: &str, field: &'static str) -> Result<String, EventError> {
@@ -1210,5 +1246,45 @@ mod tests {
             panic!("wrong body")
         };
         assert_eq!(stream_infos[0].definition.as_deref(), Some("SD"));
+    }
+
+    #[test]
+    fn the_relay_routes_a_body_as_the_fold_reads_it() {
+        // Each once let the relay's reading differ from parse_event's (found by tests/relay_fuzz.rs).
+        for body in [
+            // A numeric VideoId beside a MediaId: the relay keyed by MediaId, the fold by VideoId.
+            &br#"{"EventType":"X","VideoId":123,"MediaId":"m"}"#[..],
+            br#"{"EventType":"X","VideoId":true}"#,
+            br#"{"eventtype":"X","videoid":"v"}"#,
+            br#"{"EventType":"A","EventType":"B","VideoId":"v","VideoId":"w"}"#,
+        ] {
+            let r = route(body).unwrap();
+            let e = parse_event(body).unwrap();
+            assert_eq!(
+                r.key,
+                e.aggregate_key(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+            assert_eq!(r.event_type.as_deref(), Some(e.event_type.as_str()));
+        }
+        // The internal namespace cannot hide behind the field's case or a duplicate key.
+        for body in [
+            &br#"{"eventtype":"live2vod.TranscodeRequested","VideoId":"v","TemplateGroupId":"g"}"#[..],
+            br#"{"EventType":"live2vod.TranscodeRequested","EventType":"X","VideoId":"v","TemplateGroupId":"g"}"#,
+        ] {
+            assert_eq!(
+                route(body).unwrap().event_type.as_deref(),
+                Some(TRANSCODE_REQUESTED)
+            );
+        }
+        assert!(matches!(
+            route(br#"{"EventType":"X","VideoId":"stream:a/b/c"}"#),
+            Err(EventError::BadField {
+                field: "VideoId",
+                ..
+            })
+        ));
+        assert_eq!(route(br#"{"EventType":"X"}"#), Err(EventError::NoRoutingId));
     }
 }

@@ -3,19 +3,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureProducer;
-use serde::Deserialize;
 use tracing::Instrument;
 
 use super::{Auth, Config};
-use crate::domain::event::{routing_key, EventError};
+use crate::domain::event::{route, EventError};
 use crate::kafka::producer::{fatal_error, produce_acked, AckError};
 use crate::metrics::{RELAY_LATENCY, RELAY_REQUESTS, RELAY_VERIFIED};
 use crate::vod::callback_auth::AuthError;
@@ -40,6 +38,7 @@ struct Inner {
     topic: String,
     auth: Auth,
     ack_timeout: Duration,
+    body_timeout: Duration,
     relay_id: String,
     max_body_bytes: usize,
     /// Set once the producer hit a fatal error: the relay then stops (and is restarted).
@@ -59,6 +58,7 @@ impl RelayState {
                 topic,
                 auth: cfg.auth.clone(),
                 ack_timeout: cfg.ack_timeout,
+                body_timeout: cfg.body_timeout,
                 relay_id: cfg.relay_id.clone(),
                 max_body_bytes: cfg.max_body_bytes,
                 fatal,
@@ -91,6 +91,8 @@ pub enum RelayError {
     TooLarge(usize),
     #[error("cannot read the body: {0}")]
     BadBody(String),
+    #[error("the body did not arrive within {0:?}")]
+    BodyTimeout(Duration),
     #[error("{0}")]
     NoRoute(#[from] EventError),
     #[error("EventType {0:?} is in the internal live2vod. namespace and cannot be posted")]
@@ -104,6 +106,7 @@ impl RelayError {
         match self {
             RelayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             RelayError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            RelayError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             RelayError::BadBody(_) | RelayError::NoRoute(_) | RelayError::InternalEventType(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -116,6 +119,7 @@ impl RelayError {
         match self {
             RelayError::Unauthorized(_) => "unauthorized",
             RelayError::TooLarge(_) => "too_large",
+            RelayError::BodyTimeout(_) => "body_timeout",
             RelayError::BadBody(_) | RelayError::NoRoute(_) | RelayError::InternalEventType(_) => {
                 "bad_request"
             }
@@ -134,17 +138,9 @@ impl IntoResponse for RelayError {
     }
 }
 
-/// Fields the relay looks at besides the routing id (everything else is kept, unparsed).
-#[derive(Deserialize)]
-struct Head {
-    #[serde(rename = "EventType")]
-    event_type: Option<serde_json::Value>,
-}
-
 async fn callback(
     State(st): State<RelayState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    req: Request,
 ) -> Result<Json<serde_json::Value>, RelayError> {
     let started = Instant::now();
     let span = tracing::info_span!(
@@ -152,7 +148,7 @@ async fn callback(
         video_id = tracing::field::Empty,
         event_type = tracing::field::Empty
     );
-    let result = accept(&st, &headers, body).instrument(span.clone()).await;
+    let result = accept(&st, req).instrument(span.clone()).await;
     let outcome = match &result {
         Ok(_) => "ok",
         Err(e) => e.outcome(),
@@ -174,12 +170,9 @@ async fn callback(
     result
 }
 
-async fn accept(
-    st: &RelayState,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<serde_json::Value>, RelayError> {
+async fn accept(st: &RelayState, req: Request) -> Result<Json<serde_json::Value>, RelayError> {
     let st = &st.inner;
+    let headers = req.headers();
     let received_at_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -196,20 +189,23 @@ async fn accept(
     };
     metrics::counter!(RELAY_VERIFIED, "key_version" => key_version).increment(1);
 
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            RelayError::TooLarge(st.max_body_bytes)
-        } else {
-            RelayError::BadBody(rejection.body_text())
-        }
-    })?;
-    let key = routing_key(&body)?;
+    // Read only once the sender is authenticated, and only for so long: a client that
+    // trickles its body would otherwise hold the connection (the header timeout has passed).
+    let body = tokio::time::timeout(st.body_timeout, Bytes::from_request(req, &()))
+        .await
+        .map_err(|_| RelayError::BodyTimeout(st.body_timeout))?
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                RelayError::TooLarge(st.max_body_bytes)
+            } else {
+                RelayError::BadBody(rejection.body_text())
+            }
+        })?;
+    let route = route(&body)?;
+    let key = route.key;
+    let event_type = route.event_type;
     let span = tracing::Span::current();
     span.record("video_id", key.as_str());
-    let event_type = serde_json::from_slice::<Head>(&body)
-        .ok()
-        .and_then(|h| h.event_type)
-        .and_then(|t| t.as_str().map(str::to_string));
     if let Some(t) = &event_type {
         span.record("event_type", t.as_str());
         if t.trim()

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::http::Health;
+use crate::http::{Health, ServeLimits};
 use crate::kafka::admin::{ensure_topics, AdminError};
 use crate::kafka::producer::idempotent_producer;
 use crate::kafka::KafkaArgs;
@@ -24,6 +24,9 @@ pub use handler::{
     router, RelayError, RelayState, HEADER_EVENT_TYPE, HEADER_KEY_VERSION, HEADER_RECEIVED_AT_MS,
     HEADER_RELAY_ID,
 };
+
+/// Default of `--body-timeout-ms`: VOD gives up after 5 s, so a slower body is never counted.
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 5000;
 
 /// Options of `live2vod relay`.
 #[derive(ClapArgs, Clone)]
@@ -46,6 +49,20 @@ pub struct Args {
     /// 503 (VOD gives up after 5 s and retries; keep this well below).
     #[arg(long, env = "LIVE2VOD_ACK_TIMEOUT_MS", default_value_t = 3000)]
     pub ack_timeout_ms: u64,
+
+    /// Time a client has to send a request's line and headers (and how long an idle
+    /// keep-alive connection stays open); slower clients are disconnected without an answer.
+    #[arg(long, env = "LIVE2VOD_HEADER_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..), default_value_t = ServeLimits::DEFAULT_HEADER_TIMEOUT_MS)]
+    pub header_timeout_ms: u64,
+
+    /// Time an authenticated callback has to deliver its body once its headers arrived
+    /// (slower: 408 and the connection is closed). VOD itself gives up after 5 s.
+    #[arg(long, env = "LIVE2VOD_BODY_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..), default_value_t = DEFAULT_BODY_TIMEOUT_MS)]
+    pub body_timeout_ms: u64,
+
+    /// Connections served at once; beyond it the relay stops accepting until one closes.
+    #[arg(long, env = "LIVE2VOD_MAX_CONNECTIONS", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..), default_value_t = ServeLimits::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
 
     /// Identifies this relay instance in the `live2vod-relay-id` header of every record
     /// (default: the host name).
@@ -135,6 +152,9 @@ impl std::fmt::Debug for Args {
             .field("auth", &self.auth)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("ack_timeout_ms", &self.ack_timeout_ms)
+            .field("header_timeout_ms", &self.header_timeout_ms)
+            .field("body_timeout_ms", &self.body_timeout_ms)
+            .field("max_connections", &self.max_connections)
             .field("relay_id", &self.relay_id)
             .field("metrics_listen", &self.metrics_listen)
             .finish()
@@ -157,6 +177,10 @@ pub struct Config {
     pub auth: Auth,
     pub max_body_bytes: usize,
     pub ack_timeout: Duration,
+    /// How long an authenticated callback may take to deliver its body (then 408).
+    pub body_timeout: Duration,
+    /// Header-read timeout and connection cap of the callback listener.
+    pub limits: ServeLimits,
     pub relay_id: String,
     /// Readiness flag flipped once topics are checked and the producer reached the cluster.
     pub health: Health,
@@ -165,13 +189,16 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults of the command line (64 KiB bodies, 3 s ack timeout, host name as relay id).
+    /// Defaults of the command line (64 KiB bodies, 3 s ack timeout, 10 s for headers, 5 s for
+    /// the body, 1024 connections, host name as relay id).
     pub fn new(kafka: KafkaArgs, auth: Auth) -> Self {
         Config {
             kafka,
             auth,
             max_body_bytes: 64 * 1024,
             ack_timeout: Duration::from_millis(3000),
+            body_timeout: Duration::from_millis(DEFAULT_BODY_TIMEOUT_MS),
+            limits: ServeLimits::default(),
             relay_id: hostname(),
             health: Health::default(),
             serve_ops: true,
@@ -185,6 +212,11 @@ impl Config {
             auth,
             max_body_bytes: a.max_body_bytes,
             ack_timeout: Duration::from_millis(a.ack_timeout_ms),
+            body_timeout: Duration::from_millis(a.body_timeout_ms),
+            limits: ServeLimits {
+                header_timeout: Duration::from_millis(a.header_timeout_ms),
+                max_connections: a.max_connections,
+            },
             relay_id: a.relay_id.clone().unwrap_or_else(hostname),
             health,
             serve_ops,
@@ -271,16 +303,22 @@ pub async fn start(cfg: Config, listener: TcpListener) -> Result<RelayHandle, St
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let health = cfg.health.clone();
     let task_health = health.clone();
+    let limits = cfg.limits;
     let task = tokio::spawn(async move {
         let fatal_watch = fatal_rx.clone();
-        let served = crate::http::serve_on(listener, app, async move {
-            let mut fatal_rx = fatal_watch;
-            tokio::select! {
-                _ = stop_rx => {}
-                _ = fatal_rx.wait_for(Option::is_some) => {}
-            }
-            task_health.set_ready(false);
-        })
+        let served = crate::http::serve_on_with(
+            listener,
+            app,
+            async move {
+                let mut fatal_rx = fatal_watch;
+                tokio::select! {
+                    _ = stop_rx => {}
+                    _ = fatal_rx.wait_for(Option::is_some) => {}
+                }
+                task_health.set_ready(false);
+            },
+            limits,
+        )
         .await;
         // Whatever is still queued (including records whose requests timed out) gets its
         // chance to reach the broker before the process ends.

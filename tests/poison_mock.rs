@@ -446,15 +446,15 @@ fn positions(kafka: &KafkaArgs, group: &str) -> Vec<(i64, i64)> {
 async fn wait_caught_up(
     kafka: &KafkaArgs,
     group: &str,
-    fold: &tokio::task::JoinHandle<Result<FoldStats, FoldError>>,
+    fold: &mut tokio::task::JoinHandle<Result<FoldStats, FoldError>>,
 ) -> Vec<(i64, i64)> {
     let started = Instant::now();
     let mut last = None;
     loop {
-        assert!(
-            !fold.is_finished(),
-            "the fold stopped before reaching the end of its input"
-        );
+        if fold.is_finished() {
+            let result = fold.await;
+            panic!("the fold stopped before reaching the end of its input: {result:?}");
+        }
         let now = positions(kafka, group);
         let done = now.iter().all(|(c, h)| c == h);
         if done && last.as_ref() == Some(&now) {
@@ -582,12 +582,12 @@ async fn poison_is_dead_lettered_with_its_reason_and_every_partition_keeps_movin
 
     let health = Health::default();
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let fold = tokio::spawn(run_fold(
+    let mut fold = tokio::spawn(run_fold(
         fold_config(&kafka, "sparse-fold"),
         health.clone(),
         stop_rx,
     ));
-    let ends = wait_caught_up(&kafka, "sparse-fold", &fold).await;
+    let ends = wait_caught_up(&kafka, "sparse-fold", &mut fold).await;
     assert!(
         health.is_ready(),
         "the fold is still ready after the poison"
@@ -700,8 +700,8 @@ async fn a_flood_of_poison_trips_the_breaker_and_nothing_is_skipped() {
     cfg.dlq_max_ratio = 1.0;
     let health = Health::default();
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let fold = tokio::spawn(run_fold(cfg, health.clone(), stop_rx));
-    wait_caught_up(&kafka, "flood-fold", &fold).await;
+    let mut fold = tokio::spawn(run_fold(cfg, health.clone(), stop_rx));
+    wait_caught_up(&kafka, "flood-fold", &mut fold).await;
     assert!(health.is_ready());
     let _ = stop.send(true);
     let stats = tokio::time::timeout(Duration::from_secs(30), fold)

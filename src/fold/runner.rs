@@ -11,6 +11,13 @@
 //! and 3 re-delivers records that the restored aggregates recognise as already applied. No
 //! step can lose an event or a command.
 //!
+//! A record no parser accepts (or without a usable key or value) becomes a dead letter of the
+//! batch, written in step 1 with its original key and value (cut, with its length in a
+//! header, only when too large to forward) and headers naming its origin and the error; its
+//! offset is committed with the batch, so the partition keeps moving. When the dead-letter
+//! breaker trips, the batch ends at the tripping record, is made durable and committed like
+//! any other, and then the fold stops with [`FoldError::BreakerOpen`] (readiness falls).
+//!
 //! With `--exactly-once` (`txn.rs`, `flush_txn`) the three steps become one Kafka transaction
 //! (the input offsets go in with `send_offsets_to_transaction`): nothing of a batch is visible
 //! to read_committed consumers until all of it is, and an aborted batch is rewound to the

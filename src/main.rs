@@ -42,8 +42,30 @@ enum Command {
     Bench(bench::Bench),
 }
 
+impl Command {
+    /// The Kafka options of roles that take them.
+    fn kafka(&self) -> Option<&live2vod::kafka::KafkaArgs> {
+        use live2vod::kafka::cli::TopicsCommand;
+        match self {
+            Command::Relay(a) => Some(&a.kafka),
+            Command::Fold(a) => Some(&a.kafka),
+            Command::Worker(a) => Some(&a.kafka),
+            Command::Api(a) => Some(&a.kafka),
+            Command::Run(a) => Some(&a.kafka),
+            Command::Replay(a) => Some(&a.kafka),
+            Command::Topics(TopicsCommand::Create(a)) => Some(&a.kafka),
+            Command::Broker(_) | Command::Sim(_) | Command::Demo(_) | Command::Bench(_) => None,
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Before any client exists: a refused setting is reported without its (maybe secret) value.
+    if let Some(Err(e)) = cli.command.kafka().map(|k| k.check()) {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     // The interactive commands print their own report on stdout; keep their logs to problems.
     let default_filter = match cli.command {
         Command::Demo(_) | Command::Bench(_) | Command::Replay(_) | Command::Topics(_) => "warn",

@@ -42,7 +42,10 @@ pub struct Args {
     pub batch_ms: u64,
 
     /// Dead-letter circuit breaker: stop when more than this share of the recent window of
-    /// records could not be processed.
+    /// records could not be processed. The batch up to the record that tripped it is written
+    /// (its dead letters are in the DLQ) and committed, nothing after it is consumed; a
+    /// restart goes on from there and trips again after at least --dlq-min more dead letters
+    /// if the flood goes on (1.0 never trips).
     #[arg(long, env = "LIVE2VOD_DLQ_MAX_RATIO", default_value_t = 0.5)]
     pub dlq_max_ratio: f64,
 

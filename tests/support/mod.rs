@@ -747,3 +747,30 @@ pub fn commands_and_outcomes(
         .collect();
     (commands, outcomes)
 }
+
+/// Asserts that every body in `acknowledged` (the callbacks the relay answered 200) is on the
+/// callbacks topic (`partitions` partitions, prefix `live2vod.`), byte for byte; returns how
+/// many records the topic holds.
+pub fn assert_acknowledged_on_topic(
+    brokers: &str,
+    acknowledged: &[String],
+    partitions: i32,
+    seed: u64,
+) -> usize {
+    let kafka = kafka_args(brokers, "live2vod.");
+    let records = read_topic(&kafka, &kafka.topics().callbacks, partitions);
+    let n = records.len();
+    let on_topic: BTreeSet<Vec<u8>> = records.into_iter().map(|(_, v)| v).collect();
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|b| !on_topic.contains(b.as_bytes()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "seed {seed}: {} of {} acknowledged callbacks are not on the topic, e.g. {:?}",
+        missing.len(),
+        acknowledged.len(),
+        &missing[..missing.len().min(3)]
+    );
+    n
+}

@@ -9,6 +9,7 @@
 //! // topic (same partition number), then commit the offsets.
 //! engine.evict_partition(p);                            // on revoke
 //! ```
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -116,8 +117,8 @@ impl Hasher for KeyHasher {
 pub struct Applied {
     /// The aggregate the event folded into.
     pub aggregate_key: String,
-    /// `EventType` of the body.
-    pub event_type: String,
+    /// `EventType` of the body (static for the types live2vod knows: no allocation per record).
+    pub event_type: Cow<'static, str>,
     /// The event had been folded before (same dedup key): only counters moved.
     pub duplicate: bool,
     /// This input position had been applied before (re-delivery after a crash): nothing moved.
@@ -133,6 +134,34 @@ pub struct Applied {
     /// callers that write snapshots encode them with [`Engine::snapshot_bytes`] when they write
     /// them (the fold once per aggregate and batch, not once per record).
     pub dirty: bool,
+}
+
+/// The event types live2vod folds, as static strings (the metrics label of every record).
+const KNOWN_EVENT_TYPES: [&str; 17] = [
+    "AddLiveRecordVideoComplete",
+    "LiveRecordVideoComposeStart",
+    "FileUploadComplete",
+    "SnapshotComplete",
+    "StreamTranscodeComplete",
+    "TranscodeComplete",
+    "VideoAnalysisComplete",
+    "AIMediaAuditComplete",
+    "ProduceMediaComplete",
+    "DeleteMediaComplete",
+    "ImageUploadComplete",
+    super::event::TRANSCODE_REQUESTED,
+    super::event::TRANSCODE_SUBMITTED,
+    super::event::TRANSCODE_REJECTED,
+    super::event::VIDEO_INFO_OBSERVED,
+    super::event::PLAY_INFO_RESOLVED,
+    super::event::STREAM_FACT,
+];
+
+fn static_event_type(ty: &str) -> Cow<'static, str> {
+    match KNOWN_EVENT_TYPES.iter().find(|k| **k == ty) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(ty.to_string()),
+    }
 }
 
 /// Holds the aggregates of the partitions a fold instance owns, and the policy.
@@ -177,7 +206,7 @@ impl Engine {
     /// body's); it must match the body's routing key, since the snapshot goes to the record's
     /// partition and a mismatch would split the aggregate.
     pub fn apply(&mut self, key: &str, body: &[u8], pos: InputPos) -> Result<Applied, EventError> {
-        let mut ev = parse_event(body)?;
+        let ev = parse_event(body)?;
         let is_fact = matches!(ev.body, EventBody::StreamFact(_));
         if !is_fact && ev.id.starts_with(STREAM_KEY_PREFIX) {
             return Err(EventError::BadField {
@@ -187,7 +216,7 @@ impl Engine {
         }
         let agg_key = match &ev.body {
             EventBody::StreamFact(f) => f.stream().aggregate_key(),
-            _ => ev.id.clone(),
+            _ => ev.id.to_string(),
         };
         if !key.is_empty() && key != agg_key {
             return Err(EventError::KeyMismatch {
@@ -228,7 +257,7 @@ impl Engine {
             }
         };
         let mut out = Applied {
-            event_type: std::mem::take(&mut ev.event_type),
+            event_type: static_event_type(&ev.event_type),
             ..Applied::default()
         };
         out.duplicate = entry.has_event(ev.dedup_key);

@@ -5,6 +5,8 @@
 //! milliseconds in either VOD spelling. Faithful: unknown event types are kept as
 //! [`EventBody::Unknown`] and unknown fields are kept in [`Event::extra`] (and in the nested
 //! `extra` of list items), so nothing VOD sends is silently lost; the raw body stays on Kafka too.
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 use thiserror::Error;
 
@@ -79,19 +81,19 @@ impl IdField {
 
 /// One rendition as reported by `StreamTranscodeComplete` or inside `TranscodeComplete`.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct StreamInfo {
+pub struct StreamInfo<'a> {
     /// `Status` (absent -> `Other("")`).
     pub status: Option<Status>,
     /// `Definition` (FD LD SD HD OD 2K 4K AUTO, sometimes suffixed like `HD-MP4`).
-    pub definition: Option<String>,
+    pub definition: Option<Cow<'a, str>>,
     /// `Format` (mp4, m3u8, ...).
-    pub format: Option<String>,
+    pub format: Option<Cow<'a, str>>,
     /// `Bitrate` in kbps, kept as text as VOD sends it.
-    pub bitrate: Option<String>,
+    pub bitrate: Option<Cow<'a, str>>,
     /// `Duration` in seconds.
     pub duration: Option<f64>,
     /// `Fps`, as text.
-    pub fps: Option<String>,
+    pub fps: Option<Cow<'a, str>>,
     /// `Width`.
     pub width: Option<i64>,
     /// `Height`.
@@ -101,47 +103,47 @@ pub struct StreamInfo {
     /// `Encrypt`.
     pub encrypt: Option<bool>,
     /// `FileUrl` / `FileURL`.
-    pub file_url: Option<String>,
+    pub file_url: Option<Cow<'a, str>>,
     /// `JobId`.
-    pub job_id: Option<String>,
+    pub job_id: Option<Cow<'a, str>>,
     /// `ErrorCode`.
-    pub error_code: Option<String>,
+    pub error_code: Option<Cow<'a, str>>,
     /// `ErrorMessage`.
-    pub error_message: Option<String>,
+    pub error_message: Option<Cow<'a, str>>,
     /// Every other field (`Codec`, `EncryptType`, `WatermarkId`, ...).
     pub extra: Map<String, Value>,
 }
 
 /// One entry of `SnapshotComplete.SnapshotInfos[]`.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct SnapshotInfo {
+pub struct SnapshotInfo<'a> {
     /// `Status`.
     pub status: Option<Status>,
     /// `SnapshotType` (CoverSnapshot / NormalSnapshot / SpriteSnapshot).
-    pub snapshot_type: Option<String>,
+    pub snapshot_type: Option<Cow<'a, str>>,
     /// `SnapshotCount`.
     pub count: Option<i64>,
     /// `SnapshotFormat`.
-    pub format: Option<String>,
+    pub format: Option<Cow<'a, str>>,
     /// `SnapshotRegular`.
-    pub regular: Option<String>,
+    pub regular: Option<Cow<'a, str>>,
     /// `JobId`.
-    pub job_id: Option<String>,
+    pub job_id: Option<Cow<'a, str>>,
     /// Every other field.
     pub extra: Map<String, Value>,
 }
 
 /// One entry of `live2vod.PlayInfoResolved.PlayInfos[]` (GetPlayInfo's `PlayInfo`).
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct PlayInfo {
+pub struct PlayInfo<'a> {
     /// `PlayURL`.
-    pub play_url: Option<String>,
+    pub play_url: Option<Cow<'a, str>>,
     /// `Definition`.
-    pub definition: Option<String>,
+    pub definition: Option<Cow<'a, str>>,
     /// `Format`.
-    pub format: Option<String>,
+    pub format: Option<Cow<'a, str>>,
     /// `Bitrate`.
-    pub bitrate: Option<String>,
+    pub bitrate: Option<Cow<'a, str>>,
     /// `Duration` in seconds.
     pub duration: Option<f64>,
     /// `Size`.
@@ -151,9 +153,9 @@ pub struct PlayInfo {
     /// `Height`.
     pub height: Option<i64>,
     /// `JobId`.
-    pub job_id: Option<String>,
+    pub job_id: Option<Cow<'a, str>>,
     /// `Status` (GetPlayInfo says `Normal` for playable streams).
-    pub status: Option<String>,
+    pub status: Option<Cow<'a, str>>,
     /// Every other field.
     pub extra: Map<String, Value>,
 }
@@ -259,7 +261,7 @@ impl StreamFact {
 
 /// The typed content of an event.
 #[derive(Debug, Clone, PartialEq)]
-pub enum EventBody {
+pub enum EventBody<'a> {
     /// One recording cycle was added to VOD.
     AddLiveRecordVideoComplete {
         /// The stream recorded.
@@ -279,27 +281,27 @@ pub enum EventBody {
         /// `Size` in bytes.
         size: Option<i64>,
         /// `FileUrl`.
-        file_url: Option<String>,
+        file_url: Option<Cow<'a, str>>,
     },
     /// Snapshots (cover, normal, sprite) done.
     SnapshotComplete {
         /// `SubType`.
-        sub_type: Option<String>,
+        sub_type: Option<Cow<'a, str>>,
         /// `CoverUrl`.
-        cover_url: Option<String>,
+        cover_url: Option<Cow<'a, str>>,
         /// `ErrorCode`.
-        error_code: Option<String>,
+        error_code: Option<Cow<'a, str>>,
         /// `ErrorMessage`.
-        error_message: Option<String>,
+        error_message: Option<Cow<'a, str>>,
         /// `SnapshotInfos[]`.
-        snapshots: Vec<SnapshotInfo>,
+        snapshots: Vec<SnapshotInfo<'a>>,
     },
     /// One rendition done.
-    StreamTranscodeComplete(StreamInfo),
+    StreamTranscodeComplete(StreamInfo<'a>),
     /// All renditions done.
     TranscodeComplete {
         /// `StreamInfos[]`.
-        stream_infos: Vec<StreamInfo>,
+        stream_infos: Vec<StreamInfo<'a>>,
     },
     /// Video analysis done (no state beyond the event itself).
     VideoAnalysisComplete,
@@ -311,64 +313,64 @@ pub enum EventBody {
     /// Online editing produced a media.
     ProduceMediaComplete {
         /// `ProjectId`.
-        project_id: Option<String>,
+        project_id: Option<Cow<'a, str>>,
     },
     /// A media was deleted.
     DeleteMediaComplete {
         /// `MediaType`.
-        media_type: Option<String>,
+        media_type: Option<Cow<'a, str>>,
         /// `DeleteType`.
-        delete_type: Option<String>,
+        delete_type: Option<Cow<'a, str>>,
     },
     /// An image was uploaded.
     ImageUploadComplete {
         /// `FileURL`.
-        file_url: Option<String>,
+        file_url: Option<Cow<'a, str>>,
     },
     /// `live2vod.TranscodeRequested`: an operator asked for a transcode.
     TranscodeRequested {
         /// `TemplateGroupId`.
-        template_group_id: String,
+        template_group_id: Cow<'a, str>,
         /// `RequestId`.
-        request_id: Option<String>,
+        request_id: Option<Cow<'a, str>>,
         /// `Priority` ("1".."10").
-        priority: Option<String>,
+        priority: Option<Cow<'a, str>>,
     },
     /// `live2vod.TranscodeSubmitted`: the worker submitted a transcode.
     TranscodeSubmitted {
         /// `CommandId`.
-        command_id: String,
+        command_id: Cow<'a, str>,
         /// `TemplateGroupId`.
-        template_group_id: String,
+        template_group_id: Cow<'a, str>,
         /// `TranscodeTaskId`.
-        task_id: Option<String>,
+        task_id: Option<Cow<'a, str>>,
     },
     /// `live2vod.TranscodeRejected`: VOD refused the submission for good.
     TranscodeRejected {
         /// `CommandId`.
-        command_id: String,
+        command_id: Cow<'a, str>,
         /// `TemplateGroupId`.
-        template_group_id: String,
+        template_group_id: Cow<'a, str>,
         /// `ErrorCode`.
-        error_code: Option<String>,
+        error_code: Option<Cow<'a, str>>,
         /// `ErrorMessage`.
-        error_message: Option<String>,
+        error_message: Option<Cow<'a, str>>,
     },
     /// `live2vod.VideoInfoObserved`: GetVideoInfo after a compose deadline.
     VideoInfoObserved {
         /// `CommandId`.
-        command_id: String,
+        command_id: Cow<'a, str>,
         /// `VideoStatus` (Uploading, UploadFail, UploadSucc, Transcoding, TranscodeFail, Blocked, Normal).
-        video_status: Option<String>,
+        video_status: Option<Cow<'a, str>>,
         /// `Size`.
         size: Option<i64>,
     },
     /// `live2vod.PlayInfoResolved`: GetPlayInfo after a successful transcode.
     PlayInfoResolved {
         /// `CommandId`.
-        command_id: String,
+        command_id: Cow<'a, str>,
         /// `PlayInfos[]`.
-        play_infos: Vec<PlayInfo>,
+        play_infos: Vec<PlayInfo<'a>>,
     },
     /// `live2vod.StreamFact` (derived by the fold).
     StreamFact(StreamFact),
@@ -389,23 +391,24 @@ pub const VIDEO_INFO_OBSERVED: &str = "live2vod.VideoInfoObserved";
 /// `EventType` of GetPlayInfo results (worker).
 pub const PLAY_INFO_RESOLVED: &str = "live2vod.PlayInfoResolved";
 
-/// A parsed callback or live2vod event.
+/// A parsed callback or live2vod event. Its strings borrow from the body they were parsed from
+/// (the fold keeps only a few of them, and copies those into its own compact forms).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Event {
+pub struct Event<'a> {
     /// `EventType` verbatim.
-    pub event_type: String,
+    pub event_type: Cow<'a, str>,
     /// `EventTime` in ms since the epoch; 0 when the body has none (such events lose every tie).
     pub event_time_ms: i64,
     /// The routing id (`VideoId`, else `MediaId`, else `ImageId`). For stream facts: the VideoId.
-    pub id: String,
+    pub id: Cow<'a, str>,
     /// Which field the id came from.
     pub id_field: IdField,
     /// Top-level `Status`, if any.
     pub status: Option<Status>,
     /// `Extend` (echo of `UserData.Extend`).
-    pub extend: Option<String>,
+    pub extend: Option<Cow<'a, str>>,
     /// The typed content.
-    pub body: EventBody,
+    pub body: EventBody<'a>,
     /// Every top-level field not consumed above, verbatim.
     pub extra: Map<String, Value>,
     /// Identity of the event for de-duplication: a stable 64-bit hash of the canonical body
@@ -417,12 +420,12 @@ pub struct Event {
     pub dedup_key: u64,
 }
 
-impl Event {
+impl Event<'_> {
     /// The aggregate this event folds into: the routing id, or `stream:...` for stream facts.
     pub fn aggregate_key(&self) -> String {
         match &self.body {
             EventBody::StreamFact(f) => f.stream().aggregate_key(),
-            _ => self.id.clone(),
+            _ => self.id.to_string(),
         }
     }
 }
@@ -433,12 +436,13 @@ type Fields<'a> = Obj<'a>;
 
 /// Text field: strings as is, numbers and booleans as their JSON text; null -> None;
 /// objects and arrays stay (kept as extra fields).
-fn take_str(m: &mut Fields<'_>, name: &str) -> Option<String> {
+/// Borrowed from the body unless it had escapes or was not a string.
+fn take_str<'a>(m: &mut Fields<'a>, name: &str) -> Option<Cow<'a, str>> {
     let (k, v) = m.take(name)?;
     match v {
-        J::Str(s) => Some(s.into_owned()),
-        J::Num(n) => Some(num_text(n)),
-        J::Bool(b) => Some(b.to_string()),
+        J::Str(s) => Some(s),
+        J::Num(n) => Some(Cow::Owned(num_text(n))),
+        J::Bool(b) => Some(Cow::Borrowed(if b { "true" } else { "false" })),
         J::Null => None,
         other => {
             m.put_back(k, other);
@@ -457,9 +461,57 @@ fn num_text(n: Num) -> String {
     }
 }
 
+/// `str::trim`, answered without decoding characters when both ends are visible ASCII (which
+/// is never whitespace): nearly every value VOD sends.
+fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(f), Some(l)) if f.is_ascii_graphic() && l.is_ascii_graphic() => s,
+        (None, _) => s,
+        _ => s.trim(),
+    }
+}
+
+/// `s.parse::<f64>()`, with a fast path for plain decimals such as VOD's `"3600.042"`: up to 15
+/// significant digits and a fraction of up to 15 digits are exact as `f64`, and one correctly
+/// rounded division gives the correctly rounded result, the same bits `parse` returns.
+fn parse_f64(s: &str) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let b = s.as_bytes();
+    let (mut mantissa, mut digits, mut frac, mut dot) = (0u64, 0usize, 0usize, false);
+    for &c in b {
+        match c {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(c - b'0');
+                digits += 1;
+                frac += usize::from(dot);
+            }
+            b'.' if !dot => dot = true,
+            _ => return s.parse().ok(),
+        }
+        if digits > 15 {
+            return s.parse().ok();
+        }
+    }
+    if digits == 0 || b.first() == Some(&b'.') || b.last() == Some(&b'.') {
+        return s.parse().ok();
+    }
+    Some(mantissa as f64 / POW10[frac])
+}
+
+/// `s` without surrounding whitespace, still borrowed when it was.
+fn trimmed(s: Cow<'_, str>) -> Cow<'_, str> {
+    match s {
+        Cow::Borrowed(b) => Cow::Borrowed(trim(b)),
+        Cow::Owned(o) if trim(&o).len() == o.len() => Cow::Owned(o),
+        Cow::Owned(o) => Cow::Owned(trim(&o).to_string()),
+    }
+}
+
 /// Non-empty text field.
-fn take_nonempty(m: &mut Fields<'_>, name: &str) -> Option<String> {
-    take_str(m, name).filter(|s| !s.trim().is_empty())
+fn take_nonempty<'a>(m: &mut Fields<'a>, name: &str) -> Option<Cow<'a, str>> {
+    take_str(m, name).filter(|s| !trim(s).is_empty())
 }
 
 /// Integer field: numbers, or strings holding a number (`"1024"`, `"1024.0"`); anything else
@@ -471,7 +523,7 @@ fn take_i64(m: &mut Fields<'_>, name: &str) -> Option<i64> {
         J::Num(Num::U(u)) => i64::try_from(*u).ok(),
         J::Num(Num::F(f)) => Some(*f as i64),
         J::Str(s) => {
-            let t = s.trim();
+            let t = trim(s);
             t.parse::<i64>().ok().or_else(|| {
                 t.parse::<f64>()
                     .ok()
@@ -494,7 +546,7 @@ fn take_f64(m: &mut Fields<'_>, name: &str) -> Option<f64> {
         J::Num(Num::I(i)) => Some(*i as f64),
         J::Num(Num::U(u)) => Some(*u as f64),
         J::Num(Num::F(f)) => Some(*f),
-        J::Str(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
+        J::Str(s) => parse_f64(trim(s)).filter(|f| f.is_finite()),
         _ => None,
     };
     if parsed.is_none() && v != J::Null {
@@ -584,7 +636,7 @@ fn take_stream(m: &mut Fields<'_>) -> StreamKey {
     StreamKey::new(&d, &a, &s)
 }
 
-fn parse_stream_info(mut m: Obj<'_>) -> StreamInfo {
+fn parse_stream_info(mut m: Obj<'_>) -> StreamInfo<'_> {
     StreamInfo {
         status: take_status(&mut m),
         definition: take_str(&mut m, "Definition"),
@@ -604,7 +656,7 @@ fn parse_stream_info(mut m: Obj<'_>) -> StreamInfo {
     }
 }
 
-fn parse_snapshot_info(mut m: Obj<'_>) -> SnapshotInfo {
+fn parse_snapshot_info(mut m: Obj<'_>) -> SnapshotInfo<'_> {
     SnapshotInfo {
         status: take_status(&mut m),
         snapshot_type: take_str(&mut m, "SnapshotType"),
@@ -616,7 +668,7 @@ fn parse_snapshot_info(mut m: Obj<'_>) -> SnapshotInfo {
     }
 }
 
-fn parse_play_info(mut m: Obj<'_>) -> PlayInfo {
+fn parse_play_info(mut m: Obj<'_>) -> PlayInfo<'_> {
     PlayInfo {
         play_url: take_str(&mut m, "PlayURL"),
         definition: take_str(&mut m, "Definition"),
@@ -640,14 +692,14 @@ fn parse_object(body: &[u8]) -> Result<Obj<'_>, EventError> {
     }
 }
 
-fn take_routing_id(m: &mut Fields<'_>) -> Option<(String, IdField)> {
+fn take_routing_id<'a>(m: &mut Fields<'a>) -> Option<(Cow<'a, str>, IdField)> {
     for (name, f) in [
         ("VideoId", IdField::VideoId),
         ("MediaId", IdField::MediaId),
         ("ImageId", IdField::ImageId),
     ] {
         if let Some(id) = take_nonempty(m, name) {
-            return Some((id.trim().to_string(), f));
+            return Some((trimmed(id), f));
         }
     }
     None
@@ -696,7 +748,11 @@ pub fn route(body: &[u8]) -> Result<Route, EventError> {
     Ok(Route { key, event_type })
 }
 
-fn required(m: &mut Fields<'_>, ty: &str, field: &'static str) -> Result<String, EventError> {
+fn required<'a>(
+    m: &mut Fields<'a>,
+    ty: &str,
+    field: &'static str,
+) -> Result<Cow<'a, str>, EventError> {
     take_nonempty(m, field).ok_or_else(|| EventError::MissingField {
         event_type: ty.to_string(),
         field,
@@ -704,7 +760,8 @@ fn required(m: &mut Fields<'_>, ty: &str, field: &'static str) -> Result<String,
 }
 
 /// Parses a callback body (see the module doc for what "lenient" and "faithful" mean).
-pub fn parse_event(body: &[u8]) -> Result<Event, EventError> {
+/// Strings borrow from `body` unless they had escapes (or were numbers VOD sent for text).
+pub fn parse_event(body: &[u8]) -> Result<Event<'_>, EventError> {
     let (root, dedup_key) =
         super::json::parse_hashed(body).map_err(|e| EventError::NotJson(e.to_string()))?;
     let mut m = match root {
@@ -719,7 +776,7 @@ pub fn parse_event(body: &[u8]) -> Result<Event, EventError> {
     let event_time_ms = take_time(&mut m, "EventTime")?.unwrap_or(0);
     let mut status = take_status(&mut m);
     let extend = take_str(&mut m, "Extend");
-    let ty = event_type.as_str();
+    let ty = &*event_type;
     let body = match ty {
         "AddLiveRecordVideoComplete" => EventBody::AddLiveRecordVideoComplete {
             stream: take_stream(&mut m),
@@ -837,7 +894,7 @@ fn parse_stream_fact(
     if !stream.is_complete() {
         return Err(EventError::NoRoutingId);
     }
-    let kind = match required(m, STREAM_FACT, "Role")?.as_str() {
+    let kind = match &*required(m, STREAM_FACT, "Role")? {
         "live_segment" | "segment" => OriginKind::LiveSegment,
         "composed" => OriginKind::Composed,
         other => {
@@ -875,7 +932,7 @@ fn parse_stream_fact(
 mod tests {
     use super::*;
 
-    fn parse(s: &str) -> Event {
+    fn parse(s: &str) -> Event<'_> {
         parse_event(s.as_bytes()).unwrap()
     }
 
@@ -1048,7 +1105,7 @@ mod tests {
         let e = parse(
             r#"{"EventTime":"2019-01-01T00:00:00Z","EventType":"AIMediaAuditComplete","MediaId":"m1","Status":"success","Data":{"Suggestion":"pass"}}"#,
         );
-        assert_eq!((e.id.as_str(), e.id_field), ("m1", IdField::MediaId));
+        assert_eq!((&*e.id, e.id_field), ("m1", IdField::MediaId));
         assert!(matches!(
             e.body,
             EventBody::AiMediaAuditComplete { data: Some(_) }
@@ -1056,7 +1113,7 @@ mod tests {
         let e = parse(
             r#"{"EventTime":"2019-01-01T00:00:00Z","EventType":"ImageUploadComplete","ImageId":"i1","FileURL":"http://x/i.png","Status":"success"}"#,
         );
-        assert_eq!((e.id.as_str(), e.id_field), ("i1", IdField::ImageId));
+        assert_eq!((&*e.id, e.id_field), ("i1", IdField::ImageId));
         assert_eq!(
             e.body,
             EventBody::ImageUploadComplete {
@@ -1234,6 +1291,64 @@ mod tests {
         );
         assert_eq!(e.extra["Size"], Value::from("big"));
         assert_eq!(e.extra["FileUrl"]["a"], Value::from(1));
+    }
+
+    #[test]
+    fn fast_float_and_trim_agree_with_std() {
+        let cases = [
+            "3600.042",
+            "12.5",
+            "0",
+            "0.1",
+            "1.",
+            ".5",
+            "",
+            ".",
+            "1.2.3",
+            "-1.5",
+            "+2",
+            "1e3",
+            "007.25",
+            "123456789012345",
+            "1234567890123456",
+            "0.000000000000001",
+            "9.999999999999999",
+            "0.3",
+            "2.675",
+            "nan",
+            "inf",
+            " 1",
+            "1 ",
+            "1_0",
+        ];
+        for c in cases {
+            let fast = parse_f64(c).map(f64::to_bits);
+            assert_eq!(fast, c.parse::<f64>().ok().map(f64::to_bits), "{c:?}");
+        }
+        let mut x = 1u64;
+        for _ in 0..20_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let digits = (x >> 20) % 10_u64.pow(1 + (x % 15) as u32);
+            let text = digits.to_string();
+            let at = (x >> 60) as usize % (text.len() + 1);
+            let c = format!("{}.{}", &text[..at], &text[at..]);
+            let fast = parse_f64(&c).map(f64::to_bits);
+            assert_eq!(fast, c.parse::<f64>().ok().map(f64::to_bits), "{c:?}");
+        }
+        for s in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "\u{a0}a",
+            "a\u{3000}",
+            "\tab\n",
+            "é",
+            "x é",
+        ] {
+            assert_eq!(trim(s), s.trim(), "{s:?}");
+        }
     }
 
     #[test]

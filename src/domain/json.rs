@@ -262,6 +262,19 @@ fn plain_run_end(b: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// Moves `v[base..]` into a vector of its exact size with one copy (`drain(..).collect()` moves
+/// element by element), keeping `v`'s allocation for the next object.
+fn take_tail<T>(v: &mut Vec<T>, base: usize) -> Vec<T> {
+    if base == 0 {
+        // `split_off(0)` would hand over the scratch allocation and allocate a new one.
+        let mut out = Vec::with_capacity(v.len());
+        out.append(v);
+        out
+    } else {
+        v.split_off(base)
+    }
+}
+
 struct Parser<'a> {
     s: &'a str,
     b: &'a [u8],
@@ -365,7 +378,7 @@ impl<'a> Parser<'a> {
         self.depth += 1;
         let n = (self.fields.len() - base) as u64;
         let h = fmix(sum ^ hash_bytes(9, &n.to_le_bytes()));
-        Some((J::Obj(Obj(self.fields.drain(base..).collect())), h))
+        Some((J::Obj(Obj(take_tail(&mut self.fields, base))), h))
     }
 
     fn array(&mut self) -> Option<(J<'a>, u64)> {
@@ -397,7 +410,7 @@ impl<'a> Parser<'a> {
         for x in self.item_hashes.drain(base..) {
             h = fmix(h.wrapping_mul(K1) ^ x);
         }
-        Some((J::Arr(self.items.drain(base..).collect()), h))
+        Some((J::Arr(take_tail(&mut self.items, base)), h))
     }
 
     /// After the opening quote. Borrowed unless escaped. Slices always start and end next to an
@@ -556,10 +569,32 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// String equality with a cheap length and first-byte check before the byte comparison: most
-/// probes in `take` are misses.
+/// String equality with a cheap length check first (most probes in `take` are misses), and for
+/// field-name lengths (4 to 16 bytes) two overlapping word loads instead of a `memcmp` call.
+#[inline]
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let n = a.len();
+    if (8..=16).contains(&n) {
+        let w = |s: &[u8], at: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&s[at..at + 8]);
+            u64::from_le_bytes(x)
+        };
+        w(a, 0) == w(b, 0) && w(a, n - 8) == w(b, n - 8)
+    } else if (4..8).contains(&n) {
+        let w = |s: &[u8], at: usize| {
+            let mut x = [0u8; 4];
+            x.copy_from_slice(&s[at..at + 4]);
+            u32::from_le_bytes(x)
+        };
+        w(a, 0) == w(b, 0) && w(a, n - 4) == w(b, n - 4)
+    } else {
+        a == b
+    }
 }
 
 impl<'a> Obj<'a> {

@@ -25,6 +25,12 @@ pub enum Status {
 impl Status {
     /// Reads a status string leniently.
     pub fn parse(s: &str) -> Status {
+        // VOD's own spellings first: no case folding for them.
+        match s {
+            "success" => return Status::Success,
+            "fail" => return Status::Fail,
+            _ => {}
+        }
         if s.eq_ignore_ascii_case("success") || s.eq_ignore_ascii_case("succeed") {
             Status::Success
         } else if s.eq_ignore_ascii_case("fail")
@@ -184,10 +190,20 @@ impl StreamKey {
 
     /// The aggregate / Kafka key: `stream:<domain>/<app>/<stream>`.
     pub fn aggregate_key(&self) -> String {
-        format!(
-            "{STREAM_KEY_PREFIX}{}/{}/{}",
-            self.domain, self.app, self.stream
-        )
+        let mut k = String::with_capacity(
+            STREAM_KEY_PREFIX.len() + self.domain.len() + self.app.len() + self.stream.len() + 2,
+        );
+        for part in [
+            STREAM_KEY_PREFIX,
+            &self.domain,
+            "/",
+            &self.app,
+            "/",
+            &self.stream,
+        ] {
+            k.push_str(part);
+        }
+        k
     }
 
     /// Parses an aggregate key made by [`StreamKey::aggregate_key`]. App and stream names cannot

@@ -107,7 +107,8 @@ mod tests {
 
     #[test]
     fn built_bodies_parse_back_to_what_was_meant() {
-        let e = parse_event(&transcode_requested("v1", "g", "r1", Some("5"), T)).unwrap();
+        let b = transcode_requested("v1", "g", "r1", Some("5"), T);
+        let e = parse_event(&b).unwrap();
         assert_eq!(e.event_time_ms, T);
         assert_eq!(
             e.body,
@@ -117,7 +118,8 @@ mod tests {
                 priority: Some("5".into())
             }
         );
-        let e = parse_event(&transcode_submitted("v1", "tc-1", "g", "task", T)).unwrap();
+        let b = transcode_submitted("v1", "tc-1", "g", "task", T);
+        let e = parse_event(&b).unwrap();
         assert_eq!(
             e.body,
             EventBody::TranscodeSubmitted {
@@ -126,19 +128,13 @@ mod tests {
                 task_id: Some("task".into())
             }
         );
-        let e = parse_event(&transcode_rejected(
-            "v1",
-            "tc-1",
-            "g",
-            "Forbidden.IllegalStatus",
-            "m",
-            T,
-        ))
-        .unwrap();
+        let b = transcode_rejected("v1", "tc-1", "g", "Forbidden.IllegalStatus", "m", T);
+        let e = parse_event(&b).unwrap();
         assert!(
             matches!(e.body, EventBody::TranscodeRejected { ref error_code, .. } if error_code.as_deref() == Some("Forbidden.IllegalStatus"))
         );
-        let e = parse_event(&video_info_observed("v1", "ct-1", "UploadSucc", Some(9), T)).unwrap();
+        let b = video_info_observed("v1", "ct-1", "UploadSucc", Some(9), T);
+        let e = parse_event(&b).unwrap();
         assert!(
             matches!(e.body, EventBody::VideoInfoObserved { size: Some(9), ref video_status, .. } if video_status.as_deref() == Some("UploadSucc"))
         );

@@ -161,6 +161,10 @@ impl Policy {
 
     /// The policy for a stream: the first rule whose glob matches, else the defaults.
     pub fn for_stream(&self, stream: &StreamKey) -> &StreamPolicy {
+        if self.rules.is_empty() {
+            // No path to build (the projector asks on every projection).
+            return &self.defaults;
+        }
         let path = stream.path();
         self.rules
             .iter()

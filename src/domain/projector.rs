@@ -89,7 +89,15 @@ pub fn refresh_play_info_command_id(video_id: &str, transcode_dedup_key: u64) ->
 }
 
 fn refresh_key(video_id: &str, dedup: u64) -> CommandKey {
-    key_of(b'p', &[video_id, &format!("{dedup:016x}")])
+    // `{dedup:016x}`, without the formatting machinery.
+    let mut hex = [0u8; 16];
+    for (i, h) in hex.iter_mut().enumerate() {
+        *h = HEX[((dedup >> (60 - 4 * i)) & 15) as usize];
+    }
+    key_of(
+        b'p',
+        &[video_id, std::str::from_utf8(&hex).unwrap_or_default()],
+    )
 }
 
 /// A warranted command with its key.
@@ -120,10 +128,12 @@ fn submit(
     at: i64,
     auto: bool,
 ) -> Warranted {
+    // One sha1 per command: the id is spelled from the key.
+    let key = transcode_key(&video.id, group);
     Warranted {
-        key: transcode_key(&video.id, group),
+        key,
         command: Command {
-            command_id: transcode_command_id(&video.id, group),
+            command_id: command_id(&key),
             video_id: video.id.to_string(),
             cause,
             cause_time_ms: at,
@@ -161,10 +171,11 @@ pub fn project(video: &VideoAggregate, policy: &Policy) -> Projection {
             let deadline = origin
                 .at_ms
                 .saturating_add((sp.compose_deadline_secs as i64).saturating_mul(1000));
+            let key = key_of(b'c', &[&video.id]);
             let w = Warranted {
-                key: key_of(b'c', &[&video.id]),
+                key,
                 command: Command {
-                    command_id: track_compose_command_id(&video.id),
+                    command_id: command_id(&key),
                     video_id: video.id.to_string(),
                     cause: "compose_start".into(),
                     cause_time_ms: origin.at_ms,
@@ -229,10 +240,11 @@ pub fn project(video: &VideoAggregate, policy: &Policy) -> Projection {
         if tc.rank != Status::Success.rank() {
             continue;
         }
+        let key = refresh_key(&video.id, tc.value);
         let w = Warranted {
-            key: refresh_key(&video.id, tc.value),
+            key,
             command: Command {
-                command_id: refresh_play_info_command_id(&video.id, tc.value),
+                command_id: command_id(&key),
                 video_id: video.id.to_string(),
                 cause: format!("transcode_complete:{:016x}", tc.value),
                 cause_time_ms: tc.at_ms,
@@ -262,6 +274,16 @@ mod tests {
         assert!(track_compose_command_id("v").starts_with("ct-"));
         assert!(refresh_play_info_command_id("v", 7).starts_with("pi-"));
         assert_eq!(command_key("zz-123"), None);
+    }
+
+    #[test]
+    fn refresh_key_spells_the_dedup_key_as_format_does() {
+        for d in [0, 1, 0xabc, u64::MAX, 0x0123_4567_89ab_cdef, 1 << 63] {
+            assert_eq!(
+                refresh_key("v", d),
+                key_of(b'p', &["v", &format!("{d:016x}")])
+            );
+        }
     }
 
     #[test]

@@ -99,7 +99,7 @@ impl StreamAggregate {
     /// Unlike a video, a stream keeps no set of fact dedup keys: *which* intermediate facts a
     /// video derives depends on the order its own events arrived in, so that set would differ
     /// between orders. The registers do not (each fact is <= the video's final one).
-    pub fn fold(&mut self, ev: &Event) -> bool {
+    pub fn fold(&mut self, ev: &Event<'_>) -> bool {
         let mut changed = false;
         if self.last_event_ms.is_none_or(|l| ev.event_time_ms > l) {
             self.last_event_ms = Some(ev.event_time_ms);
@@ -265,7 +265,8 @@ mod tests {
     fn fold(facts: &[StreamFact]) -> StreamAggregate {
         let mut s = StreamAggregate::new(StreamKey::new("d", "a", "s"));
         for f in facts {
-            let e = parse_event(&f.to_body()).unwrap();
+            let body = f.to_body();
+            let e = parse_event(&body).unwrap();
             s.fold(&e);
         }
         s

@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Mutex, OnceLock};
 
 const MARK: u8 = 0xFF;
-const HEX: &[u8; 16] = b"0123456789abcdef";
 const MAX_PREFIXES: usize = 255;
 /// Prefixes shorter than this are not worth a table entry.
 const MIN_PREFIX: usize = 12;
@@ -73,19 +72,51 @@ fn url_prefix(s: &str) -> Option<&str> {
     } else {
         return None;
     };
-    let slash = s[after..].find('/')? + after;
+    // A byte scan: hosts are short, and `str::find` sets up a searcher per call.
+    let slash = s.as_bytes()[after..].iter().position(|&c| c == b'/')? + after;
     Some(&s[..=slash]).filter(|p| p.len() >= MIN_PREFIX)
 }
 
-fn is_hex(b: u8) -> bool {
-    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+/// Whether each byte is a lowercase hex digit: one load per byte in `Text::new`'s scan.
+static IS_HEX: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = matches!(c as u8, b'0'..=b'9' | b'a'..=b'f');
+        c += 1;
+    }
+    t
+};
+
+/// Whether all eight bytes at `at` are lowercase hex digits (SWAR: per byte, bit 7 of `x + k`
+/// says `x >= 0x80 - k`; with bit 7 of the input cleared first, no sum carries into the next byte).
+#[inline]
+fn all_hex8(b: &[u8], at: usize) -> bool {
+    const H: u64 = 0x8080_8080_8080_8080;
+    const L: u64 = 0x0101_0101_0101_0101;
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    let w = u64::from_le_bytes(w);
+    let x = w & !H;
+    let at_least = |c: u8| x + L * u64::from(0x80 - c);
+    let digit = at_least(b'0') & !at_least(b'9' + 1);
+    let af = at_least(b'a') & !at_least(b'f' + 1);
+    (digit | af) & !w & H == H
 }
 
-fn nibble(b: u8) -> u8 {
-    if b.is_ascii_digit() {
-        b - b'0'
-    } else {
-        b - b'a' + 10
+/// Packs 32 lowercase hex digits into 16 bytes, eight digits at a time: a digit's value is its
+/// low nibble, plus 9 for `a`-`f` (bit 6 set).
+fn pack32(hex: &[u8], out: &mut [u8]) {
+    for (src, dst) in hex.chunks_exact(8).zip(out.chunks_exact_mut(4)) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(src);
+        let w = u64::from_le_bytes(w);
+        let n = (w & 0x0F0F_0F0F_0F0F_0F0F) + ((w >> 6) & 0x0101_0101_0101_0101) * 9;
+        // Per 16-bit lane: first digit in the low byte, second in the high byte.
+        let x = ((n & 0x000F_000F_000F_000F) << 4) | (n >> 8 & 0x000F_000F_000F_000F);
+        let x = (x | (x >> 8)) & 0x0000_FFFF_0000_FFFF;
+        let x = (x | (x >> 16)) & 0xFFFF_FFFF;
+        dst.copy_from_slice(&(x as u32).to_le_bytes());
     }
 }
 
@@ -96,6 +127,12 @@ pub struct Text(Box<[u8]>);
 impl Text {
     /// Encodes `s`.
     pub fn new(s: &str) -> Text {
+        Text::with_encoded(s, |b| Text(Box::from(b)))
+    }
+
+    /// Calls `f` with the stored bytes `s` encodes to, without allocating them on the heap (to
+    /// embed a text in a larger packed value).
+    pub fn with_encoded<R>(s: &str, f: impl FnOnce(&[u8]) -> R) -> R {
         let (index, rest) = match url_prefix(s) {
             Some(p) => match intern_prefix(p) {
                 0 => (0, s),
@@ -104,29 +141,49 @@ impl Text {
             None => (0, s),
         };
         let b = rest.as_bytes();
-        let mut out = Vec::with_capacity(1 + b.len());
-        out.push(index);
+        // Encoded on the stack and allocated once at its exact size (the encoding is never
+        // longer than 1 + the input).
+        let mut small = [0u8; 256];
+        let mut large = Vec::new();
+        let out: &mut [u8] = if b.len() < small.len() {
+            &mut small
+        } else {
+            large.resize(1 + b.len(), 0);
+            &mut large
+        };
+        out[0] = index;
+        let mut n = 1;
         // Runs of hex digits: each full 32 packed, from the run's start; the rest as is.
-        let mut i = 0;
+        let (mut i, mut literal) = (0, 0);
         while i < b.len() {
+            if !IS_HEX[usize::from(b[i])] {
+                i += 1;
+                continue;
+            }
             let start = i;
-            let hex = is_hex(b[i]);
-            while i < b.len() && is_hex(b[i]) == hex {
+            while i + 8 <= b.len() && all_hex8(b, i) {
+                i += 8;
+            }
+            while i < b.len() && IS_HEX[usize::from(b[i])] {
                 i += 1;
             }
-            let mut j = start;
-            if hex {
-                while i - j >= 32 {
-                    out.push(MARK);
-                    for pair in b[j..j + 32].chunks_exact(2) {
-                        out.push(nibble(pair[0]) << 4 | nibble(pair[1]));
-                    }
-                    j += 32;
-                }
+            if i - start < 32 {
+                continue;
             }
-            out.extend_from_slice(&b[j..i]);
+            out[n..n + start - literal].copy_from_slice(&b[literal..start]);
+            n += start - literal;
+            let mut j = start;
+            while i - j >= 32 {
+                out[n] = MARK;
+                pack32(&b[j..j + 32], &mut out[n + 1..n + 17]);
+                n += 17;
+                j += 32;
+            }
+            literal = j;
         }
-        Text(out.into_boxed_slice())
+        out[n..n + b.len() - literal].copy_from_slice(&b[literal..]);
+        n += b.len() - literal;
+        f(&out[..n])
     }
 
     /// Heap bytes this text occupies.
@@ -164,6 +221,21 @@ impl Text {
     }
 }
 
+/// Four packed bytes as their eight lowercase hex digits (SWAR: each byte spread to a 16-bit
+/// lane, nibbles split, then `'0' + n`, plus 39 more for `a`-`f`).
+#[inline]
+fn hex8(src: &[u8]) -> [u8; 8] {
+    const LANE_LO: u64 = 0x000F_000F_000F_000F;
+    let mut w = [0u8; 4];
+    w.copy_from_slice(src);
+    let v = u64::from(u32::from_le_bytes(w));
+    let v = (v | (v << 16)) & 0x0000_FFFF_0000_FFFF;
+    let v = (v | (v << 8)) & 0x00FF_00FF_00FF_00FF;
+    let n = ((v >> 4) & LANE_LO) | ((v & LANE_LO) << 8);
+    let letters = ((n + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    (n + 0x3030_3030_3030_3030 + letters * 39).to_le_bytes()
+}
+
 /// The stored bytes of a [`Text`], borrowed (e.g. from inside a packed value).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct TextRef<'a>(&'a [u8]);
@@ -184,16 +256,13 @@ impl<'a> TextRef<'a> {
         let mut n = prefix_text(self.0[0]).len();
         let b = &self.0[1..];
         let mut i = 0;
-        while i < b.len() {
-            if b[i] == MARK {
-                n += 32;
-                i += 17;
-            } else {
-                n += 1;
-                i += 1;
-            }
+        // Each marker and its 16 packed bytes stand for 32 digits; the bytes between markers
+        // for themselves.
+        while let Some(p) = b[i..].iter().position(|&c| c == MARK) {
+            n += p + 32;
+            i += p + 17;
         }
-        n
+        n + b.len() - i
     }
 
     /// Whether the decoded string is empty.
@@ -213,10 +282,14 @@ impl<'a> TextRef<'a> {
                     break;
                 }
                 Some(0) => {
-                    for &x in &b[i + 1..i + 17] {
-                        out.push(HEX[usize::from(x >> 4)]);
-                        out.push(HEX[usize::from(x & 15)]);
+                    let mut digits = [0u8; 32];
+                    for (src, d) in b[i + 1..i + 17]
+                        .chunks_exact(4)
+                        .zip(digits.chunks_exact_mut(8))
+                    {
+                        d.copy_from_slice(&hex8(src));
                     }
+                    out.extend_from_slice(&digits);
                     i += 17;
                 }
                 Some(n) => {
@@ -309,6 +382,57 @@ mod tests {
             }
         }
         assert!(texts[2].stored_len() < 60, "{}", texts[2].stored_len());
+        // The word-at-a-time encoder packs exactly what the byte-at-a-time one did.
+        let reference = |b: &[u8]| {
+            let is_hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
+            let nibble = |c: u8| {
+                if c.is_ascii_digit() {
+                    c - b'0'
+                } else {
+                    c - b'a' + 10
+                }
+            };
+            let (mut out, mut i) = (vec![0u8], 0);
+            while i < b.len() {
+                let start = i;
+                let hex = is_hex(b[i]);
+                while i < b.len() && is_hex(b[i]) == hex {
+                    i += 1;
+                }
+                let mut j = start;
+                while hex && i - j >= 32 {
+                    out.push(MARK);
+                    for pair in b[j..j + 32].chunks_exact(2) {
+                        out.push(nibble(pair[0]) << 4 | nibble(pair[1]));
+                    }
+                    j += 32;
+                }
+                out.extend_from_slice(&b[j..i]);
+            }
+            out
+        };
+        let alphabet = b"0123456789abcdefABCDEFgz/-.";
+        let mut x = 7u64;
+        for _ in 0..3000 {
+            let mut s = Vec::new();
+            for _ in 0..(x % 150) {
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1442695040888963407);
+                // Mostly lowercase hex, so long runs occur.
+                let c = if (x >> 40) % 4 == 0 {
+                    alphabet[((x >> 20) % 27) as usize]
+                } else {
+                    b"0123456789abcdef"[((x >> 33) % 16) as usize]
+                };
+                s.push(c);
+            }
+            let s = String::from_utf8(s).unwrap();
+            let t = Text::new(&s);
+            assert_eq!(t.stored(), &reference(s.as_bytes())[..], "{s}");
+            assert_eq!(t.to_string(), s);
+            assert_eq!(t.len(), s.len());
+        }
         assert_eq!(texts[6].stored_len(), 18);
         assert_eq!(Text::default().to_string(), "");
     }

@@ -8,6 +8,8 @@
 //! Per-delivery part ([`Meta`]): deliveries, duplicates and the input position last applied. It
 //! depends on how often Kafka delivered things, so it is kept apart and excluded from the
 //! order-independence guarantee.
+use std::borrow::Cow;
+
 use super::event::{Event, EventBody, StreamFact, StreamInfo};
 use super::lattice::{join_keyed, join_reg, set_insert, Origin, OriginKind, Reg, Status, F64};
 use super::text::{Text, TextRef};
@@ -60,15 +62,16 @@ pub struct SnapshotEntry {
     pub reg: Reg<(Status, Option<i64>)>,
 }
 
-/// What is known about one rendition.
+/// What is known about one rendition. `T` and `S` are the text types: owned (the default), or
+/// `&str` for packing straight from a parsed event.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct RenditionInfo {
+pub struct RenditionInfo<T = Text, S = Box<str>> {
     /// Terminal status of the latest report.
     pub status: Status,
     /// `FileUrl`.
-    pub file_url: Option<Text>,
+    pub file_url: Option<T>,
     /// `Bitrate` (kbps, text).
-    pub bitrate: Option<Box<str>>,
+    pub bitrate: Option<S>,
     /// `Width`.
     pub width: Option<i64>,
     /// `Height`.
@@ -78,9 +81,27 @@ pub struct RenditionInfo {
     /// `Size` in bytes.
     pub size: Option<i64>,
     /// `JobId`.
-    pub job_id: Option<Text>,
+    pub job_id: Option<T>,
     /// `ErrorCode` when it failed.
-    pub error_code: Option<Box<str>>,
+    pub error_code: Option<S>,
+}
+
+/// A text field of a [`RenditionInfo`] to pack: a [`Text`] as stored, or a string to encode.
+pub trait PackText {
+    /// Writes the stored bytes, length first.
+    fn put(&self, out: &mut Vec<u8>);
+}
+
+impl PackText for Text {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_bytes(out, self.stored());
+    }
+}
+
+impl PackText for &str {
+    fn put(&self, out: &mut Vec<u8>) {
+        Text::with_encoded(self, |b| put_bytes(out, b));
+    }
 }
 
 /// One rendition, keyed by definition and format.
@@ -200,8 +221,23 @@ impl std::fmt::Debug for TextRef<'_> {
 
 impl PackedInfo {
     /// Packs a rendition's fields.
-    pub fn pack(i: &RenditionInfo) -> PackedInfo {
-        let mut out = Vec::with_capacity(128);
+    /// Also packs a rendition given by borrowed strings (`RenditionInfo<&str, &str>`, the fold's
+    /// hot path): no intermediate owned texts, no allocation but the result's.
+    pub fn pack<T: PackText, S: AsRef<str>>(i: &RenditionInfo<T, S>) -> PackedInfo {
+        thread_local! {
+            /// Packing scratch, kept between calls: the value is then allocated once, at its
+            /// exact size, instead of being grown and shrunk.
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        SCRATCH.with(|s| {
+            let mut out = s.borrow_mut();
+            out.clear();
+            Self::pack_into(i, &mut out);
+            PackedInfo(Box::from(&out[..]))
+        })
+    }
+
+    fn pack_into<T: PackText, S: AsRef<str>>(i: &RenditionInfo<T, S>, out: &mut Vec<u8>) {
         let mask = [
             (i.file_url.is_some(), P_URL),
             (i.bitrate.is_some(), P_BITRATE),
@@ -221,31 +257,30 @@ impl PackedInfo {
             Status::Success => out.push(1),
             Status::Other(s) => {
                 out.push(2);
-                put_bytes(&mut out, s.as_bytes());
+                put_bytes(out, s.as_bytes());
             }
         }
         if let Some(u) = &i.file_url {
-            put_bytes(&mut out, u.stored());
+            u.put(out);
         }
         if let Some(b) = &i.bitrate {
-            put_bytes(&mut out, b.as_bytes());
+            put_bytes(out, b.as_ref().as_bytes());
         }
         for v in [i.width, i.height].into_iter().flatten() {
-            put_int(&mut out, v);
+            put_int(out, v);
         }
         if let Some(d) = i.duration {
             out.extend_from_slice(&d.0.to_bits().to_le_bytes());
         }
         if let Some(s) = i.size {
-            put_int(&mut out, s);
+            put_int(out, s);
         }
         if let Some(j) = &i.job_id {
-            put_bytes(&mut out, j.stored());
+            j.put(out);
         }
         if let Some(e) = &i.error_code {
-            put_bytes(&mut out, e.as_bytes());
+            put_bytes(out, e.as_ref().as_bytes());
         }
-        PackedInfo(out.into_boxed_slice())
     }
 
     /// Heap bytes this value occupies.
@@ -463,8 +498,8 @@ pub struct VideoAggregate {
     pub meta: Meta,
 }
 
-fn bs(s: Option<String>) -> Option<Box<str>> {
-    s.map(String::into_boxed_str)
+fn bs(s: Option<Cow<'_, str>>) -> Option<Box<str>> {
+    s.map(Into::into)
 }
 
 /// [`join_reg`] for a boxed register.
@@ -499,13 +534,13 @@ impl VideoAggregate {
 
     /// Folds one event (not yet seen: callers check [`Self::has_event`]) into the state.
     /// Returns whether the state changed. Events of other aggregates' kinds are only recorded.
-    pub fn fold(&mut self, ev: &Event) -> bool {
+    pub fn fold(&mut self, ev: &Event<'_>) -> bool {
         self.fold_owned(ev.clone())
     }
 
     /// Like [`Self::fold`], but moves the event's strings into the state instead of copying
     /// them (the engine's hot path).
-    pub fn fold_owned(&mut self, ev: Event) -> bool {
+    pub fn fold_owned(&mut self, ev: Event<'_>) -> bool {
         let mut changed = set_insert(&mut self.dedup, ev.dedup_key);
         let t = ev.event_time_ms;
         if self.last_event_ms.is_none_or(|l| t > l) {
@@ -562,7 +597,7 @@ impl VideoAggregate {
                 }
                 for s in snapshots {
                     let (r, st) = rank_of(&s.status);
-                    let ty: Box<str> = s.snapshot_type.unwrap_or_default().into_boxed_str();
+                    let ty: Box<str> = s.snapshot_type.unwrap_or_default().into();
                     let reg = Reg::new(t, r, (st, s.count));
                     c |= join_keyed(
                         &mut self.snapshots,
@@ -593,7 +628,7 @@ impl VideoAggregate {
             } => set_insert(
                 &mut self.requests,
                 TranscodeRequest {
-                    template_group: template_group_id.into_boxed_str(),
+                    template_group: template_group_id.into(),
                     at_ms: t,
                     request_id: bs(request_id),
                     priority: bs(priority),
@@ -609,7 +644,7 @@ impl VideoAggregate {
                     t,
                     Status::Success.rank(),
                     SubmissionInfo {
-                        template_group: template_group_id.into_boxed_str(),
+                        template_group: template_group_id.into(),
                         status: Status::Success,
                         task_id: bs(task_id),
                         error_code: None,
@@ -627,7 +662,7 @@ impl VideoAggregate {
                     t,
                     Status::Fail.rank(),
                     SubmissionInfo {
-                        template_group: template_group_id.into_boxed_str(),
+                        template_group: template_group_id.into(),
                         status: Status::Fail,
                         task_id: None,
                         error_code: bs(error_code),
@@ -638,7 +673,7 @@ impl VideoAggregate {
                 video_status, size, ..
             } => {
                 let o = Observed {
-                    video_status: video_status.unwrap_or_default().into_boxed_str(),
+                    video_status: video_status.unwrap_or_default().into(),
                     size,
                 };
                 join_boxed(&mut self.observed, Reg::new(t, rank, o))
@@ -694,7 +729,7 @@ impl VideoAggregate {
         changed
     }
 
-    fn join_rendition(&mut self, t: i64, info: StreamInfo) -> bool {
+    fn join_rendition(&mut self, t: i64, info: StreamInfo<'_>) -> bool {
         let (rank, status) = rank_of(&info.status);
         let key = (
             info.definition.as_deref().unwrap_or(""),
@@ -710,16 +745,16 @@ impl VideoAggregate {
                 return false;
             }
         }
-        let ri = RenditionInfo {
+        let ri: RenditionInfo<&str, &str> = RenditionInfo {
             status,
-            file_url: info.file_url.as_deref().map(Text::new),
-            bitrate: bs(info.bitrate),
+            file_url: info.file_url.as_deref(),
+            bitrate: info.bitrate.as_deref(),
             width: info.width,
             height: info.height,
             duration: info.duration.map(F64),
             size: info.size,
-            job_id: info.job_id.as_deref().map(Text::new),
-            error_code: bs(info.error_code),
+            job_id: info.job_id.as_deref(),
+            error_code: info.error_code.as_deref(),
         };
         let reg = Reg::new(t, rank, PackedInfo::pack(&ri));
         match found {

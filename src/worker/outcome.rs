@@ -361,8 +361,8 @@ mod tests {
             play_info_failed("v", "pi-1", "InvalidVideo.NotFound", "m", t),
         ];
         for o in cases {
-            let e = parse_event(&o.to_bytes())
-                .unwrap_or_else(|err| panic!("{}: {err:?}", o.event_type));
+            let bytes = o.to_bytes();
+            let e = parse_event(&bytes).unwrap_or_else(|err| panic!("{}: {err:?}", o.event_type));
             assert_eq!(e.event_type, o.event_type);
             assert_eq!(e.id, "v");
             assert!(e.event_time_ms > 0, "EventTime parsed");
@@ -375,10 +375,7 @@ mod tests {
                         task_id,
                     },
                 ) => {
-                    assert_eq!(
-                        (command_id.as_str(), template_group_id.as_str()),
-                        ("tc-1", "tg")
-                    );
+                    assert_eq!((&**command_id, &**template_group_id), ("tc-1", "tg"));
                     assert_eq!(task_id.as_deref(), Some("task"));
                 }
                 (TRANSCODE_REJECTED, EventBody::TranscodeRejected { error_code, .. }) => {

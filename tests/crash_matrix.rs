@@ -209,29 +209,7 @@ fn finish(r: Run, more_folds: &[&Proc]) -> Figures {
         "seed {seed}: (video, group) pairs with more than one transcode job: {doubled:?}\n{stats}"
     );
 
-    // Every command finished (the last outcomes may still be on their way).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (commands, unfinished) = loop {
-        let (commands, outcomes) = commands_and_outcomes(&p.brokers);
-        let unfinished: Vec<String> = commands
-            .iter()
-            .filter(|(k, _)| !k.contains("not checked"))
-            .flat_map(|(_, ids)| ids.iter())
-            .filter(|id| !outcomes.contains(*id))
-            .cloned()
-            .collect();
-        if unfinished.is_empty() || Instant::now() > deadline {
-            break (commands, unfinished);
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    };
-    assert!(
-        unfinished.is_empty(),
-        "seed {seed}: {} commands have no outcome event after 60 s, e.g. {:?}\n{}",
-        unfinished.len(),
-        &unfinished[..unfinished.len().min(5)],
-        p.logs()
-    );
+    let commands = assert_commands_finished(&p, seed);
 
     // The live aggregates equal a clean rebuild of the same input.
     let alive: Vec<&Proc> = [&p.fold]

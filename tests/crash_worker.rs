@@ -173,30 +173,7 @@ fn killed_workers(
         p.logs()
     );
 
-    // Every command finished: its outcome event is on the callbacks topic (the last ones may
-    // still be on their way when the api converged).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (commands, missing) = loop {
-        let (commands, outcomes) = commands_and_outcomes(&p.brokers);
-        let missing: Vec<String> = commands
-            .iter()
-            .filter(|(k, _)| !k.contains("not checked"))
-            .flat_map(|(_, ids)| ids.iter())
-            .filter(|id| !outcomes.contains(*id))
-            .cloned()
-            .collect();
-        if missing.is_empty() || Instant::now() > deadline {
-            break (commands, missing);
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    };
-    assert!(
-        missing.is_empty(),
-        "seed {seed}: {} commands have no outcome event after 60 s, e.g. {:?}\n{}",
-        missing.len(),
-        &missing[..missing.len().min(5)],
-        p.logs()
-    );
+    let commands = assert_commands_finished(&p, seed);
     let stats = sim.stats();
     let doubled: Vec<_> = stats.jobs_started.iter().filter(|(_, n)| **n > 1).collect();
     assert!(

@@ -774,3 +774,33 @@ pub fn assert_acknowledged_on_topic(
     );
     n
 }
+
+/// Waits (up to 60 s: the last outcomes may still be on their way when the api converged) until
+/// every command on the commands topic has its outcome event on the callbacks topic, and
+/// asserts it; returns the command ids by kind.
+pub fn assert_commands_finished(
+    p: &Pipeline,
+    seed: u64,
+) -> BTreeMap<&'static str, BTreeSet<String>> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (commands, outcomes) = commands_and_outcomes(&p.brokers);
+        let missing: Vec<&String> = commands
+            .iter()
+            .filter(|(k, _)| !k.contains("not checked"))
+            .flat_map(|(_, ids)| ids.iter())
+            .filter(|id| !outcomes.contains(*id))
+            .collect();
+        if missing.is_empty() {
+            return commands;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "seed {seed}: {} commands have no outcome event after 60 s, e.g. {:?}\n{}",
+            missing.len(),
+            &missing[..missing.len().min(5)],
+            p.logs()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}

@@ -9,16 +9,15 @@
 //! committed offsets are checked on what the transactions carried, and read back from the
 //! group only where the broker stored them.
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use live2vod::domain::Policy;
 use live2vod::fold::{run_fold, FoldConfig, FoldStats};
 use live2vod::http::Health;
 use live2vod::kafka::mock::EmbeddedBroker;
+use live2vod::kafka::read::{read_records, ReadTo};
 use live2vod::kafka::KafkaArgs;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -76,62 +75,32 @@ async fn fold(cfg: FoldConfig) -> FoldStats {
 type Rec = (i32, i64, String, Vec<u8>, HashMap<String, String>);
 
 /// Every committed record of `topic`, to each partition's end (partition EOF, which
-/// transaction markers do not hide). `patience` only guards against hanging.
+/// transaction markers do not hide).
 fn read_all(brokers: &str, topic: &str) -> Vec<Rec> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "eos-test-reader")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed")
-        .create()
-        .expect("reader");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("partition");
-    }
-    c.assign(&tpl).expect("assign");
-    let mut open: std::collections::HashSet<i32> = (0..PARTITIONS).collect();
-    let mut out = Vec::new();
-    let patience = Instant::now();
-    while !open.is_empty() {
-        assert!(
-            patience.elapsed() < Duration::from_secs(60),
-            "reading {topic} hangs; open partitions {open:?}"
-        );
-        match c.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| {
-                                (
-                                    h.key.to_string(),
-                                    String::from_utf8_lossy(h.value.unwrap_or_default())
-                                        .into_owned(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out.push((
-                    m.partition(),
-                    m.offset(),
-                    String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-                    m.payload().unwrap_or_default().to_vec(),
-                    headers,
-                ));
-            }
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                open.remove(&p);
-            }
-            Some(Err(e)) => panic!("reading {topic}: {e}"),
-            None => {}
-        }
-    }
-    out
+    let partitions: Vec<i32> = (0..PARTITIONS).collect();
+    read_records(
+        &KafkaArgs::for_brokers(brokers),
+        topic,
+        &partitions,
+        ReadTo::CommittedEnd,
+    )
+    .unwrap_or_else(|e| panic!("reading {topic}: {e}"))
+    .into_iter()
+    .map(|r| {
+        let headers = r
+            .headers
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+            .collect();
+        (
+            r.partition,
+            r.offset,
+            String::from_utf8_lossy(&r.key.unwrap_or_default()).into_owned(),
+            r.value.unwrap_or_default(),
+            headers,
+        )
+    })
+    .collect()
 }
 
 /// Newest snapshot per aggregate key, as the API's JSON view.

@@ -23,12 +23,11 @@ use live2vod::domain::Policy;
 use live2vod::fold::{run_fold, FoldConfig, FoldError, FoldStats};
 use live2vod::http::Health;
 use live2vod::kafka::mock::EmbeddedBroker;
+use live2vod::kafka::read::{read_records, ReadTo};
 use live2vod::kafka::KafkaArgs;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 const PARTITIONS: i32 = 3;
 /// Good callbacks: this many simulated live sessions of the benchmark corpus.
@@ -348,57 +347,25 @@ impl Dead {
 
 /// Every record of `topic`, to each partition's end.
 fn read_dlq(brokers: &str, topic: &str) -> Vec<Dead> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "poison-test-reader")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("reader");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("partition");
-    }
-    c.assign(&tpl).expect("assign");
-    let mut open: std::collections::HashSet<i32> = (0..PARTITIONS).collect();
-    let mut out = Vec::new();
-    let started = Instant::now();
-    while !open.is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "hang guard: reading {topic} stalled; open partitions {open:?}"
-        );
-        match c.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| {
-                                (
-                                    h.key.to_string(),
-                                    String::from_utf8_lossy(h.value.unwrap_or_default())
-                                        .into_owned(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out.push(Dead {
-                    key: m.key().map(<[u8]>::to_vec),
-                    value: m.payload().map(<[u8]>::to_vec),
-                    headers,
-                });
-            }
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                open.remove(&p);
-            }
-            Some(Err(e)) => panic!("reading {topic}: {e}"),
-            None => {}
-        }
-    }
-    out
+    let partitions: Vec<i32> = (0..PARTITIONS).collect();
+    read_records(
+        &KafkaArgs::for_brokers(brokers),
+        topic,
+        &partitions,
+        ReadTo::HighWatermark,
+    )
+    .unwrap_or_else(|e| panic!("reading {topic}: {e}"))
+    .into_iter()
+    .map(|r| Dead {
+        key: r.key,
+        value: r.value,
+        headers: r
+            .headers
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+            .collect(),
+    })
+    .collect()
 }
 
 /// Aggregate key -> folded state, from the newest snapshot of every key.

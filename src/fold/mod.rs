@@ -1,7 +1,6 @@
 //! The `fold` role: consumes the callbacks topic in a consumer group, folds events into
 //! aggregates (restored per partition from the compacted aggregates topic), emits commands
 //! and snapshots, and commits input offsets only once what they caused is durable.
-mod restore;
 mod runner;
 mod txn;
 

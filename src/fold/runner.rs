@@ -23,6 +23,7 @@
 //! to read_committed consumers until all of it is, and an aborted batch is rewound to the
 //! committed offsets and folded again from restored snapshots. Correctness does not depend on
 //! it; it removes the re-emitted duplicates a crash can cause.
+use crate::kafka::read::ReadTo;
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -543,13 +544,15 @@ impl Fold {
             partitions: partitions.to_vec(),
             error,
         };
-        let exactly_once = self.exactly_once;
+        // With `--exactly-once` the aggregates topic holds transaction markers: read to the
+        // committed end of each partition, not to the record at high watermark - 1.
+        let to = if self.exactly_once {
+            ReadTo::CommittedEnd
+        } else {
+            ReadTo::HighWatermark
+        };
         let records = tokio::task::spawn_blocking(move || {
-            if exactly_once {
-                super::restore::read_committed_partitions(&kafka, &t, &parts)
-            } else {
-                crate::kafka::read::read_partitions(&kafka, &t, &parts)
-            }
+            crate::kafka::read::read_partitions_to(&kafka, &t, &parts, to)
         })
         .await
         .map_err(|e| fail(e.to_string()))?

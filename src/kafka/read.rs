@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::message::Headers;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::config::KafkaArgs;
@@ -19,51 +20,87 @@ pub fn read_partition(
     read_with(&c, topic, partition, low, high)
 }
 
-/// Reads several partitions of `topic`, each from its first retained record to the high
-/// watermark seen at the start, with one consumer (restoring many partitions at once costs one
-/// client, not one per partition). Records come as `(partition, key, value)`, in offset order
-/// within a partition.
-pub fn read_partitions(
+/// One record as stored: tombstones (`value: None`), keyless records and headers included.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Where [`read_records`] stops reading a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadTo {
+    /// The high watermark seen at the start (records produced later are not waited for).
+    HighWatermark,
+    /// The end of the log under `read_committed` (librdkafka's partition EOF, at the last
+    /// stable offset): for topics written in transactions, whose markers take offsets but are
+    /// never delivered, so "the record at high watermark - 1" may never come.
+    CommittedEnd,
+}
+
+/// Reads `partitions` of `topic` from their first retained record to `to`, with one consumer
+/// outside any group (restoring many partitions at once costs one client, not one each).
+/// Records come in offset order within a partition.
+pub fn read_records(
     kafka: &KafkaArgs,
     topic: &str,
     partitions: &[i32],
-) -> Result<Vec<(i32, String, Vec<u8>)>, KafkaError> {
-    let c = consumer(kafka)?;
-    let mut ends = std::collections::HashMap::new();
+    to: ReadTo,
+) -> Result<Vec<RawRecord>, KafkaError> {
+    let mut cc = kafka.client_config();
+    cc.set("enable.auto.commit", "false");
+    cc.set("group.id", "live2vod-reader");
+    if to == ReadTo::CommittedEnd {
+        cc.set("isolation.level", "read_committed");
+        cc.set("enable.partition.eof", "true");
+    }
+    let c: BaseConsumer = cc.create()?;
+    // Open partitions, with the high watermark at the start.
+    let mut open = std::collections::HashMap::new();
     let mut tpl = TopicPartitionList::new();
     for &p in partitions {
         let (low, high) = c.fetch_watermarks(topic, p, Duration::from_secs(10))?;
         if high > low {
             tpl.add_partition_offset(topic, p, Offset::Offset(low))?;
-            ends.insert(p, high);
+            open.insert(p, high);
         }
     }
     let mut out = Vec::new();
-    if ends.is_empty() {
+    if open.is_empty() {
         return Ok(out);
     }
     c.assign(&tpl)?;
     let mut last_progress = Instant::now();
-    while !ends.is_empty() {
+    while !open.is_empty() {
         match c.poll(Duration::from_millis(200)) {
             Some(Ok(msg)) => {
                 last_progress = Instant::now();
                 let (p, off) = (msg.partition(), msg.offset());
-                match (msg.key().map(std::str::from_utf8), msg.payload()) {
-                    (Some(Ok(k)), Some(v)) => out.push((p, k.to_string(), v.to_vec())),
-                    (Some(Err(_)), _) => {
-                        tracing::warn!(
-                            topic,
-                            partition = p,
-                            offset = off,
-                            "skipping a record with a non-UTF-8 key"
-                        )
-                    }
-                    _ => {}
+                let headers = msg
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(RawRecord {
+                    partition: p,
+                    offset: off,
+                    key: msg.key().map(<[u8]>::to_vec),
+                    value: msg.payload().map(<[u8]>::to_vec),
+                    headers,
+                });
+                if to == ReadTo::HighWatermark && open.get(&p).is_some_and(|end| off + 1 >= *end) {
+                    open.remove(&p);
                 }
-                if ends.get(&p).is_some_and(|end| off + 1 >= *end) {
-                    ends.remove(&p);
-                }
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                last_progress = Instant::now();
+                open.remove(&p);
             }
             Some(Err(e)) => return Err(e),
             None if last_progress.elapsed() > Duration::from_secs(30) => {
@@ -75,6 +112,44 @@ pub fn read_partitions(
         }
     }
     Ok(out)
+}
+
+/// [`read_records`] as `(partition, key, value)`: tombstones and keyless records are left
+/// out, and so are keys that are not UTF-8 (with a warning).
+pub fn read_partitions_to(
+    kafka: &KafkaArgs,
+    topic: &str,
+    partitions: &[i32],
+    to: ReadTo,
+) -> Result<Vec<(i32, String, Vec<u8>)>, KafkaError> {
+    Ok(read_records(kafka, topic, partitions, to)?
+        .into_iter()
+        .filter_map(|r| match (r.key, r.value) {
+            (Some(k), Some(v)) => match String::from_utf8(k) {
+                Ok(k) => Some((r.partition, k, v)),
+                Err(_) => {
+                    tracing::warn!(
+                        topic,
+                        partition = r.partition,
+                        offset = r.offset,
+                        "skipping a record with a non-UTF-8 key"
+                    );
+                    None
+                }
+            },
+            _ => None,
+        })
+        .collect())
+}
+
+/// Several partitions of `topic`, each to the high watermark seen at the start, as
+/// `(partition, key, value)` ([`read_partitions_to`] with [`ReadTo::HighWatermark`]).
+pub fn read_partitions(
+    kafka: &KafkaArgs,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<Vec<(i32, String, Vec<u8>)>, KafkaError> {
+    read_partitions_to(kafka, topic, partitions, ReadTo::HighWatermark)
 }
 
 /// Reads `[start, end)` of one partition. Tombstones (no value) are skipped, and so are keys

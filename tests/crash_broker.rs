@@ -8,10 +8,8 @@
 //! Replay a failure with `LIVE2VOD_TEST_SEED=<seed printed by the test>`.
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use live2vod::sim::{SimConfig, Simulator};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -32,31 +30,13 @@ fn a_killed_broker_restarted_with_its_data_loses_nothing_acknowledged() {
     println!("plan: SIGKILL tansu {kill_at:.2} s after the sim started, restart {down:.2} s later");
 
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let callback_url = format!("http://{}/callbacks/vod", p.relay_listen);
-    let api_url = format!("http://{}", p.api_listen);
-    let mut cfg = SimConfig::new(&callback_url, &callback_url, AUTH_KEY);
-    cfg.listen = p.sim_listen.parse().expect("sim listen address");
-    cfg.access_key_id = AK_ID.into();
-    cfg.access_key_secret = AK_SECRET.into();
-    cfg.sessions = 16;
-    cfg.seed = seed % 1000;
-    cfg.api_url = Some(api_url.clone());
+    let mut cfg = p.sim_config(16, seed);
     cfg.duplicate_rate = 0.1;
     cfg.throttle_rate = 0.1;
     // VOD retries a failed callback; give it enough attempts to outlast the restart (the
     // relay answers 503 after its 3 s acknowledgement timeout while the broker is away).
     cfg.attempts = 6;
-    let sim = Arc::new(
-        rt.block_on(Simulator::start(cfg))
-            .expect("start the simulator"),
-    );
-    let run = {
-        let sim = sim.clone();
-        rt.spawn(async move {
-            sim.deliver_all().await;
-            sim.verify(&api_url, Duration::from_secs(100)).await
-        })
-    };
+    let (sim, run) = start_sim(&rt, cfg, Duration::from_secs(100));
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(kill_at));
     let before = sim.progress();

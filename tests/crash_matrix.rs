@@ -24,7 +24,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use live2vod::sim::{SimConfig, SimHandle, Simulator, VerifyReport};
+use live2vod::sim::{SimHandle, VerifyReport};
 use prost::Message as _;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -107,15 +107,7 @@ struct Run {
 fn start(dir: &std::path::Path, brokers: &str, seed: u64) -> Run {
     let p = Pipeline::start(dir, brokers, 1, &FAST_GROUP);
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let callback_url = format!("http://{}/callbacks/vod", p.relay_listen);
-    let api_url = format!("http://{}", p.api_listen);
-    let mut cfg = SimConfig::new(&callback_url, &callback_url, AUTH_KEY);
-    cfg.listen = p.sim_listen.parse().expect("sim listen address");
-    cfg.access_key_id = AK_ID.into();
-    cfg.access_key_secret = AK_SECRET.into();
-    cfg.sessions = SESSIONS;
-    cfg.seed = seed % 1000;
-    cfg.api_url = Some(api_url.clone());
+    let mut cfg = p.sim_config(SESSIONS, seed);
     cfg.duplicate_rate = 0.1;
     cfg.throttle_rate = 0.2;
     // VOD's retries must outlast the longest relay outage of the plan (3 s, plus a restart):
@@ -123,17 +115,7 @@ fn start(dir: &std::path::Path, brokers: &str, seed: u64) -> Run {
     // not break the no-loss promise, but it would leave the truth short of it.
     cfg.attempts = 12;
     cfg.rate = Some(55.0);
-    let sim = Arc::new(
-        rt.block_on(Simulator::start(cfg))
-            .expect("start the simulator"),
-    );
-    let run = {
-        let sim = sim.clone();
-        rt.spawn(async move {
-            sim.deliver_all().await;
-            sim.verify(&api_url, Duration::from_secs(180)).await
-        })
-    };
+    let (sim, run) = start_sim(&rt, cfg, Duration::from_secs(180));
     Run {
         seed,
         p,

@@ -11,10 +11,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use live2vod::sim::{SimConfig, Simulator};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -118,28 +115,10 @@ fn killed_workers(
     println!("kill plan (seconds after the sim started, worker slot, downtime): {plan:?}");
 
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let callback_url = format!("http://{}/callbacks/vod", p.relay_listen);
-    let api_url = format!("http://{}", p.api_listen);
-    let mut cfg = SimConfig::new(&callback_url, &callback_url, AUTH_KEY);
-    cfg.listen = p.sim_listen.parse().expect("sim listen address");
-    cfg.access_key_id = AK_ID.into();
-    cfg.access_key_secret = AK_SECRET.into();
-    cfg.sessions = SESSIONS;
-    cfg.seed = seed % 1000;
-    cfg.api_url = Some(api_url.clone());
+    let mut cfg = p.sim_config(SESSIONS, seed);
     cfg.duplicate_rate = 0.1;
     cfg.throttle_rate = 0.3;
-    let sim = Arc::new(
-        rt.block_on(Simulator::start(cfg))
-            .expect("start the simulator"),
-    );
-    let run = {
-        let sim = sim.clone();
-        rt.spawn(async move {
-            sim.deliver_all().await;
-            sim.verify(&api_url, Duration::from_secs(100)).await
-        })
-    };
+    let (sim, run) = start_sim(&rt, cfg, Duration::from_secs(100));
     let t0 = Instant::now();
     let mut performed = 0;
     for (t, slot, down) in &plan {

@@ -671,6 +671,21 @@ impl Pipeline {
         Proc::spawn(&self.dir, "sim", bin(), &args, &[])
     }
 
+    /// A simulator of the VOD this pipeline talks to: callbacks signed with [`AUTH_KEY`] to its
+    /// relay, its OpenAPI on `sim_listen` with the workers' credentials, verified against its
+    /// api; `sessions` sessions of scenario `seed % 1000`, the rest at the simulator's defaults.
+    pub fn sim_config(&self, sessions: usize, seed: u64) -> live2vod::sim::SimConfig {
+        let callback_url = format!("http://{}/callbacks/vod", self.relay_listen);
+        let mut cfg = live2vod::sim::SimConfig::new(&callback_url, &callback_url, AUTH_KEY);
+        cfg.listen = self.sim_listen.parse().expect("sim listen address");
+        cfg.access_key_id = AK_ID.into();
+        cfg.access_key_secret = AK_SECRET.into();
+        cfg.sessions = sessions;
+        cfg.seed = seed % 1000;
+        cfg.api_url = Some(format!("http://{}", self.api_listen));
+        cfg
+    }
+
     /// The last lines of every role's log (for failure messages).
     pub fn logs(&self) -> String {
         [&self.relay, &self.fold, &self.api]
@@ -803,4 +818,33 @@ pub fn assert_commands_finished(
         );
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// Starts the simulator `cfg` on `rt`, in the test process (so its ground truth and job counts
+/// can be read): it delivers every callback, then verifies the api (`cfg.api_url`) for up to
+/// `verify`. Returns the simulator and the task that ends with the verification's report.
+pub fn start_sim(
+    rt: &tokio::runtime::Runtime,
+    cfg: live2vod::sim::SimConfig,
+    verify: Duration,
+) -> (
+    std::sync::Arc<live2vod::sim::SimHandle>,
+    tokio::task::JoinHandle<live2vod::sim::VerifyReport>,
+) {
+    let api_url = cfg
+        .api_url
+        .clone()
+        .expect("a simulator to verify needs api_url");
+    let sim = std::sync::Arc::new(
+        rt.block_on(live2vod::sim::Simulator::start(cfg))
+            .expect("start the simulator"),
+    );
+    let run = {
+        let sim = sim.clone();
+        rt.spawn(async move {
+            sim.deliver_all().await;
+            sim.verify(&api_url, verify).await
+        })
+    };
+    (sim, run)
 }

@@ -428,7 +428,7 @@ impl Fold {
                     self.stats.duplicates += 1;
                     metrics::counter!(m::FOLD_DUPLICATES).increment(1);
                 }
-                let received_at = header_i64(msg, "live2vod-received-at-ms");
+                let received_at = header_i64(msg, crate::domain::vocab::header::RECEIVED_AT_MS);
                 pending.commands.extend(
                     applied
                         .commands
@@ -600,11 +600,11 @@ impl Fold {
         for (video_id, bytes, kind, id) in &encoded {
             let headers = OwnedHeaders::new()
                 .insert(Header {
-                    key: "live2vod-command-id",
+                    key: crate::domain::vocab::header::COMMAND_ID,
                     value: Some(id.as_str()),
                 })
                 .insert(Header {
-                    key: "live2vod-command-kind",
+                    key: crate::domain::vocab::header::COMMAND_KIND,
                     value: Some(*kind),
                 });
             sends.push(
@@ -619,8 +619,8 @@ impl Fold {
         }
         for (key, body, _) in &pending.derived {
             let headers = OwnedHeaders::new().insert(Header {
-                key: "live2vod-event-type",
-                value: Some("live2vod.StreamFact"),
+                key: crate::domain::vocab::header::EVENT_TYPE,
+                value: Some(crate::domain::vocab::event_type::STREAM_FACT),
             });
             sends.push(
                 producer.send(
@@ -712,13 +712,7 @@ impl Fold {
 }
 
 fn kind_of(c: &crate::proto::Command) -> &'static str {
-    use crate::proto::command::Kind;
-    match c.kind {
-        Some(Kind::SubmitTranscode(_)) => "submit_transcode",
-        Some(Kind::TrackCompose(_)) => "track_compose",
-        Some(Kind::RefreshPlayInfo(_)) => "refresh_play_info",
-        None => "unknown",
-    }
+    crate::domain::vocab::CommandKind::label(c)
 }
 
 fn header_i64(msg: &BorrowedMessage<'_>, name: &str) -> Option<i64> {
@@ -772,11 +766,11 @@ impl Fold {
                 payload: Some(c.encode_to_vec()),
                 headers: OwnedHeaders::new()
                     .insert(Header {
-                        key: "live2vod-command-id",
+                        key: crate::domain::vocab::header::COMMAND_ID,
                         value: Some(c.command_id.as_str()),
                     })
                     .insert(Header {
-                        key: "live2vod-command-kind",
+                        key: crate::domain::vocab::header::COMMAND_KIND,
                         value: Some(kind),
                     }),
             });
@@ -788,8 +782,8 @@ impl Fold {
                 key: Some(key.as_bytes().to_vec()),
                 payload: Some(body.clone()),
                 headers: OwnedHeaders::new().insert(Header {
-                    key: "live2vod-event-type",
-                    value: Some("live2vod.StreamFact"),
+                    key: crate::domain::vocab::header::EVENT_TYPE,
+                    value: Some(crate::domain::vocab::event_type::STREAM_FACT),
                 }),
             });
         }

@@ -65,32 +65,32 @@ impl DeadLetter<'_> {
         };
         let headers = OwnedHeaders::new()
             .insert(Header {
-                key: "live2vod-dlq-role",
+                key: crate::domain::vocab::header::DLQ_ROLE,
                 value: Some(self.role),
             })
             .insert(Header {
-                key: "live2vod-dlq-topic",
+                key: crate::domain::vocab::header::DLQ_TOPIC,
                 value: Some(self.topic),
             })
             .insert(Header {
-                key: "live2vod-dlq-partition",
+                key: crate::domain::vocab::header::DLQ_PARTITION,
                 value: Some(&partition),
             })
             .insert(Header {
-                key: "live2vod-dlq-offset",
+                key: crate::domain::vocab::header::DLQ_OFFSET,
                 value: Some(&offset),
             })
             .insert(Header {
-                key: "live2vod-dlq-reason",
+                key: crate::domain::vocab::header::DLQ_REASON,
                 value: Some(self.reason),
             })
             .insert(Header {
-                key: "live2vod-dlq-error",
+                key: crate::domain::vocab::header::DLQ_ERROR,
                 value: Some(&error),
             });
         match self.truncated_from {
             Some(len) => headers.insert(Header {
-                key: "live2vod-dlq-truncated-from",
+                key: crate::domain::vocab::header::DLQ_TRUNCATED_FROM,
                 value: Some(&len.to_string()),
             }),
             None => headers,

@@ -19,13 +19,13 @@ use crate::metrics::{RELAY_LATENCY, RELAY_REQUESTS, RELAY_VERIFIED};
 use crate::vod::callback_auth::AuthError;
 
 /// Record headers (see docs/ARCHITECTURE.md).
-pub const HEADER_RECEIVED_AT_MS: &str = "live2vod-received-at-ms";
-pub const HEADER_RELAY_ID: &str = "live2vod-relay-id";
-pub const HEADER_KEY_VERSION: &str = "live2vod-key-version";
-pub const HEADER_EVENT_TYPE: &str = "live2vod-event-type";
+pub const HEADER_RECEIVED_AT_MS: &str = crate::domain::vocab::header::RECEIVED_AT_MS;
+pub const HEADER_RELAY_ID: &str = crate::domain::vocab::header::RELAY_ID;
+pub const HEADER_KEY_VERSION: &str = crate::domain::vocab::header::KEY_VERSION;
+pub const HEADER_EVENT_TYPE: &str = crate::domain::vocab::header::EVENT_TYPE;
 
 /// Event types in this namespace are produced by live2vod itself, never accepted from outside.
-const INTERNAL_NAMESPACE: &str = "live2vod.";
+const INTERNAL_NAMESPACE: &str = crate::domain::vocab::event_type::LIVE2VOD_PREFIX;
 
 /// Shared state of the callback handler.
 #[derive(Clone)]

@@ -459,10 +459,10 @@ fn read_all(
             .headers()
             .and_then(|h| {
                 h.iter()
-                    .find(|h| h.key == "live2vod-event-type")
+                    .find(|h| h.key == crate::domain::vocab::header::EVENT_TYPE)
                     .and_then(|h| h.value)
             })
-            .is_some_and(|v| v == b"live2vod.StreamFact")
+            .is_some_and(|v| v == crate::domain::vocab::event_type::STREAM_FACT.as_bytes())
             || msg.key().is_some_and(|k| k.starts_with(b"stream:"));
         batch.push(Rec {
             partition: p,
@@ -495,11 +495,10 @@ fn note_dead(report: &mut ReplayReport, p: i32, off: i64, e: String) {
 
 fn command_line(c: &crate::proto::Command) -> CommandLine {
     use crate::proto::command::Kind;
+    let label = crate::domain::vocab::CommandKind::label(c);
     let kind = match &c.kind {
-        Some(Kind::SubmitTranscode(t)) => format!("submit_transcode({})", t.template_group_id),
-        Some(Kind::TrackCompose(_)) => "track_compose".into(),
-        Some(Kind::RefreshPlayInfo(_)) => "refresh_play_info".into(),
-        None => "unknown".into(),
+        Some(Kind::SubmitTranscode(t)) => format!("{label}({})", t.template_group_id),
+        _ => label.to_string(),
     };
     CommandLine {
         command_id: c.command_id.clone(),

@@ -12,7 +12,7 @@ use live2vod::domain::projector::{
     project, refresh_play_info_command_id, track_compose_command_id, transcode_command_id,
 };
 use live2vod::domain::time::format_rfc3339;
-use live2vod::domain::view::aggregate_json;
+use live2vod::domain::view::{aggregate_json, snapshot_json};
 use live2vod::domain::{Aggregate, Engine, InputPos, Policy};
 use live2vod::proto::command::Kind;
 use proptest::prelude::*;
@@ -463,6 +463,11 @@ proptest! {
             let decoded = decode_snapshot(&bytes).expect("decode");
             prop_assert_eq!(&decoded, a);
             prop_assert_eq!(encode_snapshot(&decoded), bytes.clone());
+            // The api shapes its view from the decoded protobuf, not from a rebuilt aggregate:
+            // it must be the view of the aggregate itself.
+            let (view_key, view) = snapshot_json(&bytes).expect("view");
+            prop_assert_eq!(view_key.as_str(), k);
+            prop_assert_eq!(view, aggregate_json(a));
             prop_assert_eq!(engine.snapshot_bytes(k), Some(bytes));
         }
     }

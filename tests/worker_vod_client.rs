@@ -298,9 +298,23 @@ async fn numbers_as_strings_are_tolerated() {
     assert_eq!(info.size, Some(1_048_576));
     assert_eq!(info.duration, Some(12.5));
 
-    let plays = c.get_play_info("v").await.unwrap();
+    // GetPlayInfo's objects go into the outcome event as VOD wrote them; the fold's parser is
+    // the one that tolerates numbers as strings.
+    let raw = c.get_play_info("v").await.unwrap();
+    assert_eq!(raw.len(), 2);
+    assert_eq!(raw[0]["Width"], "1280", "passed through unchanged");
+    let body = live2vod::domain::outcome::play_info_resolved("v", "pi-1", &raw, 0);
+    assert_eq!(body["PlayInfos"], serde_json::Value::Array(raw.clone()));
+    let bytes = live2vod::domain::outcome::to_bytes(&body);
+    let event = live2vod::domain::parse_event(&bytes).unwrap();
+    let live2vod::domain::EventBody::PlayInfoResolved {
+        play_infos: plays, ..
+    } = event.body
+    else {
+        panic!("not a PlayInfoResolved: {:?}", event.body)
+    };
     assert_eq!(plays.len(), 2);
-    assert_eq!(plays[0].play_url, "https://cdn/v/hd.m3u8");
+    assert_eq!(plays[0].play_url.as_deref(), Some("https://cdn/v/hd.m3u8"));
     assert_eq!(plays[0].bitrate.as_deref(), Some("1200.5"));
     assert_eq!(plays[0].duration, Some(12.5));
     assert_eq!(plays[0].size, Some(2048));
@@ -309,9 +323,6 @@ async fn numbers_as_strings_are_tolerated() {
     assert_eq!(plays[1].bitrate.as_deref(), Some("800"));
     assert_eq!(plays[1].height, Some(360));
     assert_eq!(plays[1].job_id.as_deref(), Some("j2"));
-    let ev = plays[0].to_event_json();
-    assert_eq!(ev["PlayURL"], "https://cdn/v/hd.m3u8");
-    assert_eq!(ev["Width"], 1280);
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
-//! Shaping of the operator's manual transcode request into a `live2vod.TranscodeRequested`
-//! event (pure apart from the time and id passed in).
+//! The operator's manual transcode request: its body validated, then shaped into a
+//! `live2vod.TranscodeRequested` event by the domain's one outcome builder (pure apart from
+//! the time and id passed in).
 use serde::Deserialize;
 
 /// Body of `POST /v1/videos/{video_id}/transcode`.
@@ -64,24 +65,21 @@ pub fn parse_body(bytes: &[u8]) -> Result<TranscodeRequest, BodyError> {
 /// The command id the fold gives the transcode of (video, group), whatever its cause.
 pub use crate::domain::projector::transcode_command_id;
 
-/// The `live2vod.TranscodeRequested` event body produced to the callbacks topic.
+/// The `live2vod.TranscodeRequested` event body produced to the callbacks topic (built by
+/// [`crate::domain::outcome`]; `at_ms` in whole seconds, as the api has always written it).
 pub fn transcode_requested(
     video_id: &str,
     req: &TranscodeRequest,
     request_id: &str,
-    event_time: &str,
+    at_ms: i64,
 ) -> serde_json::Value {
-    let mut event = serde_json::json!({
-        "EventType": "live2vod.TranscodeRequested",
-        "VideoId": video_id,
-        "TemplateGroupId": req.template_group_id,
-        "RequestId": request_id,
-        "EventTime": event_time,
-    });
-    if let (Some(p), Some(map)) = (&req.priority, event.as_object_mut()) {
-        map.insert("Priority".into(), serde_json::Value::String(p.clone()));
-    }
-    event
+    crate::domain::outcome::transcode_requested(
+        video_id,
+        &req.template_group_id,
+        request_id,
+        req.priority.as_deref(),
+        at_ms,
+    )
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` of a unix time in seconds (UTC, proleptic Gregorian).

@@ -14,7 +14,7 @@ use rdkafka::producer::FutureProducer;
 use tokio::sync::watch;
 
 use super::command::{
-    new_request_id, parse_body, rfc3339_utc, transcode_command_id, transcode_requested, BodyError,
+    new_request_id, parse_body, transcode_command_id, transcode_requested, BodyError,
 };
 use super::store::{DecodeError, SnapshotDecoder, Store};
 use crate::kafka::producer::{fatal_error, produce_acked, AckError};
@@ -186,7 +186,7 @@ async fn transcode(
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
     let request_id = new_request_id();
-    let event = transcode_requested(video_id, &req, &request_id, &rfc3339_utc(now_ms / 1000));
+    let event = transcode_requested(video_id, &req, &request_id, now_ms / 1000 * 1000);
     let payload = event.to_string();
     let command_id = transcode_command_id(video_id, &req.template_group_id);
     let received = now_ms.to_string();
@@ -205,7 +205,7 @@ async fn transcode(
         })
         .insert(Header {
             key: crate::relay::HEADER_EVENT_TYPE,
-            value: Some("live2vod.TranscodeRequested"),
+            value: Some(crate::domain::vocab::event_type::TRANSCODE_REQUESTED),
         });
     let delivery = produce_acked(
         &st.producer,

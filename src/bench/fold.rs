@@ -195,7 +195,8 @@ pub(crate) fn session(rng: &mut Rng, n: usize, segments: usize) -> (Vec<(String,
 /// is VOD's data rather than structure.
 fn text_bytes(a: &Aggregate) -> usize {
     let Some(v) = a.as_video() else { return 0 };
-    let t = |s: &Option<crate::domain::text::Text>| s.as_ref().map_or(0, |t| t.stored_len());
+    let t =
+        |s: &Option<crate::domain::compact::text::Text>| s.as_ref().map_or(0, |t| t.stored_len());
     let mut n = 2 * v.id.len(); // the aggregate's id and the engine's map key
     if let Some(or) = &v.origin {
         let k = &or.value.stream;

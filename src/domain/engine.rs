@@ -11,106 +11,19 @@
 //! ```
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
+use super::aggregate::Aggregate;
 use super::codec::{decode_snapshot, encode_snapshot, CodecError};
-use super::event::{parse_event, EventBody, EventError};
+use super::compact::key_hasher::KeyHasher;
+use super::event::{parse_event, Event, EventBody, EventError, StreamFact};
 use super::lattice::{set_insert, StreamKey, STREAM_KEY_PREFIX};
 use super::policy::Policy;
 use super::projector::project;
 use super::stream::StreamAggregate;
-use super::video::{InputPos, Meta, VideoAggregate};
+use super::video::{InputPos, VideoAggregate};
+use super::vocab::event_type;
 use crate::proto::Command;
-
-/// An aggregate: a video (VideoId/MediaId/ImageId) or a stream (`stream:...`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-// The engine already boxes every aggregate; boxing the variant too would add a second hop.
-#[allow(clippy::large_enum_variant)]
-pub enum Aggregate {
-    /// Per VideoId.
-    Video(VideoAggregate),
-    /// Per stream.
-    Stream(StreamAggregate),
-}
-
-impl Aggregate {
-    /// The aggregate key (Kafka key on the callbacks and aggregates topics).
-    pub fn key(&self) -> String {
-        match self {
-            Aggregate::Video(v) => v.id.to_string(),
-            Aggregate::Stream(s) => s.key.aggregate_key(),
-        }
-    }
-
-    /// Per-delivery bookkeeping.
-    pub fn meta(&self) -> &Meta {
-        match self {
-            Aggregate::Video(v) => &v.meta,
-            Aggregate::Stream(s) => &s.meta,
-        }
-    }
-
-    fn meta_mut(&mut self) -> &mut Meta {
-        match self {
-            Aggregate::Video(v) => &mut v.meta,
-            Aggregate::Stream(s) => &mut s.meta,
-        }
-    }
-
-    fn has_event(&self, dedup_key: u64) -> bool {
-        match self {
-            Aggregate::Video(v) => v.has_event(dedup_key),
-            // Streams recognise duplicate facts by their fold changing nothing (see there).
-            Aggregate::Stream(_) => false,
-        }
-    }
-
-    /// The video, if this is one.
-    pub fn as_video(&self) -> Option<&VideoAggregate> {
-        match self {
-            Aggregate::Video(v) => Some(v),
-            Aggregate::Stream(_) => None,
-        }
-    }
-
-    /// The stream, if this is one.
-    pub fn as_stream(&self) -> Option<&StreamAggregate> {
-        match self {
-            Aggregate::Stream(s) => Some(s),
-            Aggregate::Video(_) => None,
-        }
-    }
-}
-
-/// Hashes aggregate keys for the engine's map: FNV-style over 8-byte words with a final mix,
-/// fixed constants. Keys come from VOD and live2vod, not from an adversary who could aim for
-/// collisions, and a seeded hasher would bring randomness into the pure core.
-#[derive(Default)]
-pub struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = self.0 ^ 0xcbf2_9ce4_8422_2325;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            h = (h ^ u64::from_le_bytes(w))
-                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                .rotate_left(31);
-        }
-        for &b in chunks.remainder() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-    fn finish(&self) -> u64 {
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^ (h >> 33)
-    }
-}
 
 /// What applying one record did.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -136,33 +49,14 @@ pub struct Applied {
     pub dirty: bool,
 }
 
-/// The event types live2vod folds, as static strings (the metrics label of every record).
-const KNOWN_EVENT_TYPES: [&str; 17] = [
-    "AddLiveRecordVideoComplete",
-    "LiveRecordVideoComposeStart",
-    "FileUploadComplete",
-    "SnapshotComplete",
-    "StreamTranscodeComplete",
-    "TranscodeComplete",
-    "VideoAnalysisComplete",
-    "AIMediaAuditComplete",
-    "ProduceMediaComplete",
-    "DeleteMediaComplete",
-    "ImageUploadComplete",
-    super::event::TRANSCODE_REQUESTED,
-    super::event::TRANSCODE_SUBMITTED,
-    super::event::TRANSCODE_REJECTED,
-    super::event::VIDEO_INFO_OBSERVED,
-    super::event::PLAY_INFO_RESOLVED,
-    super::event::STREAM_FACT,
-];
-
 fn static_event_type(ty: &str) -> Cow<'static, str> {
-    match KNOWN_EVENT_TYPES.iter().find(|k| **k == ty) {
+    match event_type::KNOWN.iter().find(|k| **k == ty) {
         Some(k) => Cow::Borrowed(k),
         None => Cow::Owned(ty.to_string()),
     }
 }
+
+type AggregateMap = HashMap<Box<str>, Box<Aggregate>, BuildHasherDefault<KeyHasher>>;
 
 /// Holds the aggregates of the partitions a fold instance owns, and the policy.
 #[derive(Debug, Clone, Default)]
@@ -170,7 +64,7 @@ pub struct Engine {
     policy: Policy,
     // A hash map with a fixed hash function (no per-process random seed, so nothing here depends
     // on randomness); `aggregates()` sorts by key for a deterministic order.
-    aggregates: HashMap<Box<str>, Box<Aggregate>, BuildHasherDefault<KeyHasher>>,
+    aggregates: AggregateMap,
 }
 
 impl Engine {
@@ -205,113 +99,42 @@ impl Engine {
     /// Applies one record of the callbacks topic. `key` is the record key (empty: take the
     /// body's); it must match the body's routing key, since the snapshot goes to the record's
     /// partition and a mismatch would split the aggregate.
+    ///
+    /// Three steps: `route` (which aggregate, refusing keys that would split one), dedup
+    /// (re-delivered positions change nothing; repeated events only move counters), then
+    /// `evolve` the state and, for videos whose projector inputs changed, `react`.
     pub fn apply(&mut self, key: &str, body: &[u8], pos: InputPos) -> Result<Applied, EventError> {
         let ev = parse_event(body)?;
-        let is_fact = matches!(ev.body, EventBody::StreamFact(_));
-        if !is_fact && ev.id.starts_with(STREAM_KEY_PREFIX) {
-            return Err(EventError::BadField {
-                field: "VideoId",
-                reason: format!("ids starting with {STREAM_KEY_PREFIX:?} are reserved for streams"),
-            });
-        }
-        let agg_key = match &ev.body {
-            EventBody::StreamFact(f) => f.stream().aggregate_key(),
-            _ => ev.id.to_string(),
-        };
-        if !key.is_empty() && key != agg_key {
-            return Err(EventError::KeyMismatch {
-                record_key: key.to_string(),
-                routing_key: agg_key,
-            });
-        }
-        // Only events that feed the projector's inputs (origin, successful upload, manual
-        // requests, TranscodeComplete) can warrant a new command; only origin and source changes
-        // can change what a video contributes to its stream.
-        let projects = matches!(
-            ev.body,
-            EventBody::AddLiveRecordVideoComplete { .. }
-                | EventBody::LiveRecordVideoComposeStart { .. }
-                | EventBody::FileUploadComplete { .. }
-                | EventBody::TranscodeComplete { .. }
-                | EventBody::TranscodeRequested { .. }
-        );
-        // The subset that can change the origin or source registers (the stream fact's inputs).
-        let derives = matches!(
-            ev.body,
-            EventBody::AddLiveRecordVideoComplete { .. }
-                | EventBody::LiveRecordVideoComposeStart { .. }
-                | EventBody::FileUploadComplete { .. }
-        );
-        let entry = match self.aggregates.get_mut(agg_key.as_str()) {
-            Some(e) => e,
-            None => {
-                let agg = match &ev.body {
-                    EventBody::StreamFact(f) => {
-                        Aggregate::Stream(StreamAggregate::new(f.stream().clone()))
-                    }
-                    _ => Aggregate::Video(VideoAggregate::new(&agg_key)),
-                };
-                self.aggregates
-                    .entry(agg_key.as_str().into())
-                    .or_insert(Box::new(agg))
-            }
-        };
+        let aggregate_key = route(key, &ev)?;
         let mut out = Applied {
             event_type: static_event_type(&ev.event_type),
             ..Applied::default()
         };
-        out.duplicate = entry.has_event(ev.dedup_key);
-        if entry.meta().already_applied(pos) {
+        // Looked up by `&str` first: a known key (the common case) allocates no boxed key.
+        let agg = match self.aggregates.get_mut(aggregate_key.as_str()) {
+            Some(a) => a,
+            None => self
+                .aggregates
+                .entry(aggregate_key.as_str().into())
+                .or_insert_with(|| new_aggregate(&aggregate_key, &ev)),
+        };
+        let agg: &mut Aggregate = agg;
+        out.duplicate = agg.has_event(ev.dedup_key);
+        if agg.meta().already_applied(pos) {
             out.already_applied = true;
-            out.aggregate_key = agg_key;
+            out.aggregate_key = aggregate_key;
             return Ok(out);
         }
-        let meta = entry.meta_mut();
+        let meta = agg.meta_mut();
         meta.deliveries += 1;
         meta.last_applied = Some(pos);
         if out.duplicate {
             meta.duplicates += 1;
         } else {
-            match entry.as_mut() {
-                Aggregate::Video(v) => {
-                    let before = if derives { v.stream_fact() } else { None };
-                    out.changed = v.fold_owned(ev);
-                    if out.changed && projects {
-                        let projection = project(v, &self.policy);
-                        for w in projection.commands {
-                            if let Some(g) = w.auto_group {
-                                set_insert(&mut v.auto_groups, g.into_boxed_str());
-                            }
-                            if set_insert(&mut v.emitted, w.key) {
-                                out.commands.push(w.command);
-                            }
-                        }
-                        v.policy_refused |= projection.refused;
-                        if derives {
-                            let after = v.stream_fact();
-                            if after != before {
-                                if let Some(f) = after {
-                                    out.derived.push((f.stream().aggregate_key(), f.to_body()));
-                                }
-                            }
-                        }
-                    }
-                }
-                Aggregate::Stream(s) => {
-                    if !is_fact {
-                        // Cannot happen: non-fact keys never start with "stream:" (checked above).
-                        return Err(EventError::NoRoutingId);
-                    }
-                    out.changed = s.fold(&ev);
-                    if !out.changed {
-                        out.duplicate = true;
-                        s.meta.duplicates += 1;
-                    }
-                }
-            }
+            evolve(agg, ev, &self.policy, &mut out)?;
         }
         out.dirty = true;
-        out.aggregate_key = agg_key;
+        out.aggregate_key = aggregate_key;
         Ok(out)
     }
 
@@ -368,6 +191,123 @@ impl Engine {
     /// Whether no aggregate is held.
     pub fn is_empty(&self) -> bool {
         self.aggregates.is_empty()
+    }
+}
+
+/// The aggregate an event folds into: its routing id, or `stream:...` for stream facts. The
+/// record key must agree (empty: take the body's), and only facts may use the stream namespace.
+fn route(key: &str, ev: &Event<'_>) -> Result<String, EventError> {
+    let aggregate_key = match &ev.body {
+        EventBody::StreamFact(f) => f.stream().aggregate_key(),
+        _ if ev.id.starts_with(STREAM_KEY_PREFIX) => {
+            return Err(EventError::BadField {
+                field: "VideoId",
+                reason: format!("ids starting with {STREAM_KEY_PREFIX:?} are reserved for streams"),
+            })
+        }
+        _ => ev.id.to_string(),
+    };
+    if !key.is_empty() && key != aggregate_key {
+        return Err(EventError::KeyMismatch {
+            record_key: key.to_string(),
+            routing_key: aggregate_key,
+        });
+    }
+    Ok(aggregate_key)
+}
+
+/// A new, empty aggregate for `key`: a stream for facts, else a video.
+fn new_aggregate(key: &str, ev: &Event<'_>) -> Box<Aggregate> {
+    Box::new(match &ev.body {
+        EventBody::StreamFact(f) => Aggregate::Stream(StreamAggregate::new(f.stream().clone())),
+        _ => Aggregate::Video(VideoAggregate::new(key)),
+    })
+}
+
+/// Which later steps an event can matter to.
+struct Reach {
+    /// It feeds the projector's inputs (origin, successful upload, manual requests,
+    /// TranscodeComplete), so it can warrant a new command.
+    projects: bool,
+    /// It can change the origin or source registers: the video's stream fact.
+    derives: bool,
+}
+
+impl Reach {
+    fn of(body: &EventBody<'_>) -> Reach {
+        let derives = matches!(
+            body,
+            EventBody::AddLiveRecordVideoComplete { .. }
+                | EventBody::LiveRecordVideoComposeStart { .. }
+                | EventBody::FileUploadComplete { .. }
+        );
+        let projects = derives
+            || matches!(
+                body,
+                EventBody::TranscodeComplete { .. } | EventBody::TranscodeRequested { .. }
+            );
+        Reach { projects, derives }
+    }
+}
+
+/// Folds a new (not duplicate) event into the state; a stream fact that changes nothing is a
+/// duplicate of the stream's (see [`Applied::duplicate`]).
+fn evolve(
+    agg: &mut Aggregate,
+    ev: Event<'_>,
+    policy: &Policy,
+    out: &mut Applied,
+) -> Result<(), EventError> {
+    match agg {
+        Aggregate::Video(v) => {
+            let reach = Reach::of(&ev.body);
+            let before = if reach.derives { v.stream_fact() } else { None };
+            out.changed = v.fold_owned(ev);
+            if out.changed && reach.projects {
+                react(v, policy, reach.derives.then_some(before), out);
+            }
+        }
+        Aggregate::Stream(s) => {
+            if !matches!(ev.body, EventBody::StreamFact(_)) {
+                // Cannot happen: non-fact keys never start with "stream:" (see `route`).
+                return Err(EventError::NoRoutingId);
+            }
+            out.changed = s.fold(&ev);
+            if !out.changed {
+                out.duplicate = true;
+                s.meta.duplicates += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a changed video warrants: commands it never emitted before (remembered in the
+/// aggregate), and, when `fact_before` is given (the event could move the stream fact), the
+/// new stream fact if it differs.
+fn react(
+    v: &mut VideoAggregate,
+    policy: &Policy,
+    fact_before: Option<Option<StreamFact>>,
+    out: &mut Applied,
+) {
+    let projection = project(v, policy);
+    for w in projection.commands {
+        if let Some(g) = w.auto_group {
+            set_insert(&mut v.auto_groups, g.into_boxed_str());
+        }
+        if set_insert(&mut v.emitted, w.key) {
+            out.commands.push(w.command);
+        }
+    }
+    v.policy_refused |= projection.refused;
+    if let Some(before) = fact_before {
+        let after = v.stream_fact();
+        if after != before {
+            if let Some(f) = after {
+                out.derived.push((f.stream().aggregate_key(), f.to_body()));
+            }
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use super::json::{Num, Obj, J};
+use super::compact::json::{Num, Obj, J};
 use super::lattice::{Origin, OriginKind, Reg, Status, StreamKey, STREAM_KEY_PREFIX};
 use super::time::{format_rfc3339, parse_event_time, TimeError};
 
@@ -378,18 +378,16 @@ pub enum EventBody<'a> {
     Unknown,
 }
 
-/// `EventType` of derived stream facts.
-pub const STREAM_FACT: &str = "live2vod.StreamFact";
-/// `EventType` of manual transcode requests (api).
-pub const TRANSCODE_REQUESTED: &str = "live2vod.TranscodeRequested";
-/// `EventType` of successful submissions (worker).
-pub const TRANSCODE_SUBMITTED: &str = "live2vod.TranscodeSubmitted";
-/// `EventType` of refused submissions (worker).
-pub const TRANSCODE_REJECTED: &str = "live2vod.TranscodeRejected";
-/// `EventType` of GetVideoInfo observations (worker).
-pub const VIDEO_INFO_OBSERVED: &str = "live2vod.VideoInfoObserved";
-/// `EventType` of GetPlayInfo results (worker).
-pub const PLAY_INFO_RESOLVED: &str = "live2vod.PlayInfoResolved";
+use super::vocab::event_type::{
+    ADD_LIVE_RECORD_VIDEO_COMPLETE, AI_MEDIA_AUDIT_COMPLETE, DELETE_MEDIA_COMPLETE,
+    FILE_UPLOAD_COMPLETE, IMAGE_UPLOAD_COMPLETE, LIVE_RECORD_VIDEO_COMPOSE_START,
+    PRODUCE_MEDIA_COMPLETE, SNAPSHOT_COMPLETE, STREAM_TRANSCODE_COMPLETE, TRANSCODE_COMPLETE,
+    VIDEO_ANALYSIS_COMPLETE,
+};
+pub use super::vocab::event_type::{
+    PLAY_INFO_RESOLVED, STREAM_FACT, TRANSCODE_REJECTED, TRANSCODE_REQUESTED, TRANSCODE_SUBMITTED,
+    VIDEO_INFO_OBSERVED,
+};
 
 /// A parsed callback or live2vod event. Its strings borrow from the body they were parsed from
 /// (the fold keeps only a few of them, and copies those into its own compact forms).
@@ -413,7 +411,7 @@ pub struct Event<'a> {
     pub extra: Map<String, Value>,
     /// Identity of the event for de-duplication: a stable 64-bit hash of the canonical body
     /// (key order, whitespace and escaping ignored, values tagged by type; see
-    /// [`super::json::canonical_hash`]). It covers EventType, id, JobId and
+    /// [`super::compact::json::canonical_hash`]). It covers EventType, id, JobId and
     /// EventTime because they are part of the body; VOD's retries resend the same body, so they
     /// hash alike. The function is fixed here and does not depend on the process or platform, so
     /// keys stored in snapshots stay valid across restarts and versions.
@@ -685,7 +683,7 @@ fn parse_play_info(mut m: Obj<'_>) -> PlayInfo<'_> {
 }
 
 fn parse_object(body: &[u8]) -> Result<Obj<'_>, EventError> {
-    let v = super::json::parse(body).map_err(|e| EventError::NotJson(e.to_string()))?;
+    let v = super::compact::json::parse(body).map_err(|e| EventError::NotJson(e.to_string()))?;
     match v {
         J::Obj(m) => Ok(m),
         other => Err(EventError::NotObject(other.type_name())),
@@ -766,7 +764,7 @@ fn required<'a>(
 /// Strings borrow from `body` unless they had escapes (or were numbers VOD sent for text).
 pub fn parse_event(body: &[u8]) -> Result<Event<'_>, EventError> {
     let (root, dedup_key) =
-        super::json::parse_hashed(body).map_err(|e| EventError::NotJson(e.to_string()))?;
+        super::compact::json::parse_hashed(body).map_err(|e| EventError::NotJson(e.to_string()))?;
     let mut m = match root {
         J::Obj(o) => o,
         other => return Err(EventError::NotObject(other.type_name())),
@@ -781,15 +779,15 @@ pub fn parse_event(body: &[u8]) -> Result<Event<'_>, EventError> {
     let extend = take_str(&mut m, "Extend");
     let ty = &*event_type;
     let body = match ty {
-        "AddLiveRecordVideoComplete" => EventBody::AddLiveRecordVideoComplete {
+        ADD_LIVE_RECORD_VIDEO_COMPLETE => EventBody::AddLiveRecordVideoComplete {
             stream: take_stream(&mut m),
             record_start_ms: take_time(&mut m, "RecordStartTime")?,
             record_end_ms: take_time(&mut m, "RecordEndTime")?,
         },
-        "LiveRecordVideoComposeStart" => EventBody::LiveRecordVideoComposeStart {
+        LIVE_RECORD_VIDEO_COMPOSE_START => EventBody::LiveRecordVideoComposeStart {
             stream: take_stream(&mut m),
         },
-        "FileUploadComplete" => {
+        FILE_UPLOAD_COMPLETE => {
             // Older docs omit Status on this event: a file that was uploaded is a success.
             status.get_or_insert(Status::Success);
             EventBody::FileUploadComplete {
@@ -797,7 +795,7 @@ pub fn parse_event(body: &[u8]) -> Result<Event<'_>, EventError> {
                 file_url: take_str(&mut m, "FileUrl"),
             }
         }
-        "SnapshotComplete" => EventBody::SnapshotComplete {
+        SNAPSHOT_COMPLETE => EventBody::SnapshotComplete {
             sub_type: take_str(&mut m, "SubType"),
             cover_url: take_nonempty(&mut m, "CoverUrl"),
             error_code: take_str(&mut m, "ErrorCode"),
@@ -807,7 +805,7 @@ pub fn parse_event(body: &[u8]) -> Result<Event<'_>, EventError> {
                 .map(parse_snapshot_info)
                 .collect(),
         },
-        "StreamTranscodeComplete" => {
+        STREAM_TRANSCODE_COMPLETE => {
             // Flat: the rendition's fields are the event's own. Status was taken above.
             let mut info = parse_stream_info(std::mem::take(&mut m));
             info.status = status.clone();
@@ -824,24 +822,24 @@ pub fn parse_event(body: &[u8]) -> Result<Event<'_>, EventError> {
                 dedup_key,
             });
         }
-        "TranscodeComplete" => EventBody::TranscodeComplete {
+        TRANSCODE_COMPLETE => EventBody::TranscodeComplete {
             stream_infos: take_list(&mut m, "StreamInfos")
                 .into_iter()
                 .map(parse_stream_info)
                 .collect(),
         },
-        "VideoAnalysisComplete" => EventBody::VideoAnalysisComplete,
-        "AIMediaAuditComplete" => EventBody::AiMediaAuditComplete {
+        VIDEO_ANALYSIS_COMPLETE => EventBody::VideoAnalysisComplete,
+        AI_MEDIA_AUDIT_COMPLETE => EventBody::AiMediaAuditComplete {
             data: m.take("Data").map(|(_, v)| v.to_value()),
         },
-        "ProduceMediaComplete" => EventBody::ProduceMediaComplete {
+        PRODUCE_MEDIA_COMPLETE => EventBody::ProduceMediaComplete {
             project_id: take_str(&mut m, "ProjectId"),
         },
-        "DeleteMediaComplete" => EventBody::DeleteMediaComplete {
+        DELETE_MEDIA_COMPLETE => EventBody::DeleteMediaComplete {
             media_type: take_str(&mut m, "MediaType"),
             delete_type: take_str(&mut m, "DeleteType"),
         },
-        "ImageUploadComplete" => EventBody::ImageUploadComplete {
+        IMAGE_UPLOAD_COMPLETE => EventBody::ImageUploadComplete {
             file_url: take_str(&mut m, "FileURL"),
         },
         TRANSCODE_REQUESTED => EventBody::TranscodeRequested {

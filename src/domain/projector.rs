@@ -13,6 +13,7 @@ use sha1::{Digest, Sha1};
 use super::lattice::{OriginKind, Status};
 use super::policy::{Action, Policy};
 use super::video::{CommandKey, VideoAggregate};
+use super::vocab::CommandKind;
 use crate::proto::{command, Command, RefreshPlayInfo, SubmitTranscode, TrackCompose};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -32,14 +33,9 @@ fn key_of(kind: u8, parts: &[&str]) -> CommandKey {
     k
 }
 
-/// The command id a [`CommandKey`] stands for (`tc-`/`ct-`/`pi-` + 32 hex).
+/// The command id a [`CommandKey`] stands for (the kind's prefix + 32 hex).
 pub fn command_id(key: &CommandKey) -> String {
-    let prefix = match key[0] {
-        b't' => "tc-",
-        b'c' => "ct-",
-        b'p' => "pi-",
-        _ => "xx-",
-    };
+    let prefix = CommandKind::from_key_byte(key[0]).map_or("xx-", CommandKind::id_prefix);
     let mut s = String::with_capacity(35);
     s.push_str(prefix);
     for b in &key[1..] {
@@ -51,17 +47,13 @@ pub fn command_id(key: &CommandKey) -> String {
 
 /// Parses a command id back into its key (None if it is not one of ours).
 pub fn command_key(id: &str) -> Option<CommandKey> {
-    let (kind, hex) = match id.get(..3)? {
-        "tc-" => (b't', &id[3..]),
-        "ct-" => (b'c', &id[3..]),
-        "pi-" => (b'p', &id[3..]),
-        _ => return None,
-    };
+    let kind = CommandKind::from_command_id(id)?;
+    let hex = &id[kind.id_prefix().len()..];
     if hex.len() != 32 {
         return None;
     }
     let mut k = [0u8; 17];
-    k[0] = kind;
+    k[0] = kind.key_byte();
     for i in 0..16 {
         k[1 + i] = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
@@ -70,7 +62,10 @@ pub fn command_key(id: &str) -> Option<CommandKey> {
 
 /// Key of the SubmitTranscode command for (video, group).
 pub fn transcode_key(video_id: &str, template_group: &str) -> CommandKey {
-    key_of(b't', &[video_id, template_group])
+    key_of(
+        CommandKind::SubmitTranscode.key_byte(),
+        &[video_id, template_group],
+    )
 }
 
 /// The SubmitTranscode command id for (video, group); the api answers it to manual requests.
@@ -80,7 +75,7 @@ pub fn transcode_command_id(video_id: &str, template_group: &str) -> String {
 
 /// The TrackCompose command id of a composed video.
 pub fn track_compose_command_id(video_id: &str) -> String {
-    command_id(&key_of(b'c', &[video_id]))
+    command_id(&key_of(CommandKind::TrackCompose.key_byte(), &[video_id]))
 }
 
 /// The RefreshPlayInfo command id caused by the TranscodeComplete with this dedup key.
@@ -95,7 +90,7 @@ fn refresh_key(video_id: &str, dedup: u64) -> CommandKey {
         *h = HEX[((dedup >> (60 - 4 * i)) & 15) as usize];
     }
     key_of(
-        b'p',
+        CommandKind::RefreshPlayInfo.key_byte(),
         &[video_id, std::str::from_utf8(&hex).unwrap_or_default()],
     )
 }
@@ -171,7 +166,7 @@ pub fn project(video: &VideoAggregate, policy: &Policy) -> Projection {
             let deadline = origin
                 .at_ms
                 .saturating_add((sp.compose_deadline_secs as i64).saturating_mul(1000));
-            let key = key_of(b'c', &[&video.id]);
+            let key = key_of(CommandKind::TrackCompose.key_byte(), &[&video.id]);
             let w = Warranted {
                 key,
                 command: Command {

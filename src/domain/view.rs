@@ -1,14 +1,23 @@
 //! The API's JSON views (shapes fixed in ARCHITECTURE.md).
+//!
+//! A video's view is shaped from its protobuf state, the form the api holds (the decoded
+//! snapshot): no compact form ([`Text`](super::compact::text::Text), packed renditions) is built
+//! just to be unpacked again. [`video_json`] of an in-memory aggregate goes through the same
+//! shaper (via [`video_to_proto`]), so there is one view whatever its source.
 use serde_json::{json, Value};
 
-use super::codec::{decode_snapshot, CodecError};
-use super::engine::Aggregate;
-use super::lattice::OriginKind;
+use super::aggregate::{Aggregate, SNAPSHOT_VERSION};
+use super::codec::{
+    emitted_from, meta_from, origin_from, requests_from, sorted, stream_from_proto,
+    submissions_from, transcodes_from, video_to_proto, CodecError,
+};
+use super::lattice::{OriginKind, Status};
 use super::projector::command_id;
 use super::stream::StreamAggregate;
-use super::text::Text;
 use super::time::format_rfc3339;
-use super::video::VideoAggregate;
+use super::video::{Facts, Meta, VideoAggregate};
+use super::vocab::CommandKind;
+use crate::proto as pb;
 
 fn time(t: Option<i64>) -> Value {
     t.map_or(Value::Null, |t| Value::String(format_rfc3339(t)))
@@ -19,7 +28,38 @@ fn time(t: Option<i64>) -> Value {
 /// file URL of successful renditions GetPlayInfo has not (yet) reported. `transcode.reason` (not
 /// in the original contract, additive) says why a transcode was `rejected`.
 pub fn video_json(v: &VideoAggregate) -> Value {
-    let origin = v.origin.as_ref().map_or(Value::Null, |o| {
+    // An aggregate always encodes to a state the shaper accepts (its command keys are 17 bytes
+    // and its origin kind is one of the two).
+    video_state_json(video_to_proto(v), &v.meta).unwrap_or(Value::Null)
+}
+
+/// The video view of a protobuf state, with the checks `decode_snapshot` makes of it.
+fn video_state_json(mut p: pb::VideoState, meta: &Meta) -> Result<Value, CodecError> {
+    let origin_reg = p.origin.take().map(origin_from).transpose()?;
+    let emitted = emitted_from(std::mem::take(&mut p.emitted))?;
+    let submissions = submissions_from(std::mem::take(&mut p.submissions));
+    let requests = requests_from(std::mem::take(&mut p.requests));
+    let transcodes = transcodes_from(std::mem::take(&mut p.transcodes));
+    let auto_groups: Vec<Box<str>> = sorted(
+        std::mem::take(&mut p.auto_groups)
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    );
+    let source_status = p.source.as_ref().map(|s| Status::parse(&s.status));
+    let facts = Facts {
+        origin: origin_reg.as_ref(),
+        source_status: source_status.as_ref(),
+        latest_transcode: transcodes.last(),
+        observed: p.observed.as_ref().map(|o| o.video_status.as_str()),
+        has_renditions: !p.renditions.is_empty(),
+        submissions: &submissions,
+        requests: &requests,
+        auto_groups: &auto_groups,
+        policy_refused: p.policy_refused,
+    };
+
+    let origin = origin_reg.as_ref().map_or(Value::Null, |o| {
         let composed = o.value.kind == OriginKind::Composed;
         json!({
             "kind": o.value.kind.as_str(),
@@ -32,42 +72,46 @@ pub fn video_json(v: &VideoAggregate) -> Value {
             "compose_started_at": time(composed.then_some(o.at_ms)),
         })
     });
-    let source = v.source.as_ref().map_or(Value::Null, |s| {
-        json!({"status": s.value.status.as_str(), "size": s.value.size, "file_url": s.value.file_url.as_ref().map(Text::to_string)})
-    });
-    let renditions: Vec<Value> = v
+    let source = match (&p.source, &source_status) {
+        (Some(s), Some(status)) => {
+            json!({"status": status.as_str(), "size": s.size, "file_url": s.file_url})
+        }
+        _ => Value::Null,
+    };
+    // Sorted by (definition, format) as the aggregate keeps them (a stable sort, as decoding).
+    let mut renditions: Vec<(&pb::RenditionReg, Status)> = p
         .renditions
         .iter()
-        .map(|r| {
-            let i = &r.reg.value.unpack();
+        .map(|r| (r, Status::parse(&r.status)))
+        .collect();
+    renditions.sort_by(|a, b| (&a.0.definition, &a.0.format).cmp(&(&b.0.definition, &b.0.format)));
+    let rendition_json: Vec<Value> = renditions
+        .iter()
+        .map(|(r, status)| {
             json!({
-                "definition": &*r.definition,
-                "format": &*r.format,
-                "status": i.status.as_str(),
-                "file_url": i.file_url.as_ref().map(Text::to_string),
-                "bitrate": i.bitrate.as_deref(),
-                "width": i.width,
-                "height": i.height,
-                "duration": i.duration.map(|d| d.0),
-                "size": i.size,
-                "job_id": i.job_id.as_ref().map(Text::to_string),
-                "error_code": i.error_code.as_deref(),
+                "definition": r.definition,
+                "format": r.format,
+                "status": status.as_str(),
+                "file_url": r.file_url,
+                "bitrate": r.bitrate,
+                "width": r.width,
+                "height": r.height,
+                "duration": r.duration,
+                "size": r.size,
+                "job_id": r.job_id,
+                "error_code": r.error_code,
             })
         })
         .collect();
-    let mut play: Vec<(&str, &str, String)> = v
+    let mut play: Vec<(&str, &str, &str)> = p
         .play_urls
         .iter()
-        .map(|p| (&*p.definition, &*p.format, p.reg.value.to_string()))
+        .map(|u| (u.definition.as_str(), u.format.as_str(), u.url.as_str()))
         .collect();
-    for r in &v.renditions {
-        if r.reg.value.is_success()
-            && !play
-                .iter()
-                .any(|p| p.0 == &*r.definition && p.1 == &*r.format)
-        {
-            if let Some(u) = r.reg.value.view().file_url {
-                play.push((&r.definition, &r.format, u.decoded()));
+    for (r, status) in &renditions {
+        if status.is_success() && !play.iter().any(|p| p.0 == r.definition && p.1 == r.format) {
+            if let Some(u) = &r.file_url {
+                play.push((&r.definition, &r.format, u));
             }
         }
     }
@@ -76,34 +120,36 @@ pub fn video_json(v: &VideoAggregate) -> Value {
         .into_iter()
         .map(|(d, f, u)| json!({"definition": d, "format": f, "url": u}))
         .collect();
-    let mut command_ids: Vec<String> = v
-        .emitted
+    let mut command_ids: Vec<String> = emitted
         .iter()
-        .filter(|k| k[0] == b't')
+        .filter(|k| k[0] == CommandKind::SubmitTranscode.key_byte())
         .map(command_id)
         .collect();
-    command_ids.extend(v.submissions.iter().map(|s| s.command_id.to_string()));
+    command_ids.extend(submissions.iter().map(|s| s.command_id.to_string()));
     command_ids.sort();
     command_ids.dedup();
-    json!({
-        "video_id": &*v.id,
-        "status": v.status().as_str(),
+    let mut dedup = std::mem::take(&mut p.dedup_keys);
+    dedup.sort_unstable();
+    dedup.dedup();
+    Ok(json!({
+        "video_id": p.id,
+        "status": facts.status().as_str(),
         "origin": origin,
         "source": source,
-        "cover_url": v.cover.as_ref().map(|c| c.value.to_string()),
-        "renditions": renditions,
+        "cover_url": p.cover.as_ref().map(|c| c.value.as_str()),
+        "renditions": rendition_json,
         "transcode": {
-            "status": v.transcode_status(),
-            "template_group_id": v.template_group(),
-            "task_id": v.task_id(),
+            "status": facts.transcode_status(),
+            "template_group_id": facts.template_group(),
+            "task_id": facts.task_id(),
             "command_ids": command_ids,
-            "reason": v.transcode_rejection(),
+            "reason": facts.transcode_rejection(),
         },
         "play_urls": play_urls,
-        "events": v.dedup.len(),
-        "duplicates": v.meta.duplicates,
-        "last_event_time": time(v.last_event_ms),
-    })
+        "events": dedup.len(),
+        "duplicates": meta.duplicates,
+        "last_event_time": time(p.last_event_ms),
+    }))
 }
 
 /// `GET /v1/streams/{domain}/{app}/{stream}` (sessions as derived by
@@ -141,9 +187,34 @@ pub fn aggregate_json(a: &Aggregate) -> Value {
     }
 }
 
-/// For the api: decode a snapshot from the aggregates topic into (key, JSON view).
+/// For the api: decode a snapshot from the aggregates topic into (key, JSON view). Accepts and
+/// refuses exactly what [`super::codec::decode_snapshot`] does.
 pub fn snapshot_json(bytes: &[u8]) -> Result<(String, Value), CodecError> {
-    let a = decode_snapshot(bytes)?;
+    use prost::Message;
+    let snap =
+        pb::AggregateSnapshot::decode(bytes).map_err(|e| CodecError::Decode(e.to_string()))?;
+    if snap.version > SNAPSHOT_VERSION {
+        return Err(CodecError::Version(snap.version));
+    }
+    let meta = meta_from(snap.meta);
+    match snap.state.ok_or(CodecError::Empty)? {
+        pb::aggregate_snapshot::State::Video(v) => {
+            let key = v.id.clone();
+            Ok((key, video_state_json(v, &meta)?))
+        }
+        // A stream holds no compact forms: its view is shaped from the decoded aggregate.
+        pb::aggregate_snapshot::State::Stream(s) => {
+            let mut s = stream_from_proto(s)?;
+            s.meta = meta;
+            Ok((s.key.aggregate_key(), stream_json(&s)))
+        }
+    }
+}
+
+/// The reference [`snapshot_json`] is tested against: decode the aggregate, then view it.
+#[cfg(test)]
+fn snapshot_json_via_aggregate(bytes: &[u8]) -> Result<(String, Value), CodecError> {
+    let a = super::codec::decode_snapshot(bytes)?;
     Ok((a.key(), aggregate_json(&a)))
 }
 
@@ -249,5 +320,12 @@ mod tests {
         assert_eq!(key, "v1");
         assert_eq!(json, v);
         assert!(snapshot_json(b"not a snapshot").is_err());
+        for (k, _) in e.aggregates() {
+            let bytes = e.snapshot_bytes(k).unwrap();
+            assert_eq!(
+                snapshot_json(&bytes).unwrap(),
+                snapshot_json_via_aggregate(&bytes).unwrap()
+            );
+        }
     }
 }

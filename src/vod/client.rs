@@ -247,54 +247,6 @@ pub struct VideoInfo {
     pub template_group_id: Option<String>,
 }
 
-/// One entry of `GetPlayInfo`'s `PlayInfoList.PlayInfo`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct PlayInfo {
-    pub play_url: String,
-    pub definition: Option<String>,
-    pub format: Option<String>,
-    /// kbps; VOD sends it as a string.
-    pub bitrate: Option<String>,
-    /// Seconds.
-    pub duration: Option<f64>,
-    pub size: Option<i64>,
-    pub width: Option<i64>,
-    pub height: Option<i64>,
-    pub job_id: Option<String>,
-    pub status: Option<String>,
-}
-
-impl PlayInfo {
-    /// The entry as the flat JSON object of `live2vod.PlayInfoResolved`'s `PlayInfos`.
-    pub fn to_event_json(&self) -> Value {
-        let mut m = serde_json::Map::new();
-        m.insert("PlayURL".into(), Value::String(self.play_url.clone()));
-        let mut put_s = |k: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                m.insert(k.into(), Value::String(v.clone()));
-            }
-        };
-        put_s("Definition", &self.definition);
-        put_s("Format", &self.format);
-        put_s("Bitrate", &self.bitrate);
-        put_s("JobId", &self.job_id);
-        put_s("Status", &self.status);
-        if let Some(d) = self.duration.and_then(serde_json::Number::from_f64) {
-            m.insert("Duration".into(), Value::Number(d));
-        }
-        for (k, v) in [
-            ("Size", self.size),
-            ("Width", self.width),
-            ("Height", self.height),
-        ] {
-            if let Some(v) = v {
-                m.insert(k.into(), Value::from(v));
-            }
-        }
-        Value::Object(m)
-    }
-}
-
 /// One recording of `ListLiveRecordVideo`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveRecordVideo {
@@ -553,32 +505,20 @@ impl VodClient {
         })
     }
 
-    /// `GetPlayInfo`: the playable renditions (CDN URLs).
-    pub async fn get_play_info(&self, video_id: &str) -> Result<Vec<PlayInfo>, VodError> {
+    /// `GetPlayInfo`: the playable renditions (CDN URLs), each `PlayInfoList.PlayInfo[]` object
+    /// exactly as VOD returned it (the fold's lenient parser reads them; nothing is reshaped).
+    /// Entries that are not objects are left out.
+    pub async fn get_play_info(&self, video_id: &str) -> Result<Vec<Value>, VodError> {
         const ACTION: &str = "GetPlayInfo";
-        let v = self.call(ACTION, &[("VideoId", video_id)]).await?;
-        let list = v
-            .pointer("/PlayInfoList/PlayInfo")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        Ok(list
-            .iter()
-            .filter_map(|p| {
-                Some(PlayInfo {
-                    play_url: str_field(p, "PlayURL").or_else(|| str_field(p, "PlayUrl"))?,
-                    definition: str_field(p, "Definition"),
-                    format: str_field(p, "Format"),
-                    bitrate: str_field(p, "Bitrate"),
-                    duration: float_field(p, "Duration"),
-                    size: int_field(p, "Size"),
-                    width: int_field(p, "Width"),
-                    height: int_field(p, "Height"),
-                    job_id: str_field(p, "JobId"),
-                    status: str_field(p, "Status"),
-                })
-            })
-            .collect())
+        let mut v = self.call(ACTION, &[("VideoId", video_id)]).await?;
+        Ok(
+            match v.pointer_mut("/PlayInfoList/PlayInfo").map(Value::take) {
+                Some(Value::Array(list)) => list.into_iter().filter(Value::is_object).collect(),
+                // One entry may come unwrapped from the list.
+                Some(one @ Value::Object(_)) => vec![one],
+                _ => Vec::new(),
+            },
+        )
     }
 
     /// `ListLiveRecordVideo` for one stream between `start` and `end` (UTC

@@ -103,15 +103,10 @@ impl Executor {
                     .await
             }
         };
-        let kind = match &cmd.kind {
-            Some(command::Kind::SubmitTranscode(_)) => Kind::SubmitTranscode,
-            Some(command::Kind::TrackCompose(_)) => Kind::TrackCompose,
-            Some(command::Kind::RefreshPlayInfo(_)) => Kind::RefreshPlayInfo,
-            None => {
-                return self
-                    .dead_letter(&msg, "invalid_command", "Command without a kind")
-                    .await
-            }
+        let Some(kind) = Kind::of(&cmd) else {
+            return self
+                .dead_letter(&msg, "invalid_command", "Command without a kind")
+                .await;
         };
         if cmd.command_id.is_empty() || cmd.video_id.is_empty() {
             return self
@@ -126,7 +121,7 @@ impl Executor {
             "worker.command",
             command_id = %cmd.command_id,
             video_id = %cmd.video_id,
-            kind = kind.as_str(),
+            kind = kind.name(),
             partition = msg.partition(),
             offset = msg.offset(),
         );
@@ -179,7 +174,7 @@ impl Executor {
             match result {
                 Ok(o) => break o,
                 Err(Transient(why)) => {
-                    metrics::counter!(COMMANDS_EXECUTED, "kind" => kind.as_str(), "outcome" => "error")
+                    metrics::counter!(COMMANDS_EXECUTED, "kind" => kind.name(), "outcome" => "error")
                         .increment(1);
                     // The command stays uncommitted and is retried until VOD recovers: dropping
                     // it would lose a transcode, and its id keeps the retry harmless.
@@ -197,11 +192,11 @@ impl Executor {
         let mut headers = OwnedHeaders::new();
         headers = headers
             .insert(Header {
-                key: outcome::HEADER_EVENT_TYPE,
+                key: crate::domain::vocab::header::EVENT_TYPE,
                 value: Some(outcome.event_type),
             })
             .insert(Header {
-                key: outcome::HEADER_COMMAND_ID,
+                key: crate::domain::vocab::header::COMMAND_ID,
                 value: Some(cmd.command_id.as_str()),
             });
         let body = outcome.to_bytes();
@@ -215,7 +210,7 @@ impl Executor {
         let record = LedgerRecord {
             command_id: cmd.command_id.clone(),
             video_id: cmd.video_id.clone(),
-            kind: kind.as_str().into(),
+            kind: kind.name().into(),
             outcome: outcome.result.into(),
             event_type: outcome.event_type.into(),
             finished_at: event_time,
@@ -233,7 +228,7 @@ impl Executor {
         }
         self.ledger.insert(&cmd.command_id, outcome.result);
 
-        metrics::counter!(COMMANDS_EXECUTED, "kind" => kind.as_str(), "outcome" => outcome.result)
+        metrics::counter!(COMMANDS_EXECUTED, "kind" => kind.name(), "outcome" => outcome.result)
             .increment(1);
         if kind == Kind::TrackCompose && outcome.body.get("DeadlineMissed") == Some(&true.into()) {
             metrics::counter!(COMPOSE_DEADLINE_MISSED).increment(1);
@@ -249,7 +244,12 @@ impl Executor {
     /// Calls VOD for `cmd` and shapes the outcome; permanent VOD errors become outcomes too
     /// (rejected), retryable ones that outlived the client's retries are `Transient`.
     async fn call_vod(&self, cmd: &Command) -> Result<Outcome, Transient> {
-        let now = || utc_timestamp(SystemTime::now());
+        // Outcome times in whole seconds (VOD's own resolution), as ms since the epoch.
+        let now = || {
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64 * 1000)
+        };
         let (vid, cid) = (cmd.video_id.as_str(), cmd.command_id.as_str());
         match &cmd.kind {
             Some(command::Kind::SubmitTranscode(st)) => {
@@ -264,7 +264,7 @@ impl Executor {
                         cid,
                         &st.template_group_id,
                         &r,
-                        &now(),
+                        now(),
                     )),
                     Err(e) if e.is_retryable() => Err(Transient(e.to_string())),
                     Err(e) => Ok(outcome::transcode_rejected(
@@ -273,7 +273,7 @@ impl Executor {
                         &st.template_group_id,
                         &error_code(&e),
                         &e.message(),
-                        &now(),
+                        now(),
                     )),
                 }
             }
@@ -289,7 +289,7 @@ impl Executor {
                         cid,
                         &info,
                         &stream,
-                        &now(),
+                        now(),
                     )),
                     Err(e) if e.is_retryable() => Err(Transient(e.to_string())),
                     Err(e) => Ok(outcome::video_info_failed(
@@ -298,19 +298,19 @@ impl Executor {
                         &error_code(&e),
                         &e.message(),
                         &stream,
-                        &now(),
+                        now(),
                     )),
                 }
             }
             Some(command::Kind::RefreshPlayInfo(_)) => match self.vod.get_play_info(vid).await {
-                Ok(infos) => Ok(outcome::play_info_resolved(vid, cid, &infos, &now())),
+                Ok(infos) => Ok(outcome::play_info_resolved(vid, cid, &infos, now())),
                 Err(e) if e.is_retryable() => Err(Transient(e.to_string())),
                 Err(e) => Ok(outcome::play_info_failed(
                     vid,
                     cid,
                     &error_code(&e),
                     &e.message(),
-                    &now(),
+                    now(),
                 )),
             },
             None => Err(Transient("command without a kind".into())),
@@ -421,7 +421,7 @@ impl Executor {
 }
 
 fn skipped(kind: Kind) -> Finish {
-    metrics::counter!(COMMANDS_EXECUTED, "kind" => kind.as_str(), "outcome" => "skipped_done")
+    metrics::counter!(COMMANDS_EXECUTED, "kind" => kind.name(), "outcome" => "skipped_done")
         .increment(1);
     tracing::debug!("command already finished (ledger): skipped");
     Finish::Done

@@ -1,58 +1,17 @@
-//! Pure shaping of what the worker writes: outcome events (flat JSON on the callbacks topic,
-//! as `docs/ARCHITECTURE.md` fixes them) and ledger records. No I/O, no clock: the event time
-//! comes in as a parameter.
+//! What the worker writes: outcome events (bodies built by [`crate::domain::outcome`], the one
+//! builder of `live2vod.*` bodies) and ledger records. No I/O, no clock: the event time comes in
+//! as a parameter (ms since the epoch; the worker passes whole seconds).
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
-use crate::vod::client::{PlayInfo, SubmitTranscodeResult, VideoInfo};
-
-/// `live2vod.TranscodeSubmitted`.
-pub const TRANSCODE_SUBMITTED: &str = "live2vod.TranscodeSubmitted";
-/// `live2vod.TranscodeRejected`.
-pub const TRANSCODE_REJECTED: &str = "live2vod.TranscodeRejected";
-/// `live2vod.VideoInfoObserved`.
-pub const VIDEO_INFO_OBSERVED: &str = "live2vod.VideoInfoObserved";
-/// `live2vod.PlayInfoResolved`.
-pub const PLAY_INFO_RESOLVED: &str = "live2vod.PlayInfoResolved";
-
-/// Kafka header carrying the event type of a worker outcome.
-pub const HEADER_EVENT_TYPE: &str = "live2vod-event-type";
-/// Kafka header carrying the command id an outcome answers.
-pub const HEADER_COMMAND_ID: &str = "live2vod-command-id";
-
-/// Video statuses that show the (composed) source file exists: the compose finished in time.
-/// `Uploading`, `UploadFail` and anything unknown mean it did not.
-pub const SOURCE_READY_STATUSES: &[&str] = &[
-    "UploadSucc",
-    "Transcoding",
-    "TranscodeFail",
-    "Normal",
-    "Checking",
-    "Blocked",
-];
-
-/// Whether GetVideoInfo's `Video.Status` means the source is there.
-pub fn source_ready(video_status: &str) -> bool {
-    SOURCE_READY_STATUSES.contains(&video_status)
-}
-
+use crate::domain::outcome as body;
+pub use crate::domain::outcome::{source_ready, StreamRef, SOURCE_READY_STATUSES};
+use crate::domain::vocab::event_type::{
+    PLAY_INFO_RESOLVED, TRANSCODE_REJECTED, TRANSCODE_SUBMITTED, VIDEO_INFO_OBSERVED,
+};
 /// The command kind as used in metric labels and ledger records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    SubmitTranscode,
-    TrackCompose,
-    RefreshPlayInfo,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::SubmitTranscode => "submit_transcode",
-            Kind::TrackCompose => "track_compose",
-            Kind::RefreshPlayInfo => "refresh_play_info",
-        }
-    }
-}
+pub use crate::domain::vocab::CommandKind as Kind;
+use crate::vod::client::{SubmitTranscodeResult, VideoInfo};
 
 /// An outcome event ready to produce: its type and its JSON body.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,23 +25,8 @@ pub struct Outcome {
 impl Outcome {
     /// The serialized body (a flat JSON object).
     pub fn to_bytes(&self) -> Vec<u8> {
-        // Serializing a Value cannot fail.
-        serde_json::to_vec(&self.body).unwrap_or_default()
+        body::to_bytes(&self.body)
     }
-}
-
-fn base(
-    event_type: &str,
-    video_id: &str,
-    command_id: &str,
-    event_time: &str,
-) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("EventType".into(), json!(event_type));
-    m.insert("EventTime".into(), json!(event_time));
-    m.insert("VideoId".into(), json!(video_id));
-    m.insert("CommandId".into(), json!(command_id));
-    m
 }
 
 /// `SubmitTranscodeJobs` accepted the job (or recognised the SessionId as already submitted).
@@ -91,17 +35,16 @@ pub fn transcode_submitted(
     command_id: &str,
     template_group_id: &str,
     r: &SubmitTranscodeResult,
-    event_time: &str,
+    at_ms: i64,
 ) -> Outcome {
-    let mut m = base(TRANSCODE_SUBMITTED, video_id, command_id, event_time);
-    m.insert("TemplateGroupId".into(), json!(template_group_id));
-    m.insert("TranscodeTaskId".into(), json!(r.transcode_task_id));
-    m.insert("JobIds".into(), json!(r.job_ids));
-    m.insert("RequestId".into(), json!(r.request_id));
-    m.insert("Status".into(), json!("success"));
+    let submitted = body::Submitted {
+        task_id: &r.transcode_task_id,
+        job_ids: &r.job_ids,
+        request_id: &r.request_id,
+    };
     Outcome {
         event_type: TRANSCODE_SUBMITTED,
-        body: Value::Object(m),
+        body: body::transcode_submitted(video_id, command_id, template_group_id, submitted, at_ms),
         result: "ok",
     }
 }
@@ -113,37 +56,19 @@ pub fn transcode_rejected(
     template_group_id: &str,
     error_code: &str,
     error_message: &str,
-    event_time: &str,
+    at_ms: i64,
 ) -> Outcome {
-    let mut m = base(TRANSCODE_REJECTED, video_id, command_id, event_time);
-    m.insert("TemplateGroupId".into(), json!(template_group_id));
-    m.insert("ErrorCode".into(), json!(error_code));
-    m.insert("ErrorMessage".into(), json!(error_message));
-    m.insert("Status".into(), json!("fail"));
     Outcome {
         event_type: TRANSCODE_REJECTED,
-        body: Value::Object(m),
+        body: body::transcode_rejected(
+            video_id,
+            command_id,
+            template_group_id,
+            error_code,
+            error_message,
+            at_ms,
+        ),
         result: "rejected",
-    }
-}
-
-/// Where a TrackCompose command's stream lives (echoed into the event for operators).
-#[derive(Debug, Clone, Default)]
-pub struct StreamRef<'a> {
-    pub domain: &'a str,
-    pub app: &'a str,
-    pub stream: &'a str,
-}
-
-fn put_stream(m: &mut Map<String, Value>, s: &StreamRef<'_>) {
-    for (k, v) in [
-        ("DomainName", s.domain),
-        ("AppName", s.app),
-        ("StreamName", s.stream),
-    ] {
-        if !v.is_empty() {
-            m.insert(k.into(), json!(v));
-        }
     }
 }
 
@@ -154,26 +79,19 @@ pub fn video_info_observed(
     command_id: &str,
     info: &VideoInfo,
     stream: &StreamRef<'_>,
-    event_time: &str,
+    at_ms: i64,
 ) -> Outcome {
-    let mut m = base(VIDEO_INFO_OBSERVED, video_id, command_id, event_time);
-    m.insert("VideoStatus".into(), json!(info.status));
-    if let Some(size) = info.size {
-        m.insert("Size".into(), json!(size));
-    }
-    if let Some(d) = info.duration.and_then(serde_json::Number::from_f64) {
-        m.insert("Duration".into(), Value::Number(d));
-    }
-    put_stream(&mut m, stream);
-    let ready = source_ready(&info.status);
-    m.insert("DeadlineMissed".into(), json!(!ready));
-    m.insert(
-        "Status".into(),
-        json!(if ready { "success" } else { "fail" }),
-    );
     Outcome {
         event_type: VIDEO_INFO_OBSERVED,
-        body: Value::Object(m),
+        body: body::video_info_observed(
+            video_id,
+            command_id,
+            &info.status,
+            info.size,
+            info.duration,
+            stream,
+            at_ms,
+        ),
         result: "ok",
     }
 }
@@ -186,37 +104,32 @@ pub fn video_info_failed(
     error_code: &str,
     error_message: &str,
     stream: &StreamRef<'_>,
-    event_time: &str,
+    at_ms: i64,
 ) -> Outcome {
-    let mut m = base(VIDEO_INFO_OBSERVED, video_id, command_id, event_time);
-    put_stream(&mut m, stream);
-    m.insert("ErrorCode".into(), json!(error_code));
-    m.insert("ErrorMessage".into(), json!(error_message));
-    m.insert("DeadlineMissed".into(), json!(true));
-    m.insert("Status".into(), json!("fail"));
     Outcome {
         event_type: VIDEO_INFO_OBSERVED,
-        body: Value::Object(m),
+        body: body::video_info_failed(
+            video_id,
+            command_id,
+            error_code,
+            error_message,
+            stream,
+            at_ms,
+        ),
         result: "rejected",
     }
 }
 
-/// The play URLs `GetPlayInfo` returned.
+/// The play infos `GetPlayInfo` returned, as VOD wrote them.
 pub fn play_info_resolved(
     video_id: &str,
     command_id: &str,
-    infos: &[PlayInfo],
-    event_time: &str,
+    infos: &[Value],
+    at_ms: i64,
 ) -> Outcome {
-    let mut m = base(PLAY_INFO_RESOLVED, video_id, command_id, event_time);
-    m.insert(
-        "PlayInfos".into(),
-        Value::Array(infos.iter().map(PlayInfo::to_event_json).collect()),
-    );
-    m.insert("Status".into(), json!("success"));
     Outcome {
         event_type: PLAY_INFO_RESOLVED,
-        body: Value::Object(m),
+        body: body::play_info_resolved(video_id, command_id, infos, at_ms),
         result: "ok",
     }
 }
@@ -227,16 +140,11 @@ pub fn play_info_failed(
     command_id: &str,
     error_code: &str,
     error_message: &str,
-    event_time: &str,
+    at_ms: i64,
 ) -> Outcome {
-    let mut m = base(PLAY_INFO_RESOLVED, video_id, command_id, event_time);
-    m.insert("PlayInfos".into(), json!([]));
-    m.insert("ErrorCode".into(), json!(error_code));
-    m.insert("ErrorMessage".into(), json!(error_message));
-    m.insert("Status".into(), json!("fail"));
     Outcome {
         event_type: PLAY_INFO_RESOLVED,
-        body: Value::Object(m),
+        body: body::play_info_failed(video_id, command_id, error_code, error_message, at_ms),
         result: "rejected",
     }
 }
@@ -267,6 +175,9 @@ impl LedgerRecord {
 mod tests {
     use super::*;
 
+    /// 2026-01-01T00:00:00Z.
+    const T0: i64 = 1_767_225_600_000;
+
     #[test]
     fn submitted_event_carries_the_fields_the_fold_reads() {
         let r = SubmitTranscodeResult {
@@ -274,7 +185,7 @@ mod tests {
             transcode_task_id: "task".into(),
             job_ids: vec!["j1".into()],
         };
-        let o = transcode_submitted("v1", "tc-1", "tg", &r, "2026-01-01T00:00:00Z");
+        let o = transcode_submitted("v1", "tc-1", "tg", &r, T0);
         let v: Value = serde_json::from_slice(&o.to_bytes()).unwrap();
         assert_eq!(v["EventType"], "live2vod.TranscodeSubmitted");
         assert_eq!(v["VideoId"], "v1");
@@ -287,7 +198,7 @@ mod tests {
 
     #[test]
     fn rejected_event_names_the_vod_error() {
-        let o = transcode_rejected("v1", "tc-1", "tg", "Forbidden.IllegalStatus", "no", "t");
+        let o = transcode_rejected("v1", "tc-1", "tg", "Forbidden.IllegalStatus", "no", T0);
         assert_eq!(o.body["ErrorCode"], "Forbidden.IllegalStatus");
         assert_eq!(o.body["ErrorMessage"], "no");
         assert_eq!(o.body["Status"], "fail");
@@ -310,14 +221,14 @@ mod tests {
             app: "a",
             stream: "s",
         };
-        let o = video_info_observed("v", "ct-1", &info, &s, "t");
+        let o = video_info_observed("v", "ct-1", &info, &s, T0);
         assert_eq!(o.body["VideoStatus"], "Uploading");
         assert_eq!(o.body["DeadlineMissed"], true);
         assert_eq!(o.body["Status"], "fail");
         assert_eq!(o.body["StreamName"], "s");
         info.status = "UploadSucc".into();
         info.size = Some(7);
-        let o = video_info_observed("v", "ct-1", &info, &s, "t");
+        let o = video_info_observed("v", "ct-1", &info, &s, T0);
         assert_eq!(o.body["DeadlineMissed"], false);
         assert_eq!(o.body["Status"], "success");
         assert_eq!(o.body["Size"], 7);
@@ -328,7 +239,7 @@ mod tests {
     #[test]
     fn every_outcome_parses_with_the_domain_parser() {
         use crate::domain::event::{parse_event, EventBody};
-        let t = "2026-01-01T00:00:00Z";
+        let t = T0;
         let r = SubmitTranscodeResult {
             request_id: "req".into(),
             transcode_task_id: "task".into(),
@@ -343,14 +254,13 @@ mod tests {
             cover_url: None,
             template_group_id: None,
         };
-        let play = PlayInfo {
-            play_url: "https://cdn/x.m3u8".into(),
-            definition: Some("HD".into()),
-            bitrate: Some("1200".into()),
-            duration: Some(1.5),
-            width: Some(1280),
-            ..PlayInfo::default()
-        };
+        let play = serde_json::json!({
+            "PlayURL": "https://cdn/x.m3u8",
+            "Definition": "HD",
+            "Bitrate": "1200",
+            "Duration": 1.5,
+            "Width": 1280,
+        });
         let s = StreamRef::default();
         let cases = [
             transcode_submitted("v", "tc-1", "tg", &r, t),

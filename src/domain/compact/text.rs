@@ -309,6 +309,12 @@ impl<'a> TextRef<'a> {
     }
 }
 
+impl std::fmt::Debug for TextRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.decoded(), f)
+    }
+}
+
 impl From<&str> for Text {
     fn from(s: &str) -> Text {
         Text::new(s)

@@ -14,6 +14,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+/// Default of `--metrics-listen` for the roles that always serve their own ops listener.
+pub const DEFAULT_METRICS_LISTEN: &str = "0.0.0.0:9464";
+
 /// Readiness flag a role flips once it can do its work (e.g. state restored, topics exist).
 #[derive(Clone, Default, Debug)]
 pub struct Health {

@@ -1,6 +1,6 @@
 //! The api's HTTP routes: aggregates out, manual transcode requests in.
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -181,10 +181,7 @@ async fn transcode(
     let body = body.map_err(|r| ApiError::Unreadable(r.body_text()))?;
     let req = parse_body(&body)?;
     video(st, video_id)?;
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now_ms = crate::clock::now_ms();
     let request_id = new_request_id();
     let event = transcode_requested(video_id, &req, &request_id, now_ms / 1000 * 1000);
     let payload = event.to_string();

@@ -4,81 +4,26 @@
 //!
 //! Library entry for the demo and tests: [`start`] with a [`Config`] and a bound listener.
 pub mod command;
+mod config;
 mod handler;
 mod reader;
 pub mod store;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use clap::Args as ClapArgs;
-use rdkafka::producer::Producer;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
 
-use crate::http::Health;
+use crate::http::{Health, ServeLimits};
 use crate::kafka::admin::{ensure_topics, AdminError};
 use crate::kafka::producer::idempotent_producer;
-use crate::kafka::KafkaArgs;
+use crate::role::{RoleHandle, Server};
+
+pub use config::{Args, Config, DEFAULT_ACK_TIMEOUT_MS, DEFAULT_LISTEN};
 
 pub use handler::{router, ApiError, ApiState};
 pub use reader::ReaderError;
 pub use store::{SnapshotDecoder, Store};
-
-/// Options of `live2vod api`.
-#[derive(ClapArgs, Debug, Clone)]
-pub struct Args {
-    #[command(flatten)]
-    pub kafka: KafkaArgs,
-
-    /// Address the HTTP API listens on.
-    #[arg(long, env = "LIVE2VOD_LISTEN", default_value = "0.0.0.0:8081")]
-    pub listen: SocketAddr,
-
-    /// Read aggregates from this topic instead of `<prefix>aggregates` (e.g. a topic rebuilt
-    /// by `live2vod replay --to-topic`).
-    #[arg(long, env = "LIVE2VOD_AGGREGATES_TOPIC")]
-    pub aggregates_topic: Option<String>,
-
-    /// How long a transcode request waits for the broker's acknowledgement before 503.
-    #[arg(long, env = "LIVE2VOD_ACK_TIMEOUT_MS", default_value_t = 3000)]
-    pub ack_timeout_ms: u64,
-
-    /// Serve `/healthz`, `/readyz` and `/metrics` on this address instead of on `--listen`.
-    #[arg(long, env = "LIVE2VOD_METRICS_LISTEN", value_name = "ADDR")]
-    pub metrics_listen: Option<SocketAddr>,
-}
-
-/// Everything an api needs, independent of the command line.
-#[derive(Clone)]
-pub struct Config {
-    pub kafka: KafkaArgs,
-    /// Topic to read aggregates from (default `<prefix>aggregates`).
-    pub aggregates_topic: Option<String>,
-    /// Snapshot bytes -> API JSON.
-    pub decoder: SnapshotDecoder,
-    pub ack_timeout: Duration,
-    /// Readiness: flipped once the aggregates topic was read up to its end at start.
-    pub health: Health,
-    /// Mount `/healthz`, `/readyz`, `/metrics` on the API listener too.
-    pub serve_ops: bool,
-}
-
-impl Config {
-    /// Defaults of the command line, with the temporary JSON decoder (see
-    /// [`store::default_decoder`]).
-    pub fn new(kafka: KafkaArgs) -> Self {
-        Config {
-            kafka,
-            aggregates_topic: None,
-            decoder: store::default_decoder(),
-            ack_timeout: Duration::from_millis(3000),
-            health: Health::default(),
-            serve_ops: true,
-        }
-    }
-}
 
 /// The api could not start.
 #[derive(Debug, thiserror::Error)]
@@ -93,14 +38,12 @@ pub enum StartError {
     Listener(#[from] std::io::Error),
 }
 
-/// A running api.
+/// A running api: the role's [`RoleHandle`], its address and its in-memory aggregates.
 pub struct ApiHandle {
     addr: SocketAddr,
-    health: Health,
     store: Store,
     caught_up: watch::Receiver<bool>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<anyhow::Result<()>>,
+    role: RoleHandle,
 }
 
 impl ApiHandle {
@@ -116,7 +59,12 @@ impl ApiHandle {
 
     /// The api's readiness flag.
     pub fn health(&self) -> Health {
-        self.health.clone()
+        self.role.health()
+    }
+
+    /// The role's handle (for composing roles, e.g. `run`).
+    pub fn role(&self) -> &RoleHandle {
+        &self.role
     }
 
     /// The in-memory aggregates (shared with the running api).
@@ -131,24 +79,16 @@ impl ApiHandle {
     }
 
     /// Stops the server and the reader, flushes the producer.
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task
-            .await
-            .map_err(|e| anyhow::anyhow!("api task: {e}"))?
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.role.shutdown().await
     }
 
     /// Serves until `signal` resolves (then shuts down) or the server fails.
     pub async fn run_until(
-        mut self,
+        self,
         signal: impl std::future::Future<Output = ()>,
     ) -> anyhow::Result<()> {
-        tokio::select! {
-            _ = signal => self.shutdown().await,
-            r = &mut self.task => r.map_err(|e| anyhow::anyhow!("api task: {e}"))?,
-        }
+        self.role.run_until(signal).await
     }
 }
 
@@ -175,14 +115,17 @@ pub async fn start(cfg: Config, listener: TcpListener) -> Result<ApiHandle, Star
         caught_tx,
         stop_reader_rx,
     ));
-    let (fatal_tx, fatal_rx) = watch::channel::<Option<String>>(None);
+    let (fatal_tx, fatal) = watch::channel::<Option<String>>(None);
     let state = ApiState::new(handler::Inner {
         store: store.clone(),
         decoder: cfg.decoder.clone(),
         producer: producer.clone(),
         callbacks_topic: topics.callbacks.clone(),
         ack_timeout: cfg.ack_timeout,
-        instance: format!("api:{}", crate::relay::hostname()),
+        instance: format!(
+            "api:{}",
+            crate::clock::hostname().unwrap_or_else(|| "relay".into())
+        ),
         caught_up: caught_rx.clone(),
         fatal: fatal_tx,
     });
@@ -190,58 +133,35 @@ pub async fn start(cfg: Config, listener: TcpListener) -> Result<ApiHandle, Star
     if cfg.serve_ops {
         app = crate::http::ops_router(cfg.health.clone()).merge(app);
     }
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let health = cfg.health.clone();
-    let task_health = health.clone();
-    let task = tokio::spawn(async move {
-        let fatal_watch = fatal_rx.clone();
-        let served = crate::http::serve_on(listener, app, async move {
-            let mut fatal_rx = fatal_watch;
-            tokio::select! {
-                _ = stop_rx => {}
-                _ = fatal_rx.wait_for(Option::is_some) => {}
-            }
-            task_health.set_ready(false);
-        })
-        .await;
+    let role = Server {
+        name: "api",
+        listener,
+        app,
+        limits: ServeLimits::default(),
+        health: cfg.health.clone(),
+        producer,
+        fatal,
+    }
+    .spawn(async move {
         let _ = stop_reader_tx.send(true);
         let _ = reader_task.await;
-        let flushed = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10)))
-            .await
-            .map_err(|e| anyhow::anyhow!("flush task: {e}"))?;
-        if let Err(e) = flushed {
-            tracing::warn!(error = %e, "producer flush at shutdown did not complete");
-        }
-        tracing::info!("api stopped");
-        if let Some(reason) = fatal_rx.borrow().clone() {
-            anyhow::bail!("the Kafka producer hit a fatal error ({reason}); restart the api");
-        }
-        served
     });
     tracing::info!(%addr, topic = %aggregates, "api serving; loading aggregates");
     Ok(ApiHandle {
         addr,
-        health,
         store,
         caught_up: caught_rx,
-        stop: Some(stop_tx),
-        task,
+        role,
     })
 }
 
-/// Runs the role until SIGTERM/SIGINT.
+/// Runs the role until SIGTERM/SIGINT (or a fatal producer error).
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    crate::metrics::install();
-    let mut cfg = Config::new(args.kafka.clone());
-    cfg.aggregates_topic = args.aggregates_topic.clone();
-    cfg.ack_timeout = Duration::from_millis(args.ack_timeout_ms);
-    cfg.serve_ops = args.metrics_listen.is_none();
-    if let Some(addr) = args.metrics_listen {
-        crate::http::spawn_ops_listener(addr, cfg.health.clone()).await?;
-    }
-    let listener = TcpListener::bind(args.listen)
+    let cfg = Config::from_args(&args);
+    let listener =
+        crate::role::http_role_listener(args.listen, args.metrics_listen, &cfg.health).await?;
+    start(cfg, listener)
+        .await?
+        .run_until(crate::http::shutdown_signal())
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
-    let handle = start(cfg, listener).await?;
-    handle.run_until(crate::http::shutdown_signal()).await
 }

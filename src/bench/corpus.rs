@@ -9,7 +9,7 @@ pub const POLICY: &str =
 
 /// `(key, body)` records of `sessions` live sessions.
 pub fn callbacks(sessions: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = Rng::seeded(seed);
     let mut out = Vec::new();
     for n in 0..sessions {
         out.extend(session(&mut rng, n, 4).0);

@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::Instant;
 
 use clap::Args as ClapArgs;
+use rand::rngs::SmallRng;
+use rand::{Rng as _, RngCore, SeedableRng};
 use serde_json::json;
 
 use crate::domain::time::format_rfc3339;
@@ -89,19 +91,18 @@ unsafe impl GlobalAlloc for CountingAlloc {
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
 
-/// xorshift64*: deterministic workload without a dependency.
-pub(crate) struct Rng(pub(crate) u64);
+/// The workload's random source: `rand`'s `SmallRng`, seeded, so one seed always gives the
+/// same corpus (for a given `rand` version).
+pub(crate) struct Rng(SmallRng);
 impl Rng {
+    pub(crate) fn seeded(seed: u64) -> Self {
+        Rng(SmallRng::seed_from_u64(seed))
+    }
     fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.0.next_u64()
     }
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.0.random_range(0..n.max(1))
     }
     fn hex32(&mut self) -> String {
         format!("{:016x}{:016x}", self.next(), self.next())
@@ -237,7 +238,7 @@ fn policy() -> anyhow::Result<Policy> {
 
 /// Runs the benchmark and prints its figures.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut rng = Rng(args.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = Rng::seeded(args.seed);
     let mut records = Vec::new();
     let mut videos = 0usize;
     for n in 0..args.sessions {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use clap::Args as ClapArgs;
 
 use crate::domain::Policy;
-use crate::fold::{run_fold, FoldConfig, FoldStats};
+use crate::fold::{FoldConfig, FoldStats};
 use crate::http::Health;
 use crate::kafka::mock::EmbeddedBroker;
 use crate::kafka::KafkaArgs;
@@ -222,11 +222,7 @@ impl PipelineConfig {
             policy,
             relay_listen: any,
             api_listen: any,
-            relay_ack_timeout: crate::relay::Config::new(
-                KafkaArgs::for_brokers(""),
-                crate::relay::Auth::Disabled,
-            )
-            .ack_timeout,
+            relay_ack_timeout: Duration::from_millis(crate::relay::DEFAULT_ACK_TIMEOUT_MS),
             sim,
         }
     }
@@ -247,14 +243,9 @@ pub struct Pipeline {
     pub fold: FoldRunner,
 }
 
-struct FoldTask {
-    stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<FoldStats, crate::fold::FoldError>>,
-}
-
 /// The pipeline's fold task and the configuration to start another one with.
 pub struct FoldRunner {
-    task: Option<FoldTask>,
+    task: Option<crate::role::RoleHandle<FoldStats>>,
     cfg: FoldConfig,
 }
 
@@ -266,9 +257,7 @@ impl FoldRunner {
     }
 
     fn spawn(&mut self) {
-        let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(run_fold(self.cfg.clone(), Health::default(), stop_rx));
-        self.task = Some(FoldTask { stop, task });
+        self.task = Some(crate::fold::start(self.cfg.clone(), Health::default()));
     }
 
     /// Stops the fold (the batch in flight is finished and committed) and returns its
@@ -277,12 +266,9 @@ impl FoldRunner {
         let Some(f) = self.task.take() else {
             return Err("the fold was stopped already".into());
         };
-        let _ = f.stop.send(true);
-        match f.task.await {
-            Ok(Ok(s)) => Ok(s),
-            Ok(Err(e)) => Err(format!("fold stopped with an error: {e}")),
-            Err(e) => Err(format!("fold task failed: {e}")),
-        }
+        f.shutdown()
+            .await
+            .map_err(|e| format!("fold stopped with an error: {e:#}"))
     }
 
     /// Kills the fold abruptly (its task is aborted wherever it is: mid-batch, between the
@@ -290,15 +276,15 @@ impl FoldRunner {
     /// restores from the aggregates topic and resumes from the last committed offsets.
     pub async fn crash_and_restart(&mut self) {
         if let Some(f) = self.task.take() {
-            f.task.abort();
-            let _ = f.task.await;
+            f.abort();
+            let _ = f.wait().await;
         }
         self.spawn();
     }
 
     /// Whether the fold task has ended (by itself, on an error, or stopped).
     pub fn finished(&self) -> bool {
-        self.task.as_ref().is_none_or(|f| f.task.is_finished())
+        self.task.as_ref().is_none_or(|f| f.is_finished())
     }
 
     fn running(&self) -> bool {

@@ -36,7 +36,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
-use crate::domain::policy::Policy;
 use crate::domain::video::VideoStatus;
 use crate::domain::{Engine, InputPos};
 use crate::http::Health;
@@ -45,44 +44,7 @@ use crate::kafka::dlq::{Breaker, DeadLetter};
 use crate::kafka::{KafkaArgs, Topics};
 use crate::metrics as m;
 
-/// What the runner needs; built from the CLI by `fold::Args::config`.
-#[derive(Debug, Clone)]
-pub struct FoldConfig {
-    pub kafka: KafkaArgs,
-    pub policy: Policy,
-    pub group_id: String,
-    pub batch_max: usize,
-    pub batch_wait: Duration,
-    pub dlq_max_ratio: f64,
-    pub dlq_window: u64,
-    pub dlq_min: u64,
-    /// Stop by itself once this many records, plus the stream facts this run derived (they
-    /// come back through the input topic), were folded and committed (benchmarks, tests).
-    pub stop_after_records: Option<u64>,
-    /// `--exactly-once`: commit each batch's output and input offsets in one Kafka transaction
-    /// under this transactional id (stable and unique per instance). `None`: the default mode.
-    pub transactional_id: Option<String>,
-}
-
-impl FoldConfig {
-    /// A configuration with the command line's defaults (group `live2vod-fold`, batches of
-    /// 5,000 records or 20 ms, the DLQ breaker at half of a 1,000-record window, no stop, no
-    /// transactions).
-    pub fn new(kafka: KafkaArgs, policy: Policy) -> Self {
-        FoldConfig {
-            kafka,
-            policy,
-            group_id: "live2vod-fold".into(),
-            batch_max: 5000,
-            batch_wait: Duration::from_millis(20),
-            dlq_max_ratio: 0.5,
-            dlq_window: 1000,
-            dlq_min: 100,
-            stop_after_records: None,
-            transactional_id: None,
-        }
-    }
-}
+use super::config::FoldConfig;
 
 /// Why the fold stopped.
 #[derive(Debug, thiserror::Error)]
@@ -726,10 +688,7 @@ fn header_i64(msg: &BorrowedMessage<'_>, name: &str) -> Option<i64> {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::clock::now_ms()
 }
 
 impl Fold {

@@ -42,13 +42,7 @@ pub(super) enum Outcome {
 
 /// The default id when `--transactional-id` is not given: `live2vod-fold-<hostname>`.
 pub fn default_transactional_id() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.trim().is_empty())
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown".into());
+    let host = crate::clock::hostname().unwrap_or_else(|| "unknown".into());
     format!("live2vod-fold-{host}")
 }
 

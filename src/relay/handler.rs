@@ -1,6 +1,6 @@
 //! `POST /callbacks/vod`: authenticate, validate, produce the raw body, answer after the ack.
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
@@ -173,10 +173,7 @@ async fn callback(
 async fn accept(st: &RelayState, req: Request) -> Result<Json<serde_json::Value>, RelayError> {
     let st = &st.inner;
     let headers = req.headers();
-    let received_at_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let received_at_ms = crate::clock::now_ms();
     let key_version = match &st.auth {
         Auth::Disabled => "none",
         Auth::Verify(v) => v

@@ -16,10 +16,7 @@ pub fn parse_utc(s: &str) -> Option<i64> {
 /// Milliseconds since the unix epoch by the system clock (adapters only; the scenario takes
 /// its base time as a parameter).
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::clock::now_ms()
 }
 
 #[cfg(test)]

@@ -6,13 +6,15 @@
 //! parameters, illegal video state, signature or clock problems); retryable ones are retried with
 //! exponential backoff and full jitter within a bounded number of attempts and elapsed time.
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::metrics::{VOD_API_CALLS, VOD_API_LATENCY};
+use crate::retry::{GaveUp, Jitter};
 use crate::vod::sign::{encode_query, sign_request, Common};
 
 /// VOD's API version for every action this client calls.
@@ -44,41 +46,11 @@ impl From<String> for Secret {
     }
 }
 
-/// How failed calls are retried: exponential backoff with full jitter, bounded both by
-/// attempts and by total elapsed time.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first one included (>= 1).
-    pub max_attempts: u32,
-    /// Upper bound of the first backoff; doubles on each retry.
-    pub initial_backoff: Duration,
-    /// Cap of the backoff upper bound.
-    pub max_backoff: Duration,
-    /// No new attempt starts once this much time has passed since the first one.
-    pub max_elapsed: Duration,
-}
+/// How failed calls are retried (the crate's one retry policy; jittered here).
+pub use crate::retry::RetryPolicy;
 
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 5,
-            initial_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(5),
-            max_elapsed: Duration::from_secs(60),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// Upper bound of the sleep before retry number `retry` (0-based): `initial * 2^retry`,
-    /// capped at `max_backoff`. The actual sleep is uniform in `[0, bound]` (full jitter).
-    pub fn backoff_bound(&self, retry: u32) -> Duration {
-        let factor = 1u32.checked_shl(retry.min(20)).unwrap_or(u32::MAX);
-        self.initial_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff)
-    }
-}
+/// Default timeout of one HTTP attempt, seconds (also of `worker --vod-timeout-secs`).
+pub const DEFAULT_TIMEOUT_SECS: u64 = 10;
 
 /// Configuration of a [`VodClient`].
 #[derive(Debug, Clone)]
@@ -109,7 +81,7 @@ impl VodConfig {
             access_key_id: access_key_id.into(),
             access_key_secret: Secret::new(access_key_secret),
             security_token: None,
-            timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             retry: RetryPolicy::default(),
         }
     }
@@ -323,37 +295,28 @@ impl VodClient {
     /// Calls `action` with `params`, retrying retryable failures per the policy; returns the
     /// parsed JSON answer of the first success.
     pub async fn call(&self, action: &str, params: &[(&str, &str)]) -> Result<Value, VodError> {
-        let policy = &self.inner.cfg.retry;
-        let started = Instant::now();
-        let mut retry = 0u32;
-        loop {
-            let err = match self.call_once(action, params).await {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
-            };
-            let attempts = retry + 1;
-            if !err.is_retryable() || attempts >= policy.max_attempts {
-                return Err(err);
-            }
-            let sleep = self.jitter(policy.backoff_bound(retry));
-            if started.elapsed() + sleep >= policy.max_elapsed {
-                return Err(err);
-            }
-            // Expected under throttling: counted in metrics; only giving up is a warning.
-            tracing::info!(action, attempt = attempts, error = %err, backoff_ms = sleep.as_millis() as u64, "VOD call failed, retrying");
-            tokio::time::sleep(sleep).await;
-            retry += 1;
-        }
-    }
-
-    fn jitter(&self, bound: Duration) -> Duration {
-        let max = bound.as_millis() as u64;
-        let ms = match self.inner.rng.lock() {
-            Ok(mut rng) => rng.random_range(0..=max),
-            // A panicked holder cannot leave an RNG in a harmful state; back off fully.
-            Err(_) => max,
-        };
-        Duration::from_millis(ms)
+        crate::retry::retry(
+            &self.inner.cfg.retry,
+            Jitter::Full,
+            None,
+            || self.call_once(action, params),
+            VodError::is_retryable,
+            |err, failure| {
+                if let Some(sleep) = failure.backoff {
+                    // Expected under throttling: counted in metrics; only giving up is a warning.
+                    tracing::info!(action, attempt = failure.attempt, error = %err, backoff_ms = sleep.as_millis() as u64, "VOD call failed, retrying");
+                }
+            },
+        )
+        .await
+        .map_err(|gave_up| match gave_up {
+            GaveUp::Failed(e) => e,
+            // No stop signal was given, so this cannot happen; say so rather than panic.
+            GaveUp::Stopped => VodError::Transport {
+                action: action.into(),
+                detail: "retries stopped".into(),
+            },
+        })
     }
 
     fn nonce(&self) -> String {
@@ -368,7 +331,7 @@ impl VodClient {
     async fn call_once(&self, action: &str, params: &[(&str, &str)]) -> Result<Value, VodError> {
         let cfg = &self.inner.cfg;
         let nonce = self.nonce();
-        let timestamp = utc_timestamp(SystemTime::now());
+        let timestamp = crate::clock::utc_now();
         let common = Common {
             access_key_id: &cfg.access_key_id,
             security_token: cfg.security_token.as_ref().map(Secret::expose),
@@ -427,19 +390,22 @@ impl VodClient {
                 }),
             };
         }
-        match parsed.as_ref().and_then(|v| str_field(v, "Code")) {
-            Some(code) => {
-                let v = parsed.as_ref().unwrap_or(&Value::Null);
-                Err(VodError::Api {
-                    action: action.into(),
-                    status,
-                    code,
-                    message: str_field(v, "Message").unwrap_or_default(),
-                    request_id: str_field(v, "RequestId").unwrap_or_default(),
-                    host_id: str_field(v, "HostId").unwrap_or_default(),
-                })
-            }
-            None => Err(VodError::Http {
+        let body = parsed.and_then(|v| serde_json::from_value::<ErrorBody>(v).ok());
+        match body {
+            Some(ErrorBody {
+                code: Some(code),
+                message,
+                request_id,
+                host_id,
+            }) => Err(VodError::Api {
+                action: action.into(),
+                status,
+                code,
+                message: message.unwrap_or_default(),
+                request_id: request_id.unwrap_or_default(),
+                host_id: host_id.unwrap_or_default(),
+            }),
+            _ => Err(VodError::Http {
                 action: action.into(),
                 status,
                 snippet: snippet(&text),
@@ -469,39 +435,43 @@ impl VodClient {
         if let Some(u) = user_data.filter(|u| !u.is_empty()) {
             params.push(("UserData", u));
         }
-        let v = self.call(ACTION, &params).await?;
-        let job_ids = v
-            .pointer("/TranscodeJobs/TranscodeJob")
-            .and_then(Value::as_array)
-            .map(|jobs| jobs.iter().filter_map(|j| str_field(j, "JobId")).collect())
-            .unwrap_or_default();
+        let a: SubmitAnswer = decode(ACTION, self.call(ACTION, &params).await?)?;
         Ok(SubmitTranscodeResult {
-            request_id: str_field(&v, "RequestId").unwrap_or_default(),
-            transcode_task_id: str_field(&v, "TranscodeTaskId").unwrap_or_default(),
-            job_ids,
+            request_id: a.request_id.unwrap_or_default(),
+            transcode_task_id: a.transcode_task_id.unwrap_or_default(),
+            job_ids: a
+                .transcode_jobs
+                .map(|j| {
+                    j.transcode_job
+                        .into_iter()
+                        .filter_map(|j| j.job_id)
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 
     /// `GetVideoInfo`: the video's status (and size, duration, ...).
     pub async fn get_video_info(&self, video_id: &str) -> Result<VideoInfo, VodError> {
         const ACTION: &str = "GetVideoInfo";
-        let v = self.call(ACTION, &[("VideoId", video_id)]).await?;
-        let video = v.get("Video").ok_or_else(|| VodError::Decode {
+        let a: VideoInfoAnswer =
+            decode(ACTION, self.call(ACTION, &[("VideoId", video_id)]).await?)?;
+        let video = a.video.ok_or_else(|| VodError::Decode {
             action: ACTION.into(),
             detail: "no Video in the answer".into(),
         })?;
-        let status = str_field(video, "Status").ok_or_else(|| VodError::Decode {
+        let status = video.status.ok_or_else(|| VodError::Decode {
             action: ACTION.into(),
             detail: "no Video.Status in the answer".into(),
         })?;
         Ok(VideoInfo {
-            request_id: str_field(&v, "RequestId").unwrap_or_default(),
+            request_id: a.request_id.unwrap_or_default(),
             status,
-            size: int_field(video, "Size"),
-            duration: float_field(video, "Duration"),
-            title: str_field(video, "Title"),
-            cover_url: str_field(video, "CoverURL").or_else(|| str_field(video, "CoverUrl")),
-            template_group_id: str_field(video, "TemplateGroupId"),
+            size: video.size,
+            duration: video.duration,
+            title: video.title,
+            cover_url: video.cover_url.or(video.cover_url_camel),
+            template_group_id: video.template_group_id,
         })
     }
 
@@ -553,32 +523,215 @@ impl VodClient {
                     ],
                 )
                 .await?;
-            let items = v
-                .pointer("/LiveRecordVideoList/LiveRecordVideo")
-                .and_then(Value::as_array)
-                .cloned()
+            let a: ListAnswer = decode(ACTION, v)?;
+            let items = a
+                .live_record_video_list
+                .map(|l| l.live_record_video)
                 .unwrap_or_default();
             let n = items.len();
-            out.extend(items.iter().filter_map(|r| {
-                let video = r.get("Video").unwrap_or(&Value::Null);
+            out.extend(items.into_iter().filter_map(|r| {
+                let video = r.video.unwrap_or_default();
                 Some(LiveRecordVideo {
-                    video_id: str_field(video, "VideoId").or_else(|| str_field(r, "VideoId"))?,
-                    status: str_field(video, "Status"),
-                    domain: str_field(r, "DomainName"),
-                    app: str_field(r, "AppName"),
-                    stream: str_field(r, "StreamName"),
-                    record_start: str_field(r, "RecordStartTime"),
-                    record_end: str_field(r, "RecordEndTime"),
-                    size: int_field(video, "Size"),
-                    duration: float_field(video, "Duration"),
+                    video_id: video.video_id.or(r.video_id)?,
+                    status: video.status,
+                    domain: r.domain_name,
+                    app: r.app_name,
+                    stream: r.stream_name,
+                    record_start: r.record_start_time,
+                    record_end: r.record_end_time,
+                    size: video.size,
+                    duration: video.duration,
                 })
             }));
-            let total = int_field(&v, "Total").and_then(|t| usize::try_from(t).ok());
+            let total = a.total.and_then(|t| usize::try_from(t).ok());
             if n < PAGE_SIZE || total.is_some_and(|t| out.len() >= t) {
                 break;
             }
         }
         Ok(out)
+    }
+}
+
+/// VOD's error body (`{"RequestId","HostId","Code","Message"}`).
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ErrorBody {
+    #[serde(default, deserialize_with = "lenient::text")]
+    code: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    message: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    request_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    host_id: Option<String>,
+}
+
+/// `SubmitTranscodeJobs`: `{"RequestId","TranscodeTaskId","TranscodeJobs":{"TranscodeJob":[{"JobId"}]}}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SubmitAnswer {
+    #[serde(default, deserialize_with = "lenient::text")]
+    request_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    transcode_task_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    transcode_jobs: Option<TranscodeJobs>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TranscodeJobs {
+    #[serde(default, deserialize_with = "lenient::list")]
+    transcode_job: Vec<TranscodeJob>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TranscodeJob {
+    #[serde(default, deserialize_with = "lenient::text")]
+    job_id: Option<String>,
+}
+
+/// `GetVideoInfo`: `{"RequestId","Video":{...}}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct VideoInfoAnswer {
+    #[serde(default, deserialize_with = "lenient::text")]
+    request_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    video: Option<VideoFields>,
+}
+
+/// The `Video` object of `GetVideoInfo` and of `ListLiveRecordVideo`'s entries. Numbers may
+/// arrive as strings; `CoverURL` is sometimes spelled `CoverUrl`.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct VideoFields {
+    #[serde(default, deserialize_with = "lenient::text")]
+    video_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    status: Option<String>,
+    #[serde(default, deserialize_with = "lenient::int")]
+    size: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::float")]
+    duration: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    title: Option<String>,
+    #[serde(default, rename = "CoverURL", deserialize_with = "lenient::text")]
+    cover_url: Option<String>,
+    #[serde(default, rename = "CoverUrl", deserialize_with = "lenient::text")]
+    cover_url_camel: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    template_group_id: Option<String>,
+}
+
+/// `ListLiveRecordVideo`: `Total` (a string in VOD's sample) and the page's recordings.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListAnswer {
+    #[serde(default, deserialize_with = "lenient::int")]
+    total: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    live_record_video_list: Option<LiveRecordVideoList>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct LiveRecordVideoList {
+    #[serde(default, deserialize_with = "lenient::list")]
+    live_record_video: Vec<LiveRecordEntry>,
+}
+
+/// One recording; some entries carry no `Video` (then the entry's own `VideoId`, if any).
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct LiveRecordEntry {
+    #[serde(default, deserialize_with = "lenient::object")]
+    video: Option<VideoFields>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    video_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    domain_name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    app_name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    stream_name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    record_start_time: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    record_end_time: Option<String>,
+}
+
+/// A 2xx answer as `T`; a shape VOD does not send is a [`VodError::Decode`].
+fn decode<T: serde::de::DeserializeOwned>(action: &str, v: Value) -> Result<T, VodError> {
+    serde_json::from_value(v).map_err(|e| VodError::Decode {
+        action: action.into(),
+        detail: e.to_string(),
+    })
+}
+
+/// Field deserializers for VOD's loose typing: numbers that arrive as strings and the other
+/// way round, and a field of an unexpected type read as absent rather than failing the call.
+mod lenient {
+    use serde::de::DeserializeOwned;
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+
+    /// A string; numbers and booleans are accepted and rendered as text.
+    pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::String(s) => Some(s),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        })
+    }
+
+    /// An integer that may arrive as a number or a string (`"1234"`, `"1234.0"`).
+    pub fn int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+            Value::String(s) => {
+                let s = s.trim();
+                s.parse::<i64>().ok().or_else(|| {
+                    s.parse::<f64>()
+                        .ok()
+                        .filter(|f| f.is_finite())
+                        .map(|f| f as i64)
+                })
+            }
+            _ => None,
+        })
+    }
+
+    /// A float that may arrive as a number or a string.
+    pub fn float<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
+            _ => None,
+        })
+    }
+
+    /// An object as `T`; anything else (null, a string) is absent.
+    pub fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            v @ Value::Object(_) => serde_json::from_value(v).ok(),
+            _ => None,
+        })
+    }
+
+    /// An array of `T`, skipping entries of another shape; not an array: empty.
+    pub fn list<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::Array(items) => items
+                .into_iter()
+                .filter_map(|v| serde_json::from_value(v).ok())
+                .collect(),
+            _ => Vec::new(),
+        })
     }
 }
 
@@ -616,42 +769,6 @@ fn snippet(text: &str) -> String {
     s
 }
 
-/// A string field; numbers and booleans are accepted and rendered as text.
-fn str_field(v: &Value, key: &str) -> Option<String> {
-    match v.get(key)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// An integer field that may arrive as a number or a string (`"1234"`, `"1234.0"`).
-fn int_field(v: &Value, key: &str) -> Option<i64> {
-    match v.get(key)? {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Value::String(s) => {
-            let s = s.trim();
-            s.parse::<i64>().ok().or_else(|| {
-                s.parse::<f64>()
-                    .ok()
-                    .filter(|f| f.is_finite())
-                    .map(|f| f as i64)
-            })
-        }
-        _ => None,
-    }
-}
-
-/// A float field that may arrive as a number or a string.
-fn float_field(v: &Value, key: &str) -> Option<f64> {
-    match v.get(key)? {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
-        _ => None,
-    }
-}
-
 /// Formats 16 random bytes as a version-4 UUID (the nonce shape Alibaba's SDKs send).
 fn uuid_v4(mut b: [u8; 16]) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
@@ -667,32 +784,12 @@ fn uuid_v4(mut b: [u8; 16]) -> String {
     )
 }
 
-/// UTC `YYYY-MM-DDThh:mm:ssZ` of `t` (clamped to the epoch), as VOD's `Timestamp` and
-/// `EventTime` use.
-pub fn utc_timestamp(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format_utc_secs(secs as i64)
-}
-
 /// UTC `YYYY-MM-DDThh:mm:ssZ` of seconds since the Unix epoch (Alibaba's `Timestamp`).
-pub fn format_utc_secs(secs: i64) -> String {
-    // Whole seconds: the domain's formatter writes no fraction then.
-    crate::domain::time::format_rfc3339(secs.saturating_mul(1000))
-}
+pub use crate::clock::format_utc_secs;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_formatting_matches_known_instants() {
-        assert_eq!(format_utc_secs(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_utc_secs(1_507_636_974), "2017-10-10T12:02:54Z");
-        assert_eq!(format_utc_secs(951_825_600), "2000-02-29T12:00:00Z");
-    }
 
     #[test]
     fn nonce_is_a_v4_uuid_and_secrets_do_not_leak_in_debug() {
@@ -704,19 +801,5 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
-    }
-
-    #[test]
-    fn backoff_bound_doubles_then_caps() {
-        let p = RetryPolicy {
-            max_attempts: 10,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(350),
-            max_elapsed: Duration::from_secs(5),
-        };
-        assert_eq!(p.backoff_bound(0), Duration::from_millis(100));
-        assert_eq!(p.backoff_bound(1), Duration::from_millis(200));
-        assert_eq!(p.backoff_bound(2), Duration::from_millis(350));
-        assert_eq!(p.backoff_bound(40), Duration::from_millis(350));
     }
 }

@@ -1,5 +1,7 @@
-//! What the user sets: `live2vod worker` flags (each with its `LIVE2VOD_*` env var) and the
-//! [`WorkerConfig`] that [`super::start`] takes.
+//! What the user sets: `live2vod worker` flags (each with its `LIVE2VOD_*` env var), their
+//! defaults (declared once, here, for clap and for [`WorkerConfig::new`]) and the
+//! [`WorkerConfig`] that [`super::start`] takes. A new worker flag is a field of [`Args`] and
+//! of [`WorkerConfig`], both here.
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -41,18 +43,9 @@ SIGTERM: stop reading, finish running commands (--shutdown-timeout-secs), commit
 Every flag also reads its LIVE2VOD_* environment variable; pass the AccessKey secret through
 LIVE2VOD_ACCESS_KEY_SECRET rather than the command line.";
 
-/// Options of `live2vod worker`.
-///
-/// Consumes `<prefix>commands` in a consumer group, calls the Alibaba Cloud VOD OpenAPI
-/// (SubmitTranscodeJobs, GetVideoInfo, GetPlayInfo) and writes the outcomes as `live2vod.*`
-/// events to `<prefix>callbacks`. Finished command ids are kept on `<prefix>worker-ledger`, so
-/// restarts, rebalances and duplicate commands never execute a command twice in effect.
+/// How the VOD OpenAPI is reached: shared by `worker` and `run`.
 #[derive(ClapArgs, Debug, Clone)]
-#[command(after_long_help = LONG_ABOUT)]
-pub struct Args {
-    #[command(flatten)]
-    pub kafka: KafkaArgs,
-
+pub struct VodArgs {
     /// VOD OpenAPI endpoint (RPC style). Default: `https://vod.<region>.aliyuncs.com/`.
     /// Point it at `live2vod sim` for tests and the demo.
     #[arg(long, env = "LIVE2VOD_VOD_ENDPOINT", value_name = "URL")]
@@ -74,35 +67,78 @@ pub struct Args {
     /// STS security token, when the AccessKey pair is temporary.
     #[arg(long, env = "LIVE2VOD_SECURITY_TOKEN", hide_env_values = true, value_parser = secret)]
     pub security_token: Option<Secret>,
+}
+
+impl VodArgs {
+    /// The client configuration these flags describe (timeout and retries at their defaults).
+    pub fn config(&self) -> VodConfig {
+        let mut vod = VodConfig::new(
+            &self.region,
+            &self.access_key_id,
+            self.access_key_secret.expose(),
+        );
+        vod.endpoint = self.vod_endpoint.clone();
+        vod.security_token = self.security_token.clone();
+        vod
+    }
+}
+
+/// Default of `--group-id`.
+pub const DEFAULT_GROUP: &str = "live2vod-worker";
+/// Default of `--concurrency`.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+/// Default of `--max-pending`.
+pub const DEFAULT_MAX_PENDING: usize = 10_000;
+/// Default of `--shutdown-timeout-secs`.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+/// Default of `--vod-timeout-secs`.
+pub const DEFAULT_VOD_TIMEOUT_SECS: u64 = crate::vod::client::DEFAULT_TIMEOUT_SECS;
+/// Default of `--vod-max-attempts`.
+pub const DEFAULT_VOD_MAX_ATTEMPTS: u32 = RetryPolicy::DEFAULT_MAX_ATTEMPTS;
+
+/// Options of `live2vod worker`.
+///
+/// Consumes `<prefix>commands` in a consumer group, calls the Alibaba Cloud VOD OpenAPI
+/// (SubmitTranscodeJobs, GetVideoInfo, GetPlayInfo) and writes the outcomes as `live2vod.*`
+/// events to `<prefix>callbacks`. Finished command ids are kept on `<prefix>worker-ledger`, so
+/// restarts, rebalances and duplicate commands never execute a command twice in effect.
+#[derive(ClapArgs, Debug, Clone)]
+#[command(after_long_help = LONG_ABOUT)]
+pub struct Args {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub vod: VodArgs,
 
     /// Consumer group of the workers; instances in one group share the partitions.
-    #[arg(long, env = "LIVE2VOD_GROUP_ID", default_value = "live2vod-worker")]
+    #[arg(long, env = "LIVE2VOD_GROUP_ID", default_value = DEFAULT_GROUP)]
     pub group_id: String,
 
     /// VOD calls running at once (commands waiting for a compose deadline do not count).
-    #[arg(long, env = "LIVE2VOD_CONCURRENCY", default_value_t = 8)]
+    #[arg(long, env = "LIVE2VOD_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY)]
     pub concurrency: usize,
 
     /// Commands held at once (running or waiting for their deadline) before reading pauses.
-    #[arg(long, env = "LIVE2VOD_MAX_PENDING", default_value_t = 10_000)]
+    #[arg(long, env = "LIVE2VOD_MAX_PENDING", default_value_t = DEFAULT_MAX_PENDING)]
     pub max_pending: usize,
 
     /// Timeout of one VOD HTTP attempt, seconds.
-    #[arg(long, env = "LIVE2VOD_VOD_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(long, env = "LIVE2VOD_VOD_TIMEOUT_SECS", default_value_t = DEFAULT_VOD_TIMEOUT_SECS)]
     pub vod_timeout_secs: u64,
 
     /// Attempts per VOD call for retryable errors (throttling, 5xx, timeouts), the first
     /// included; a command whose call still fails is retried later (it is never dropped).
-    #[arg(long, env = "LIVE2VOD_VOD_MAX_ATTEMPTS", default_value_t = 5)]
+    #[arg(long, env = "LIVE2VOD_VOD_MAX_ATTEMPTS", default_value_t = DEFAULT_VOD_MAX_ATTEMPTS)]
     pub vod_max_attempts: u32,
 
     /// On SIGTERM, how long to wait for running commands before leaving them (uncommitted)
     /// to the next owner, seconds.
-    #[arg(long, env = "LIVE2VOD_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(long, env = "LIVE2VOD_SHUTDOWN_TIMEOUT_SECS", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_SECS)]
     pub shutdown_timeout_secs: u64,
 
     /// Where `/healthz`, `/readyz` (ready once the ledger is loaded) and `/metrics` listen.
-    #[arg(long, env = "LIVE2VOD_METRICS_LISTEN", default_value = "0.0.0.0:9464")]
+    #[arg(long, env = "LIVE2VOD_METRICS_LISTEN", default_value = crate::http::DEFAULT_METRICS_LISTEN)]
     pub metrics_listen: SocketAddr,
 }
 
@@ -122,15 +158,16 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// A config with the defaults of the CLI.
+    /// A config with the defaults of the CLI (the `DEFAULT_*` constants, which the flags use
+    /// too).
     pub fn new(kafka: KafkaArgs, vod: VodConfig) -> Self {
         WorkerConfig {
             kafka,
             vod,
-            group_id: "live2vod-worker".into(),
-            concurrency: 8,
-            max_pending: 10_000,
-            shutdown_timeout: Duration::from_secs(30),
+            group_id: DEFAULT_GROUP.into(),
+            concurrency: DEFAULT_CONCURRENCY,
+            max_pending: DEFAULT_MAX_PENDING,
+            shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
             retry_max_backoff: Duration::from_secs(60),
             ledger_idle_timeout: Duration::from_secs(30),
         }
@@ -146,9 +183,7 @@ impl TryFrom<&Args> for WorkerConfig {
                 "--concurrency must be at least 1".into(),
             ));
         }
-        let mut vod = VodConfig::new(&a.region, &a.access_key_id, a.access_key_secret.expose());
-        vod.endpoint = a.vod_endpoint.clone();
-        vod.security_token = a.security_token.clone();
+        let mut vod = a.vod.config();
         vod.timeout = Duration::from_secs(a.vod_timeout_secs.max(1));
         vod.retry = RetryPolicy {
             max_attempts: a.vod_max_attempts.max(1),

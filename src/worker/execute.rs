@@ -4,7 +4,7 @@
 //! next owner).
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use prost::Message as _;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
@@ -15,11 +15,13 @@ use tracing::Instrument;
 
 use super::ledger::Ledger;
 use super::outcome::{self, Kind, LedgerRecord, Outcome, StreamRef};
+use crate::clock::{now_ms, utc_now};
 use crate::kafka::dlq::DeadLetter;
 use crate::kafka::Topics;
 use crate::metrics::{COMMANDS_EXECUTED, COMPOSE_DEADLINE_MISSED, DLQ_RECORDS};
 use crate::proto::{command, Command};
-use crate::vod::client::{utc_timestamp, VodClient, VodError};
+use crate::retry::{retry, GaveUp, Jitter, RetryPolicy};
+use crate::vod::client::{VodClient, VodError};
 
 /// How one record ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +55,14 @@ pub struct Executor {
 /// The command could not be executed now but may be later.
 struct Transient(String);
 
+/// Why one round of a command did not produce an outcome.
+enum Round {
+    /// The call failed retryably (after the client's own retries).
+    Transient(Transient),
+    /// The permits were closed: the worker is going away.
+    Closed,
+}
+
 impl Executor {
     pub fn new(
         vod: VodClient,
@@ -74,6 +84,12 @@ impl Executor {
             dlq_max_message: crate::kafka::dlq::DEFAULT_MAX_MESSAGE_BYTES,
             locks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Rounds of a command or of a write that keeps failing: no cap (the record stays
+    /// uncommitted until it succeeds or shutdown), 1 s doubling up to `retry_max_backoff`.
+    fn round_policy(&self) -> RetryPolicy {
+        RetryPolicy::forever(Duration::from_secs(1), self.retry_max_backoff)
     }
 
     /// Sleeps `d` unless shutdown is requested first; `false` when interrupted.
@@ -134,10 +150,7 @@ impl Executor {
             return skipped(kind);
         }
         if let Some(command::Kind::TrackCompose(tc)) = &cmd.kind {
-            let now_ms = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0);
+            let now_ms = now_ms();
             if tc.deadline_ms > now_ms {
                 let wait = Duration::from_millis((tc.deadline_ms - now_ms) as u64);
                 tracing::debug!(
@@ -163,32 +176,35 @@ impl Executor {
         if self.ledger.contains(&cmd.command_id) {
             return skipped(kind);
         }
-        let mut round: u32 = 0;
-        let outcome = loop {
-            let permit = match self.permits.acquire().await {
-                Ok(p) => p,
-                Err(_) => return Finish::Abandoned,
-            };
-            let result = self.call_vod(cmd).await;
-            drop(permit);
-            match result {
-                Ok(o) => break o,
-                Err(Transient(why)) => {
+        // The command stays uncommitted and is retried until VOD recovers: dropping it would
+        // lose a transcode, and its id keeps the retry harmless. Each round is one VOD call
+        // with the client's own (short, jittered) retries inside.
+        let outcome = retry(
+            &self.round_policy(),
+            Jitter::None,
+            Some(&self.stop),
+            || async {
+                let permit = self.permits.acquire().await.map_err(|_| Round::Closed)?;
+                let result = self.call_vod(cmd).await;
+                drop(permit);
+                result.map_err(Round::Transient)
+            },
+            |e| matches!(e, Round::Transient(_)),
+            |e, failure| {
+                if let (Round::Transient(Transient(why)), Some(backoff)) = (e, failure.backoff) {
                     metrics::counter!(COMMANDS_EXECUTED, "kind" => kind.name(), "outcome" => "error")
                         .increment(1);
-                    // The command stays uncommitted and is retried until VOD recovers: dropping
-                    // it would lose a transcode, and its id keeps the retry harmless.
-                    let backoff = round_backoff(round, self.retry_max_backoff);
+                    let round = failure.attempt - 1;
                     tracing::warn!(error = %why, round, backoff_ms = backoff.as_millis() as u64, "command failed, will retry");
-                    if !self.pause(backoff).await {
-                        return Finish::Abandoned;
-                    }
-                    round = round.saturating_add(1);
                 }
-            }
+            },
+        )
+        .await;
+        let Ok(outcome) = outcome else {
+            return Finish::Abandoned;
         };
 
-        let event_time = utc_timestamp(SystemTime::now());
+        let event_time = utc_now();
         let mut headers = OwnedHeaders::new();
         headers = headers
             .insert(Header {
@@ -245,11 +261,7 @@ impl Executor {
     /// (rejected), retryable ones that outlived the client's retries are `Transient`.
     async fn call_vod(&self, cmd: &Command) -> Result<Outcome, Transient> {
         // Outcome times in whole seconds (VOD's own resolution), as ms since the epoch.
-        let now = || {
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64 * 1000)
-        };
+        let now = || crate::clock::now_ms() / 1000 * 1000;
         let (vid, cid) = (cmd.video_id.as_str(), cmd.command_id.as_str());
         match &cmd.kind {
             Some(command::Kind::SubmitTranscode(st)) => {
@@ -326,26 +338,22 @@ impl Executor {
         payload: &[u8],
         headers: &OwnedHeaders,
     ) -> bool {
-        let mut round = 0u32;
-        loop {
-            let record = FutureRecord::to(topic)
-                .key(key)
-                .payload(payload)
-                .headers(headers.clone());
-            match self.producer.send(record, Duration::from_secs(5)).await {
-                Ok(_) => return true,
-                Err((e, _)) => {
-                    tracing::warn!(topic, error = %e, "produce failed, will retry");
-                    if !self
-                        .pause(round_backoff(round, self.retry_max_backoff))
-                        .await
-                    {
-                        return false;
-                    }
-                    round = round.saturating_add(1);
-                }
-            }
-        }
+        retry(
+            &self.round_policy(),
+            Jitter::None,
+            Some(&self.stop),
+            || {
+                let record = FutureRecord::to(topic)
+                    .key(key)
+                    .payload(payload)
+                    .headers(headers.clone());
+                self.producer.send(record, Duration::from_secs(5))
+            },
+            |_| true,
+            |(e, _), _| tracing::warn!(topic, error = %e, "produce failed, will retry"),
+        )
+        .await
+        .is_ok()
     }
 
     /// Sends an unprocessable record to the DLQ with headers naming its origin and the reason.
@@ -377,29 +385,27 @@ impl Executor {
             truncated_from,
         }
         .headers();
-        let mut round = 0u32;
-        loop {
-            let mut record =
-                FutureRecord::<[u8], [u8]>::to(&self.topics.dlq).headers(headers.clone());
-            if let Some(p) = payload {
-                record = record.payload(p);
-            }
-            if let Some(k) = msg.key() {
-                record = record.key(k);
-            }
-            match self.producer.send(record, Duration::from_secs(5)).await {
-                Ok(_) => break,
-                Err((e, _)) => {
-                    tracing::warn!(error = %e, "DLQ produce failed, will retry");
-                    if !self
-                        .pause(round_backoff(round, self.retry_max_backoff))
-                        .await
-                    {
-                        return Finish::Abandoned;
-                    }
-                    round = round.saturating_add(1);
+        let sent = retry(
+            &self.round_policy(),
+            Jitter::None,
+            Some(&self.stop),
+            || {
+                let mut record =
+                    FutureRecord::<[u8], [u8]>::to(&self.topics.dlq).headers(headers.clone());
+                if let Some(p) = payload {
+                    record = record.payload(p);
                 }
-            }
+                if let Some(k) = msg.key() {
+                    record = record.key(k);
+                }
+                self.producer.send(record, Duration::from_secs(5))
+            },
+            |_| true,
+            |(e, _), _| tracing::warn!(error = %e, "DLQ produce failed, will retry"),
+        )
+        .await;
+        if let Err(GaveUp::Stopped | GaveUp::Failed(_)) = sent {
+            return Finish::Abandoned;
         }
         metrics::counter!(DLQ_RECORDS, "role" => "worker", "reason" => reason.to_string())
             .increment(1);
@@ -431,11 +437,4 @@ fn error_code(e: &VodError) -> String {
     e.code()
         .map(str::to_string)
         .unwrap_or_else(|| e.metric_code())
-}
-
-/// Pause before retry round `round` of a whole command: 1 s doubling up to `cap`.
-fn round_backoff(round: u32, cap: Duration) -> Duration {
-    Duration::from_secs(1)
-        .saturating_mul(1u32.checked_shl(round.min(16)).unwrap_or(u32::MAX))
-        .min(cap)
 }

@@ -23,13 +23,13 @@ use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 use crate::http::Health;
 use crate::kafka::admin::{ensure_topics, AdminError};
 use crate::kafka::producer::idempotent_producer;
+use crate::role::RoleHandle;
 use crate::vod::client::{VodClient, VodError};
-pub use config::{Args, WorkerConfig};
+pub use config::{Args, VodArgs, WorkerConfig};
 use consumer::{LoopSettings, WorkerContext};
 use execute::Executor;
 use ledger::{Ledger, LedgerError};
@@ -51,19 +51,22 @@ pub enum WorkerError {
     Task(String),
 }
 
-/// A running worker.
+/// A running worker: the role's [`RoleHandle`] and what tests and the demo read of it.
 pub struct WorkerHandle {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    role: RoleHandle,
     ledger: Arc<Ledger>,
-    health: Health,
     in_flight: Arc<AtomicUsize>,
 }
 
 impl WorkerHandle {
     /// Readiness (true once the ledger is loaded and commands are consumed).
     pub fn health(&self) -> Health {
-        self.health.clone()
+        self.role.health()
+    }
+
+    /// The role's handle (for composing roles, e.g. `run`).
+    pub fn role(&self) -> &RoleHandle {
+        &self.role
     }
 
     /// Command records received and not finished yet (running, retrying, or waiting for a
@@ -84,7 +87,7 @@ impl WorkerHandle {
 
     /// Asks the worker to stop (no new commands; running ones finish within the timeout).
     pub fn request_shutdown(&self) {
-        let _ = self.stop.send(true);
+        self.role.request_shutdown();
     }
 
     /// Stops the worker and waits until offsets are committed and the producer flushed.
@@ -95,12 +98,10 @@ impl WorkerHandle {
 
     /// Waits until the worker stops (after [`request_shutdown`](Self::request_shutdown)).
     pub async fn wait(self) -> Result<(), WorkerError> {
-        let r = self
-            .task
+        self.role
+            .wait()
             .await
-            .map_err(|e| WorkerError::Task(e.to_string()));
-        self.health.set_ready(false);
-        r
+            .map_err(|e| WorkerError::Task(format!("{e:#}")))
     }
 }
 
@@ -160,7 +161,7 @@ pub async fn start(cfg: WorkerConfig, health: Health) -> Result<WorkerHandle, Wo
     };
     let tail = tokio::spawn(ledger::tail(reader, ledger.clone(), stop_rx.clone()));
     let loop_stop = stop_rx.clone();
-    let task = tokio::spawn(async move {
+    let run = async move {
         consumer::run_loop(consumer, rebalance_rx, exec, loop_stop, settings).await;
         // Outcome and ledger writes were awaited; flushing covers DLQ stragglers.
         let flushed = tokio::task::spawn_blocking(move || {
@@ -172,7 +173,8 @@ pub async fn start(cfg: WorkerConfig, health: Health) -> Result<WorkerHandle, Wo
         }
         let _ = tail.await;
         tracing::info!("worker stopped");
-    });
+        Ok(())
+    };
     health.set_ready(true);
     tracing::info!(
         group = %cfg.group_id,
@@ -182,41 +184,19 @@ pub async fn start(cfg: WorkerConfig, health: Health) -> Result<WorkerHandle, Wo
         "worker started"
     );
     Ok(WorkerHandle {
-        stop: stop_tx,
-        task,
+        role: RoleHandle::spawn("worker", health, stop_tx, run),
         ledger,
-        health,
         in_flight,
     })
 }
 
 /// Runs the role until SIGTERM/SIGINT.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    crate::metrics::install();
     let cfg = WorkerConfig::try_from(&args)?;
     let health = Health::default();
-    let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
-    let listener = tokio::net::TcpListener::bind(args.metrics_listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.metrics_listen))?;
-    let http = tokio::spawn(crate::http::serve_on(
-        listener,
-        crate::http::ops_router(health.clone()),
-        async move {
-            let _ = http_stop_rx.wait_for(|s| *s).await;
-        },
-    ));
-
-    let handle = tokio::select! {
-        h = start(cfg, health) => h?,
-        _ = crate::http::shutdown_signal() => {
-            let _ = http_stop_tx.send(true);
-            return Ok(());
-        }
-    };
-    crate::http::shutdown_signal().await;
-    let result = handle.shutdown().await;
-    let _ = http_stop_tx.send(true);
-    let _ = http.await;
-    result.map_err(Into::into)
+    crate::role::run_with_ops(args.metrics_listen, health.clone(), async {
+        Ok(start(cfg, health).await?.role)
+    })
+    .await
+    .map(drop)
 }

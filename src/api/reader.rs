@@ -31,20 +31,7 @@ pub(super) async fn assign(
     kafka: &KafkaArgs,
     topic: &str,
 ) -> Result<(StreamConsumer, HashMap<i32, i64>), ReaderError> {
-    let mut cfg = kafka.client_config();
-    for (k, v) in [
-        // Never used for a group (we assign), but librdkafka wants one.
-        ("group.id", "live2vod-api"),
-        ("enable.auto.commit", "false"),
-        ("enable.auto.offset.store", "false"),
-        ("enable.partition.eof", "true"),
-        ("auto.offset.reset", "earliest"),
-    ] {
-        if cfg.get(k).is_none() {
-            cfg.set(k, v);
-        }
-    }
-    let consumer: StreamConsumer = cfg.create()?;
+    let consumer: StreamConsumer = crate::kafka::consumer::reader(kafka, "live2vod-api", true)?;
     let consumer = std::sync::Arc::new(consumer);
     let c = consumer.clone();
     let t = topic.to_string();

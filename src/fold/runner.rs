@@ -23,24 +23,25 @@
 //! to read_committed consumers until all of it is, and an aborted batch is rewound to the
 //! committed offsets and folded again from restored snapshots. Correctness does not depend on
 //! it; it removes the re-emitted duplicates a crash can cause.
-use crate::kafka::read::ReadTo;
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use futures::future::try_join_all;
 use prost::Message as _;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
+use super::txn::{self, Outcome, TxnError};
 use crate::domain::video::VideoStatus;
 use crate::domain::{Engine, InputPos};
 use crate::http::Health;
-use crate::kafka::consumer::{GroupContext, RebalanceEvent};
+use crate::kafka::consumer::{Commits, GroupContext, RebalanceEvent};
 use crate::kafka::dlq::{Breaker, DeadLetter};
+use crate::kafka::read::ReadTo;
+use crate::kafka::sink::{self, OutRecord};
 use crate::kafka::{KafkaArgs, Topics};
 use crate::metrics as m;
 
@@ -77,6 +78,17 @@ pub enum FoldError {
         dlq_topic: String,
         last: String,
     },
+}
+
+impl From<TxnError> for FoldError {
+    fn from(e: TxnError) -> Self {
+        match e {
+            TxnError::Unavailable { id, error, hint } => {
+                FoldError::TransactionsUnavailable { id, error, hint }
+            }
+            TxnError::Fatal(e) => FoldError::TransactionFatal(e),
+        }
+    }
 }
 
 /// Counters of one fold run, returned when it stops.
@@ -151,6 +163,13 @@ impl DeadRecord {
     }
 }
 
+/// A batch's records for the sinks: step 1, step 2, and the kind of each command.
+struct Output<'t> {
+    records: Vec<OutRecord<'t>>,
+    snapshots: Vec<OutRecord<'t>>,
+    kinds: Vec<&'static str>,
+}
+
 /// Runs the fold until `stop` turns true (then the batch in flight is finished and committed).
 pub async fn run_fold(
     cfg: FoldConfig,
@@ -158,26 +177,14 @@ pub async fn run_fold(
     mut stop: watch::Receiver<bool>,
 ) -> Result<FoldStats, FoldError> {
     let topics = cfg.kafka.topics();
-    let (ctx, rebalances) = GroupContext::new();
-    let mut cc = cfg.kafka.client_config();
-    for (k, v) in [
-        ("group.id", cfg.group_id.as_str()),
-        ("enable.auto.commit", "false"),
-        ("auto.offset.reset", "earliest"),
-        ("statistics.interval.ms", "5000"),
-        ("partition.assignment.strategy", "roundrobin"),
-        // librdkafka's default, stated: never fold records of aborted transactions (the
-        // stream facts a `--exactly-once` fold derives come back through this topic).
-        ("isolation.level", "read_committed"),
-    ] {
-        if cc.get(k).is_none() {
-            cc.set(k, v);
-        }
-    }
-    let consumer: StreamConsumer<GroupContext> = cc.create_with_context(ctx)?;
-    consumer.subscribe(&[&topics.callbacks])?;
+    let (consumer, rebalances) = crate::kafka::consumer::group(
+        &cfg.kafka,
+        &cfg.group_id,
+        Commits::Explicit,
+        &[&topics.callbacks],
+    )?;
     let producer = match &cfg.transactional_id {
-        Some(id) => super::txn::producer(&cfg.kafka, id).await?,
+        Some(id) => txn::producer(&cfg.kafka, id).await?,
         None => crate::kafka::producer::idempotent_producer(&cfg.kafka)?,
     };
     let mut fold = Fold {
@@ -233,12 +240,8 @@ pub async fn run_fold(
                     Err(_) => break,
                 }
             }
-            if fold.exactly_once {
-                fold.flush_txn(&producer, &consumer, pending, stats_before)
-                    .await?;
-            } else {
-                fold.flush(&producer, &consumer, pending).await?;
-            }
+            fold.flush(&producer, &consumer, pending, stats_before)
+                .await?;
             metrics::histogram!(m::FOLD_BATCH_LATENCY).record(started.elapsed().as_secs_f64());
             // The batch up to the tripping record is durable and committed (its dead letters
             // are in the DLQ for the operator to inspect); nothing after it was consumed.
@@ -291,8 +294,8 @@ impl Fold {
     fn handle_rebalances(&mut self, mut pending: Option<&mut Pending>) {
         while let Ok(ev) = self.rebalances.try_recv() {
             match ev {
-                RebalanceEvent::Revoked(parts) => {
-                    for (_, p) in parts {
+                RebalanceEvent::Revoked(_) => {
+                    for p in ev.partitions() {
                         // Nothing this batch derived from the lost partition is written (see
                         // `Pending::drop_partition`). If the partition comes straight back to
                         // this instance (eager rebalancing often does that), the consumer may
@@ -311,8 +314,8 @@ impl Fold {
                     }
                     self.recount_statuses();
                 }
-                RebalanceEvent::Assigned(parts) => {
-                    self.assigned.extend(parts.into_iter().map(|(_, p)| p));
+                RebalanceEvent::Assigned(_) => {
+                    self.assigned.extend(ev.partitions());
                 }
             }
         }
@@ -535,90 +538,147 @@ impl Fold {
         Ok(())
     }
 
-    async fn flush(
-        &mut self,
-        producer: &FutureProducer,
-        consumer: &StreamConsumer<GroupContext>,
-        mut pending: Pending,
-    ) -> Result<(), FoldError> {
-        // A revocation seen by the batch's last poll: drop that partition's output first.
-        self.handle_rebalances(Some(&mut pending));
-        let timeout = Duration::from_secs(30);
-        // 1. Commands, derived facts, dead letters.
-        let now_ms = now_ms();
-        let encoded: Vec<_> = pending
-            .commands
-            .iter()
-            .map(|(c, _, _)| {
-                (
-                    c.video_id.clone(),
-                    c.encode_to_vec(),
-                    kind_of(c),
-                    c.command_id.clone(),
-                )
-            })
-            .collect();
-        let mut sends = Vec::new();
-        for (video_id, bytes, kind, id) in &encoded {
+    /// The batch's output, built once for either sink: commands, stream facts and dead
+    /// letters (step 1), then the snapshots of the aggregates it changed (step 2).
+    fn output<'t>(&self, topics: &'t Topics, pending: &mut Pending) -> Output<'t> {
+        let mut records =
+            Vec::with_capacity(pending.commands.len() + pending.derived.len() + pending.dead.len());
+        let mut kinds = Vec::with_capacity(pending.commands.len());
+        for (c, _, _) in &pending.commands {
+            let kind = kind_of(c);
+            kinds.push(kind);
             let headers = OwnedHeaders::new()
                 .insert(Header {
                     key: crate::domain::vocab::header::COMMAND_ID,
-                    value: Some(id.as_str()),
+                    value: Some(c.command_id.as_str()),
                 })
                 .insert(Header {
                     key: crate::domain::vocab::header::COMMAND_KIND,
-                    value: Some(*kind),
+                    value: Some(kind),
                 });
-            sends.push(
-                producer.send(
-                    FutureRecord::<[u8], [u8]>::to(&self.topics.commands)
-                        .key(video_id.as_bytes())
-                        .payload(bytes.as_slice())
-                        .headers(headers),
-                    timeout,
-                ),
+            records.push(
+                OutRecord::keyed(&topics.commands, c.video_id.as_bytes(), c.encode_to_vec())
+                    .with_headers(headers),
             );
         }
-        for (key, body, _) in &pending.derived {
+        for (key, body, _) in &mut pending.derived {
             let headers = OwnedHeaders::new().insert(Header {
                 key: crate::domain::vocab::header::EVENT_TYPE,
                 value: Some(crate::domain::vocab::event_type::STREAM_FACT),
             });
-            sends.push(
-                producer.send(
-                    FutureRecord::<[u8], [u8]>::to(&self.topics.callbacks)
-                        .key(key.as_bytes())
-                        .payload(body.as_slice())
-                        .headers(headers),
-                    timeout,
-                ),
+            records.push(
+                OutRecord::keyed(&topics.callbacks, key.as_bytes(), std::mem::take(body))
+                    .with_headers(headers),
             );
         }
         for d in &pending.dead {
             let (payload, truncated_from) = d.fit(self.dlq_max_message);
             let dl = DeadLetter {
                 role: "fold",
-                topic: &self.topics.callbacks,
+                topic: &topics.callbacks,
                 partition: d.partition,
                 offset: d.offset,
                 reason: d.reason,
                 error: d.error.clone(),
                 truncated_from,
             };
-            let mut rec = FutureRecord::<[u8], [u8]>::to(&self.topics.dlq).headers(dl.headers());
-            if let Some(k) = &d.key {
-                rec = rec.key(k.as_slice());
-            }
-            if let Some(p) = payload {
-                rec = rec.payload(p);
-            }
-            sends.push(producer.send(rec, timeout));
+            records.push(OutRecord {
+                topic: &topics.dlq,
+                partition: None,
+                key: d.key.clone(),
+                payload: payload.map(<[u8]>::to_vec),
+                headers: Some(dl.headers()),
+            });
         }
-        try_join_all(sends)
-            .await
-            .map_err(|(e, _)| FoldError::Produce(e.to_string()))?;
-        let durable_ms = now_ms.max(self::now_ms());
-        for ((_, received_at, _), (_, _, kind, _)) in pending.commands.iter().zip(&encoded) {
+        let snapshots = std::mem::take(&mut pending.dirty)
+            .into_iter()
+            .filter_map(|(key, p)| {
+                let bytes = self.engine.snapshot_bytes(&key)?;
+                Some(OutRecord::keyed(&topics.aggregates, key, bytes).to_partition(p))
+            })
+            .collect();
+        Output {
+            records,
+            snapshots,
+            kinds,
+        }
+    }
+
+    /// Writes a batch (through the acked or the transactional sink) and commits its offsets.
+    async fn flush(
+        &mut self,
+        producer: &FutureProducer,
+        consumer: &StreamConsumer<GroupContext>,
+        mut pending: Pending,
+        stats_before: FoldStats,
+    ) -> Result<(), FoldError> {
+        // A revocation seen by the batch's last poll: drop that partition's output first.
+        self.handle_rebalances(Some(&mut pending));
+        let started_ms = now_ms();
+        let topics = self.topics.clone();
+        let Output {
+            mut records,
+            snapshots,
+            kinds,
+        } = self.output(&topics, &mut pending);
+        let snapshot_count = snapshots.len() as u64;
+        let offsets = sink::offset_list(&topics.callbacks, &pending.offsets)?;
+        if self.exactly_once {
+            records.extend(snapshots);
+            let outcome = txn::commit_batch(
+                producer,
+                consumer,
+                &self.transactional_id,
+                records,
+                offsets,
+                self.committed_txn,
+            )
+            .await?;
+            if let Outcome::Aborted(reason) = outcome {
+                let aborted = self.stats.aborted + 1;
+                self.stats = stats_before;
+                self.stats.aborted = aborted;
+                let parts: Vec<i32> = pending.offsets.keys().copied().collect();
+                self.rewind(consumer, &parts)?;
+                tracing::warn!(partitions = ?parts, %reason, "batch aborted; partitions rewound to their committed offsets and will be restored and folded again");
+                return Ok(());
+            }
+            self.committed_txn = true;
+            self.durable(&pending, &kinds, started_ms);
+            self.stats.offsets.extend(&pending.offsets);
+        } else {
+            let timeout = Duration::from_secs(30);
+            let failed = |e: rdkafka::error::KafkaError| FoldError::Produce(e.to_string());
+            // 1. Commands, derived facts, dead letters.
+            sink::produce_all(producer, records, timeout)
+                .await
+                .map_err(failed)?;
+            self.durable(&pending, &kinds, started_ms);
+            // 2. Snapshots of what changed, co-partitioned with the input.
+            sink::produce_all(producer, snapshots, timeout)
+                .await
+                .map_err(failed)?;
+            // 3. Input offsets.
+            if !pending.offsets.is_empty() {
+                if let Err(e) = sink::commit_offsets(consumer, &offsets) {
+                    // After a revocation the new owner re-folds from the last commit: at
+                    // least once.
+                    tracing::warn!(error = %e, "offset commit failed (rebalance?)");
+                } else {
+                    self.stats.offsets.extend(&pending.offsets);
+                }
+            }
+        }
+        self.stats.snapshots += snapshot_count;
+        self.stats.batches += 1;
+        Ok(())
+    }
+
+    /// Counts a batch's commands, facts and dead letters once they are durable (the
+    /// callback-to-command latency ends here).
+    fn durable(&mut self, pending: &Pending, kinds: &[&'static str], started_ms: i64) {
+        let durable_ms = started_ms.max(now_ms());
+        for ((_, received_at, _), kind) in pending.commands.iter().zip(kinds) {
             metrics::counter!(m::COMMANDS_EMITTED, "kind" => *kind).increment(1);
             if let Some(r) = received_at {
                 metrics::histogram!(m::CALLBACK_TO_COMMAND_LATENCY)
@@ -631,201 +691,6 @@ impl Fold {
         self.stats.commands += pending.commands.len() as u64;
         self.stats.derived += pending.derived.len() as u64;
         self.stats.dead_lettered += pending.dead.len() as u64;
-
-        // 2. Snapshots of what changed, co-partitioned with the input.
-        let snapshots: Vec<(String, i32, Vec<u8>)> = pending
-            .dirty
-            .into_iter()
-            .filter_map(|(key, p)| {
-                let bytes = self.engine.snapshot_bytes(&key)?;
-                Some((key, p, bytes))
-            })
-            .collect();
-        let sends = snapshots.iter().map(|(key, p, bytes)| {
-            producer.send(
-                FutureRecord::to(&self.topics.aggregates)
-                    .partition(*p)
-                    .key(key)
-                    .payload(bytes),
-                timeout,
-            )
-        });
-        try_join_all(sends)
-            .await
-            .map_err(|(e, _)| FoldError::Produce(e.to_string()))?;
-        self.stats.snapshots += snapshots.len() as u64;
-
-        // 3. Input offsets.
-        if !pending.offsets.is_empty() {
-            let mut tpl = TopicPartitionList::new();
-            for (p, next) in &pending.offsets {
-                tpl.add_partition_offset(&self.topics.callbacks, *p, Offset::Offset(*next))?;
-            }
-            if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
-                // After a revocation the new owner re-folds from the last commit: at least once.
-                tracing::warn!(error = %e, "offset commit failed (rebalance?)");
-            } else {
-                self.stats.offsets.extend(&pending.offsets);
-            }
-        }
-        self.stats.batches += 1;
-        Ok(())
-    }
-}
-
-fn kind_of(c: &crate::proto::Command) -> &'static str {
-    crate::domain::vocab::CommandKind::label(c)
-}
-
-fn header_i64(msg: &BorrowedMessage<'_>, name: &str) -> Option<i64> {
-    let headers = msg.headers()?;
-    headers
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| h.value)
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|s| s.parse().ok())
-}
-
-fn now_ms() -> i64 {
-    crate::clock::now_ms()
-}
-
-impl Fold {
-    /// `--exactly-once`: the batch's commands, facts, dead letters, snapshots and input
-    /// offsets in one transaction. On an abortable error nothing of the batch is visible to
-    /// read_committed consumers: the consumer is rewound to the committed offsets of the
-    /// batch's partitions, and their state is dropped so it is restored again from the
-    /// (committed) snapshots before they are folded anew.
-    async fn flush_txn(
-        &mut self,
-        producer: &FutureProducer,
-        consumer: &StreamConsumer<GroupContext>,
-        mut pending: Pending,
-        stats_before: FoldStats,
-    ) -> Result<(), FoldError> {
-        use super::txn::{commit_batch, OutRecord, Outcome};
-        // A revocation seen by the batch's last poll: drop that partition's output first.
-        self.handle_rebalances(Some(&mut pending));
-        let now_ms = now_ms();
-        let mut records = Vec::with_capacity(
-            pending.commands.len()
-                + pending.derived.len()
-                + pending.dead.len()
-                + pending.dirty.len(),
-        );
-        let mut kinds = Vec::with_capacity(pending.commands.len());
-        for (c, _, _) in &pending.commands {
-            let kind = kind_of(c);
-            kinds.push(kind);
-            records.push(OutRecord {
-                topic: self.topics.commands.clone(),
-                partition: None,
-                key: Some(c.video_id.as_bytes().to_vec()),
-                payload: Some(c.encode_to_vec()),
-                headers: OwnedHeaders::new()
-                    .insert(Header {
-                        key: crate::domain::vocab::header::COMMAND_ID,
-                        value: Some(c.command_id.as_str()),
-                    })
-                    .insert(Header {
-                        key: crate::domain::vocab::header::COMMAND_KIND,
-                        value: Some(kind),
-                    }),
-            });
-        }
-        for (key, body, _) in &pending.derived {
-            records.push(OutRecord {
-                topic: self.topics.callbacks.clone(),
-                partition: None,
-                key: Some(key.as_bytes().to_vec()),
-                payload: Some(body.clone()),
-                headers: OwnedHeaders::new().insert(Header {
-                    key: crate::domain::vocab::header::EVENT_TYPE,
-                    value: Some(crate::domain::vocab::event_type::STREAM_FACT),
-                }),
-            });
-        }
-        for d in &pending.dead {
-            let (payload, truncated_from) = d.fit(self.dlq_max_message);
-            let dl = DeadLetter {
-                role: "fold",
-                topic: &self.topics.callbacks,
-                partition: d.partition,
-                offset: d.offset,
-                reason: d.reason,
-                error: d.error.clone(),
-                truncated_from,
-            };
-            records.push(OutRecord {
-                topic: self.topics.dlq.clone(),
-                partition: None,
-                key: d.key.clone(),
-                payload: payload.map(<[u8]>::to_vec),
-                headers: dl.headers(),
-            });
-        }
-        let mut snapshots = 0u64;
-        let all: Vec<(String, i32, Vec<u8>)> = std::mem::take(&mut pending.dirty)
-            .into_iter()
-            .filter_map(|(key, p)| Some((key.clone(), p, self.engine.snapshot_bytes(&key)?)))
-            .collect();
-        for (key, p, bytes) in all {
-            snapshots += 1;
-            records.push(OutRecord {
-                topic: self.topics.aggregates.clone(),
-                partition: Some(p),
-                key: Some(key.into_bytes()),
-                payload: Some(bytes),
-                headers: OwnedHeaders::new(),
-            });
-        }
-        let mut offsets = TopicPartitionList::new();
-        for (p, next) in &pending.offsets {
-            offsets.add_partition_offset(&self.topics.callbacks, *p, Offset::Offset(*next))?;
-        }
-        match commit_batch(
-            producer,
-            consumer,
-            &self.transactional_id,
-            records,
-            offsets,
-            self.committed_txn,
-        )
-        .await?
-        {
-            Outcome::Committed => {
-                self.committed_txn = true;
-                let durable_ms = now_ms.max(self::now_ms());
-                for ((_, received_at, _), kind) in pending.commands.iter().zip(&kinds) {
-                    metrics::counter!(m::COMMANDS_EMITTED, "kind" => *kind).increment(1);
-                    if let Some(r) = received_at {
-                        metrics::histogram!(m::CALLBACK_TO_COMMAND_LATENCY)
-                            .record((durable_ms - r).max(0) as f64 / 1000.0);
-                    }
-                }
-                for d in &pending.dead {
-                    metrics::counter!(m::DLQ_RECORDS, "role" => "fold", "reason" => d.reason)
-                        .increment(1);
-                }
-                self.stats.commands += pending.commands.len() as u64;
-                self.stats.derived += pending.derived.len() as u64;
-                self.stats.dead_lettered += pending.dead.len() as u64;
-                self.stats.snapshots += snapshots;
-                self.stats.batches += 1;
-                self.stats.offsets.extend(&pending.offsets);
-                Ok(())
-            }
-            Outcome::Aborted(reason) => {
-                let aborted = self.stats.aborted + 1;
-                self.stats = stats_before;
-                self.stats.aborted = aborted;
-                let parts: Vec<i32> = pending.offsets.keys().copied().collect();
-                self.rewind(consumer, &parts)?;
-                tracing::warn!(partitions = ?parts, %reason, "batch aborted; partitions rewound to their committed offsets and will be restored and folded again");
-                Ok(())
-            }
-        }
     }
 
     /// Seeks `partitions` back to their committed offsets and drops their state, so the next
@@ -855,6 +720,33 @@ impl Fold {
         self.recount_statuses();
         Ok(())
     }
+}
+
+fn kind_of(c: &crate::proto::Command) -> &'static str {
+    use crate::proto::command::Kind;
+    match c.kind {
+        Some(Kind::SubmitTranscode(_)) => "submit_transcode",
+        Some(Kind::TrackCompose(_)) => "track_compose",
+        Some(Kind::RefreshPlayInfo(_)) => "refresh_play_info",
+        None => "unknown",
+    }
+}
+
+fn header_i64(msg: &BorrowedMessage<'_>, name: &str) -> Option<i64> {
+    let headers = msg.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|s| s.parse().ok())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

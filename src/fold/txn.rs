@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::TopicPartitionList;
 
-use super::runner::FoldError;
 use crate::kafka::consumer::GroupContext;
+use crate::kafka::sink::OutRecord;
 use crate::kafka::KafkaArgs;
 
 /// How long one transactional call (init, send offsets, commit, abort) may take.
@@ -23,13 +22,17 @@ const RETRIES: usize = 5;
 
 const NO_TRANSACTIONS_HINT: &str = "the broker may not implement Kafka transactions (tansu, for one, has no EndTxn); run the fold without --exactly-once: the default mode is correct through idempotence";
 
-/// A record of a batch, owned so it can be enqueued after the batch was built.
-pub(super) struct OutRecord {
-    pub topic: String,
-    pub partition: Option<i32>,
-    pub key: Option<Vec<u8>>,
-    pub payload: Option<Vec<u8>>,
-    pub headers: OwnedHeaders,
+/// Why transactions cannot go on (the fold turns it into its own error).
+#[derive(Debug)]
+pub(super) enum TxnError {
+    /// The broker (or this configuration) offers no transactions.
+    Unavailable {
+        id: String,
+        error: String,
+        hint: &'static str,
+    },
+    /// A fatal error after transactions worked: the producer cannot continue.
+    Fatal(String),
 }
 
 /// What became of a batch's transaction.
@@ -49,28 +52,14 @@ pub fn default_transactional_id() -> String {
 /// A transactional producer (idempotent, acks=all, Java-compatible partitioning), with its
 /// transactions initialised: this fences an older producer with the same id and fails fast
 /// on brokers without transactions.
-pub(super) async fn producer(kafka: &KafkaArgs, id: &str) -> Result<FutureProducer, FoldError> {
-    let mut cfg = kafka.client_config();
-    for (k, v) in [
-        ("transactional.id", id),
-        ("enable.idempotence", "true"),
-        ("acks", "all"),
-        ("partitioner", "murmur2_random"),
-        ("linger.ms", "2"),
-        ("message.timeout.ms", "30000"),
-        ("transaction.timeout.ms", "60000"),
-    ] {
-        // Pass-through `--kafka` settings were applied first and win.
-        if cfg.get(k).is_none() {
-            cfg.set(k, v);
-        }
-    }
-    let unavailable = |e: String| FoldError::TransactionsUnavailable {
+pub(super) async fn producer(kafka: &KafkaArgs, id: &str) -> Result<FutureProducer, TxnError> {
+    let unavailable = |e: String| TxnError::Unavailable {
         id: id.to_string(),
         error: e,
         hint: NO_TRANSACTIONS_HINT,
     };
-    let producer: FutureProducer = cfg.create().map_err(|e| unavailable(e.to_string()))?;
+    let producer = crate::kafka::producer::transactional_producer(kafka, id)
+        .map_err(|e| unavailable(e.to_string()))?;
     let p = producer.clone();
     tokio::task::spawn_blocking(move || p.init_transactions(TXN_TIMEOUT))
         .await
@@ -87,19 +76,19 @@ pub(super) async fn commit_batch(
     producer: &FutureProducer,
     consumer: &StreamConsumer<GroupContext>,
     id: &str,
-    records: Vec<OutRecord>,
+    records: Vec<OutRecord<'_>>,
     offsets: TopicPartitionList,
     committed_before: bool,
-) -> Result<Outcome, FoldError> {
+) -> Result<Outcome, TxnError> {
     let fatal = |text: &str| {
         let mut error = text.to_string();
         if let Some(reason) = crate::kafka::producer::fatal_error(producer) {
             error = format!("{error} ({reason})");
         }
         if committed_before {
-            FoldError::TransactionFatal(error)
+            TxnError::Fatal(error)
         } else {
-            FoldError::TransactionsUnavailable {
+            TxnError::Unavailable {
                 id: id.to_string(),
                 error,
                 hint: NO_TRANSACTIONS_HINT,
@@ -111,17 +100,7 @@ pub(super) async fn commit_batch(
     }
     for r in &records {
         loop {
-            let mut rec = FutureRecord::<[u8], [u8]>::to(&r.topic).headers(r.headers.clone());
-            if let Some(p) = r.partition {
-                rec = rec.partition(p);
-            }
-            if let Some(k) = &r.key {
-                rec = rec.key(k.as_slice());
-            }
-            if let Some(v) = &r.payload {
-                rec = rec.payload(v.as_slice());
-            }
-            match producer.send_result(rec) {
+            match producer.send_result(r.future_record(r.headers.clone())) {
                 // The delivery outcome is not awaited: commit_transaction flushes every
                 // record and fails (abortably) if one of them failed.
                 Ok(_delivery) => break,
@@ -146,7 +125,7 @@ pub(super) async fn commit_batch(
         retry(|| p.commit_transaction(TXN_TIMEOUT))
     })
     .await
-    .map_err(|e| FoldError::TransactionFatal(e.to_string()))?;
+    .map_err(|e| TxnError::Fatal(e.to_string()))?;
     match result {
         Ok(()) => Ok(Outcome::Committed),
         Err(e) if requires_abort(&e.error) && !unsupported(&e.text) => {
@@ -208,13 +187,13 @@ fn requires_abort(e: &KafkaError) -> bool {
 async fn abort(
     producer: &FutureProducer,
     reason: String,
-    fatal: &impl Fn(&str) -> FoldError,
-) -> Result<Outcome, FoldError> {
+    fatal: &impl Fn(&str) -> TxnError,
+) -> Result<Outcome, TxnError> {
     tracing::warn!(error = %reason, "aborting the batch's transaction");
     let p = producer.clone();
     let aborted = tokio::task::spawn_blocking(move || retry(|| p.abort_transaction(TXN_TIMEOUT)))
         .await
-        .map_err(|e| FoldError::TransactionFatal(e.to_string()))?;
+        .map_err(|e| TxnError::Fatal(e.to_string()))?;
     match aborted {
         Ok(()) => Ok(Outcome::Aborted(reason)),
         Err(e) => Err(fatal(&format!("{reason}; abort failed: {}", e.text))),

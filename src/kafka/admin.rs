@@ -67,7 +67,8 @@ pub fn partition_counts(
     args: &KafkaArgs,
     timeout: Duration,
 ) -> Result<std::collections::HashMap<String, usize>, AdminError> {
-    let consumer: BaseConsumer = args.client_config().create()?;
+    let consumer: BaseConsumer =
+        super::client::config(args, super::client::ClientKind::Admin).create()?;
     let md = consumer.fetch_metadata(None, timeout)?;
     Ok(md
         .topics()
@@ -117,7 +118,8 @@ pub async fn create_topics(args: &KafkaArgs) -> Result<Vec<(String, TopicOutcome
     if missing.is_empty() {
         return Ok(report);
     }
-    let admin: AdminClient<DefaultClientContext> = args.client_config().create()?;
+    let admin: AdminClient<DefaultClientContext> =
+        super::client::config(args, super::client::ClientKind::Admin).create()?;
     let new: Vec<NewTopic<'_>> = missing
         .iter()
         .map(|s| {
@@ -241,7 +243,8 @@ pub async fn ensure_topic_like(
     let partitions = *existing
         .get(like)
         .ok_or_else(|| AdminError::Missing(like.to_string()))? as i32;
-    let admin: AdminClient<DefaultClientContext> = args.client_config().create()?;
+    let admin: AdminClient<DefaultClientContext> =
+        super::client::config(args, super::client::ClientKind::Admin).create()?;
     let mut t = NewTopic::new(
         topic,
         partitions,

@@ -137,7 +137,9 @@ impl KafkaArgs {
         }
     }
 
-    /// A client config with the bootstrap servers and every pass-through setting applied.
+    /// A client config with the bootstrap servers and every pass-through setting applied:
+    /// steps 1 and 2 of the rule in [`super::client`]; roles build their clients with
+    /// [`super::client::config`], which adds the protected settings and the defaults.
     pub fn client_config(&self) -> ClientConfig {
         let mut cfg = ClientConfig::new();
         cfg.set("bootstrap.servers", &self.brokers);
@@ -152,9 +154,16 @@ impl KafkaArgs {
     /// so that a misspelt key or a bad value is refused at start with a message naming the
     /// key. librdkafka's own error (and rdkafka's, which appends the value) would print the
     /// value, and a misspelt `sasl.pasword` is still a password: values of secret-looking
-    /// keys, and of keys librdkafka does not know, are never shown.
+    /// keys, and of keys librdkafka does not know, are never shown. A setting of a key
+    /// live2vod sets itself ([`super::client::PROTECTED`]) is refused first, by its key alone.
     pub fn check(&self) -> Result<(), String> {
         let from_file = self.kafka_file.iter().flat_map(|p| p.0.iter());
+        super::client::refuse_protected(
+            from_file
+                .clone()
+                .chain(&self.kafka)
+                .map(|(k, _)| k.as_str()),
+        )?;
         for (k, v) in from_file.chain(&self.kafka) {
             let mut one = ClientConfig::new();
             one.set(k, v);
@@ -268,9 +277,13 @@ mod tests {
         let raw = raw.to_string();
         assert!(raw.contains("hunter2"), "{raw}");
         // A bad value of an ordinary key stays visible: it is what needs fixing.
-        let bad = Cli::try_parse_from(["x", "--kafka", "acks=lots"]).expect("ok");
+        let bad = Cli::try_parse_from(["x", "--kafka", "linger.ms=lots"]).expect("ok");
         let e = bad.kafka.check().expect_err("bad value");
-        assert!(e.contains("acks") && e.contains("lots"), "{e}");
+        assert!(e.contains("linger.ms") && e.contains("lots"), "{e}");
+        // A key live2vod sets itself is refused by name, its value never shown.
+        let ours = Cli::try_parse_from(["x", "--kafka", "group.id=hunter2"]).expect("ok");
+        let e = ours.kafka.check().expect_err("protected key");
+        assert!(e.contains("group.id") && !e.contains("hunter2"), "{e}");
     }
 
     #[test]

@@ -29,8 +29,7 @@ pub struct DeadLetter<'a> {
 
 /// The largest record the producers of `kafka` send (`message.max.bytes`).
 pub fn max_message_bytes(kafka: &KafkaArgs) -> usize {
-    kafka
-        .client_config()
+    super::client::config(kafka, super::client::ClientKind::AckedProducer)
         .get("message.max.bytes")
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES)

@@ -7,25 +7,22 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::future_producer::Delivery;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
+use super::client::{self, ClientKind};
 use super::config::KafkaArgs;
 
 /// An idempotent producer (acks=all) that partitions keys like Java clients (murmur2), so
-/// every live2vod producer agrees on where a key lives. Pass-through `--kafka` settings win.
+/// every live2vod producer agrees on where a key lives (settings: [`ClientKind::AckedProducer`]).
 pub fn idempotent_producer(args: &KafkaArgs) -> Result<FutureProducer, KafkaError> {
-    let mut cfg = args.client_config();
-    for (k, v) in [
-        ("enable.idempotence", "true"),
-        ("acks", "all"),
-        ("partitioner", "murmur2_random"),
-        ("linger.ms", "2"),
-        ("message.timeout.ms", "30000"),
-    ] {
-        // Pass-through `--kafka` settings were applied first and win.
-        if cfg.get(k).is_none() {
-            cfg.set(k, v);
-        }
-    }
-    cfg.create()
+    client::config(args, ClientKind::AckedProducer).create()
+}
+
+/// A transactional producer under `transactional_id` (idempotent, acks=all, Java-compatible
+/// partitioning), transactions not yet initialised: the caller runs `init_transactions`.
+pub fn transactional_producer(
+    args: &KafkaArgs,
+    transactional_id: &str,
+) -> Result<FutureProducer, KafkaError> {
+    client::config(args, ClientKind::TransactionalProducer { transactional_id }).create()
 }
 
 /// A write that was not acknowledged in time or was refused.

@@ -8,6 +8,10 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::config::KafkaArgs;
+use super::consumer::reader;
+
+/// The label of these readers' clients.
+const READER: &str = "live2vod-reader";
 
 /// Reads one partition from its first retained record to the high watermark seen at the start.
 pub fn read_partition(
@@ -50,14 +54,9 @@ pub fn read_records(
     partitions: &[i32],
     to: ReadTo,
 ) -> Result<Vec<RawRecord>, KafkaError> {
-    let mut cc = kafka.client_config();
-    cc.set("enable.auto.commit", "false");
-    cc.set("group.id", "live2vod-reader");
-    if to == ReadTo::CommittedEnd {
-        cc.set("isolation.level", "read_committed");
-        cc.set("enable.partition.eof", "true");
-    }
-    let c: BaseConsumer = cc.create()?;
+    // Both modes read committed records only (librdkafka's default); the committed end is
+    // where librdkafka reports the partition's end.
+    let c: BaseConsumer = reader(kafka, READER, to == ReadTo::CommittedEnd)?;
     // Open partitions, with the high watermark at the start.
     let mut open = std::collections::HashMap::new();
     let mut tpl = TopicPartitionList::new();
@@ -166,10 +165,7 @@ pub fn read_range(
 }
 
 fn consumer(kafka: &KafkaArgs) -> Result<BaseConsumer, KafkaError> {
-    let mut cc = kafka.client_config();
-    cc.set("enable.auto.commit", "false");
-    cc.set("group.id", "live2vod-reader");
-    cc.create()
+    reader(kafka, READER, false)
 }
 
 fn read_with(

@@ -3,16 +3,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use futures::future::try_join_all;
 use prost::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
 
 use crate::domain::policy::Policy;
 use crate::domain::{Engine, InputPos};
+use crate::kafka::sink::{self, OutRecord};
 use crate::kafka::KafkaArgs;
 
 /// Where the replay starts on each partition.
@@ -204,11 +203,7 @@ pub async fn run_replay(
 }
 
 fn consumer(kafka: &KafkaArgs) -> Result<BaseConsumer, rdkafka::error::KafkaError> {
-    let mut cc = kafka.client_config();
-    cc.set("group.id", "live2vod-replay");
-    cc.set("enable.auto.commit", "false");
-    cc.set("enable.partition.eof", "false");
-    cc.create()
+    crate::kafka::consumer::reader(kafka, "live2vod-replay", false)
 }
 
 /// `[start, end)` per partition: from the configured start to the high watermark now.
@@ -547,22 +542,18 @@ async fn write_aggregates(
     let mut written = 0u64;
     let keys: Vec<String> = engine.aggregates().map(|(k, _)| k.to_string()).collect();
     for chunk in keys.chunks(10_000) {
-        let encoded: Vec<(&str, Vec<u8>)> = chunk
+        let records: Vec<OutRecord<'_>> = chunk
             .iter()
-            .filter_map(|k| engine.snapshot_bytes(k).map(|b| (k.as_ref(), b)))
+            .filter_map(|k| {
+                let bytes = engine.snapshot_bytes(k)?;
+                Some(OutRecord::keyed(topic, k.as_bytes(), bytes))
+            })
             .collect();
-        let sends = encoded.iter().map(|(k, b)| {
-            producer.send(
-                FutureRecord::<str, [u8]>::to(topic)
-                    .key(*k)
-                    .payload(b.as_slice()),
-                timeout,
-            )
-        });
-        try_join_all(sends)
+        let n = records.len() as u64;
+        sink::produce_all(&producer, records, timeout)
             .await
-            .map_err(|(e, _)| ReplayError::Produce(e.to_string()))?;
-        written += encoded.len() as u64;
+            .map_err(|e| ReplayError::Produce(e.to_string()))?;
+        written += n;
     }
     Ok(written)
 }

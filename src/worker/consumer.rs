@@ -1,107 +1,20 @@
 //! The consume loop over `<prefix>commands`: hands each record to a command task, stores the
-//! offset of a partition only up to its lowest unfinished record, commits on revoke and at
-//! shutdown.
+//! offset of a partition only up to its lowest unfinished record; librdkafka commits the
+//! stored offsets (every second, and on revoke: `kafka::consumer::Commits::Stored`), and the
+//! loop commits them at shutdown.
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::StreamConsumer;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 
 use super::execute::{Executor, Finish};
 use super::tracker::{OffsetTracker, Ticket};
-use crate::metrics::CONSUMER_LAG;
-
-/// What the rebalance callback tells the loop.
-#[derive(Debug)]
-pub enum RebalanceEvent {
-    Assigned(Vec<i32>),
-    Revoked(Vec<i32>),
-}
-
-/// Consumer context: commits stored offsets before partitions go away, reports rebalances to
-/// the loop, and turns librdkafka statistics into the consumer-lag gauge.
-pub struct WorkerContext {
-    pub topic: String,
-    pub events: mpsc::UnboundedSender<RebalanceEvent>,
-}
-
-fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
-    tpl.elements().iter().map(|e| e.partition()).collect()
-}
-
-impl ClientContext for WorkerContext {
-    fn stats_raw(&self, statistics: &[u8]) {
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(statistics) else {
-            return;
-        };
-        let Some(parts) = v
-            .pointer(&format!(
-                "/topics/{}/partitions",
-                self.topic.replace('/', "~1")
-            ))
-            .and_then(|p| p.as_object())
-        else {
-            return;
-        };
-        for (id, p) in parts {
-            // -1 is librdkafka's internal UA partition; lag -1 means unknown.
-            let lag = p.get("consumer_lag").and_then(|l| l.as_i64()).unwrap_or(-1);
-            if id == "-1" || lag < 0 {
-                continue;
-            }
-            metrics::gauge!(CONSUMER_LAG, "topic" => self.topic.clone(), "partition" => id.clone())
-                .set(lag as f64);
-        }
-    }
-}
-
-impl ConsumerContext for WorkerContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            // Whatever finished is committed before another member takes the partitions, so it
-            // does not re-read (and skip via the ledger) more than needed.
-            match consumer.commit_consumer_state(CommitMode::Sync) {
-                Ok(())
-                | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-                Err(e) => tracing::warn!(error = %e, "commit on revoke failed"),
-            }
-            let _ = self.events.send(RebalanceEvent::Revoked(partitions(tpl)));
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                let parts = partitions(tpl);
-                tracing::info!(partitions = ?parts, "commands partitions assigned");
-                let _ = self.events.send(RebalanceEvent::Assigned(parts));
-            }
-            Rebalance::Revoke(tpl) => {
-                tracing::info!(partitions = ?partitions(tpl), "commands partitions revoked");
-            }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
-        }
-    }
-
-    fn commit_callback(
-        &self,
-        result: rdkafka::error::KafkaResult<()>,
-        _offsets: &TopicPartitionList,
-    ) {
-        if let Err(e) = result {
-            if !matches!(
-                e,
-                KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)
-            ) {
-                tracing::warn!(error = %e, "offset commit failed");
-            }
-        }
-    }
-}
+use crate::kafka::consumer::{GroupContext, RebalanceEvent};
 
 /// Settings of the loop.
 pub struct LoopSettings {
@@ -116,8 +29,8 @@ pub struct LoopSettings {
 
 /// Runs until `stop` turns true, then drains in-flight work (bounded) and commits.
 pub async fn run_loop(
-    consumer: StreamConsumer<WorkerContext>,
-    mut rebalances: mpsc::UnboundedReceiver<RebalanceEvent>,
+    consumer: StreamConsumer<GroupContext>,
+    mut rebalances: Receiver<RebalanceEvent>,
     exec: Arc<Executor>,
     mut stop: watch::Receiver<bool>,
     settings: LoopSettings,
@@ -198,10 +111,10 @@ pub async fn run_loop(
     }
 }
 
-fn drain_rebalances(rx: &mut mpsc::UnboundedReceiver<RebalanceEvent>, tracker: &mut OffsetTracker) {
+fn drain_rebalances(rx: &mut Receiver<RebalanceEvent>, tracker: &mut OffsetTracker) {
     while let Ok(ev) = rx.try_recv() {
-        if let RebalanceEvent::Revoked(parts) = ev {
-            for p in parts {
+        if let RebalanceEvent::Revoked(_) = ev {
+            for p in ev.partitions() {
                 tracker.revoke(p);
             }
         }
@@ -209,7 +122,7 @@ fn drain_rebalances(rx: &mut mpsc::UnboundedReceiver<RebalanceEvent>, tracker: &
 }
 
 fn on_done(
-    consumer: &StreamConsumer<WorkerContext>,
+    consumer: &StreamConsumer<GroupContext>,
     topic: &str,
     tracker: &mut OffsetTracker,
     ticket: Ticket,

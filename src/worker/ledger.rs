@@ -113,13 +113,9 @@ pub async fn load(
         topic: topic.clone(),
         source,
     };
-    let mut cfg = args.client_config();
-    cfg.set("group.id", "live2vod-worker-ledger-reader")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", "earliest");
-    let consumer: StreamConsumer = cfg.create().map_err(kerr)?;
+    let consumer: StreamConsumer =
+        crate::kafka::consumer::reader(args, "live2vod-worker-ledger-reader", true)
+            .map_err(kerr)?;
 
     // Metadata and watermarks are blocking calls: keep them off the async threads.
     let (consumer, ends) = {

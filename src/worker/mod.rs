@@ -21,8 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::http::Health;
 use crate::kafka::admin::{ensure_topics, AdminError};
@@ -30,7 +29,7 @@ use crate::kafka::producer::idempotent_producer;
 use crate::role::RoleHandle;
 use crate::vod::client::{VodClient, VodError};
 pub use config::{Args, VodArgs, WorkerConfig};
-use consumer::{LoopSettings, WorkerContext};
+use consumer::LoopSettings;
 use execute::Executor;
 use ledger::{Ledger, LedgerError};
 
@@ -117,29 +116,14 @@ pub async fn start(cfg: WorkerConfig, health: Health) -> Result<WorkerHandle, Wo
     let reader = ledger::load(&cfg.kafka, &ledger, cfg.ledger_idle_timeout).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (rebalance_tx, rebalance_rx) = mpsc::unbounded_channel();
-    let mut ccfg = cfg.kafka.client_config();
-    for (k, v) in [
-        ("group.id", cfg.group_id.as_str()),
-        // Offsets are stored by hand once a command is done (see the tracker) and committed
-        // by librdkafka's auto-commit, on revoke and at shutdown.
-        ("enable.auto.commit", "true"),
-        ("auto.commit.interval.ms", "1000"),
-        ("enable.auto.offset.store", "false"),
-        ("auto.offset.reset", "earliest"),
-        ("statistics.interval.ms", "5000"),
-    ] {
-        // `--kafka` pass-through settings win, except where correctness depends on ours.
-        let ours = matches!(k, "enable.auto.offset.store" | "group.id");
-        if ours || ccfg.get(k).is_none() {
-            ccfg.set(k, v);
-        }
-    }
-    let consumer: StreamConsumer<WorkerContext> = ccfg.create_with_context(WorkerContext {
-        topic: topics.commands.clone(),
-        events: rebalance_tx,
-    })?;
-    consumer.subscribe(&[&topics.commands])?;
+    // Offsets are stored by hand once a command is done (see the tracker) and committed by
+    // librdkafka's auto-commit, on revoke and at shutdown.
+    let (consumer, rebalance_rx) = crate::kafka::consumer::group(
+        &cfg.kafka,
+        &cfg.group_id,
+        crate::kafka::consumer::Commits::Stored,
+        &[&topics.commands],
+    )?;
 
     let mut exec = Executor::new(
         vod,

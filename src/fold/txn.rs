@@ -18,7 +18,7 @@ use crate::kafka::KafkaArgs;
 /// How long one transactional call (init, send offsets, commit, abort) may take.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts of a call that failed with a retriable error before giving up.
-const RETRIES: usize = 5;
+const RETRIES: u32 = 5;
 
 const NO_TRANSACTIONS_HINT: &str = "the broker may not implement Kafka transactions (tansu, for one, has no EndTxn); run the fold without --exactly-once: the default mode is correct through idempotence";
 
@@ -141,34 +141,39 @@ struct CallError {
     text: String,
 }
 
-/// Calls `f` again while it fails with a retriable (not fatal, not abortable) error. The
+/// Calls `f` again while it fails with a retriable (not fatal, not abortable) error, on the
+/// shared retry module (immediately: the transaction timeout already paces librdkafka). The
 /// first error is kept in the text: a retry that then conflicts hides the cause otherwise.
-fn retry(mut f: impl FnMut() -> Result<(), KafkaError>) -> Result<(), CallError> {
-    let mut attempt = 1;
+fn retry(f: impl FnMut() -> Result<(), KafkaError>) -> Result<(), CallError> {
     let mut text = String::new();
-    loop {
-        match f() {
-            Ok(()) => return Ok(()),
-            Err(KafkaError::Transaction(e))
-                if !unsupported(&e.to_string())
-                    && e.is_retriable()
-                    && !e.is_fatal()
-                    && !e.txn_requires_abort()
-                    && attempt < RETRIES =>
-            {
-                tracing::warn!(error = %e, attempt, "retriable transaction error, retrying");
-                let e = e.to_string();
+    let retryable = |e: &KafkaError| match e {
+        KafkaError::Transaction(e) => {
+            !unsupported(&e.to_string())
+                && e.is_retriable()
+                && !e.is_fatal()
+                && !e.txn_requires_abort()
+        }
+        _ => false,
+    };
+    let result = crate::retry::retry_blocking(
+        &crate::retry::RetryPolicy::immediate(RETRIES),
+        crate::retry::Jitter::None,
+        f,
+        retryable,
+        |error, failure| {
+            if failure.backoff.is_some() {
+                tracing::warn!(%error, attempt = failure.attempt, "retriable transaction error, retrying");
+                let e = error.to_string();
                 if !text.contains(&e) {
                     text.push_str(&format!("{e}; then "));
                 }
-                attempt += 1;
             }
-            Err(error) => {
-                text.push_str(&error.to_string());
-                return Err(CallError { error, text });
-            }
-        }
-    }
+        },
+    );
+    result.map_err(|error| {
+        text.push_str(&error.to_string());
+        CallError { error, text }
+    })
 }
 
 /// librdkafka's words for a request the broker does not implement (e.g. EndTxn on tansu):

@@ -137,7 +137,7 @@ pub struct Applied {
 }
 
 /// The event types live2vod folds, as static strings (the metrics label of every record).
-const KNOWN_EVENT_TYPES: [&str; 17] = [
+const KNOWN_EVENT_TYPES: [&str; 20] = [
     "AddLiveRecordVideoComplete",
     "LiveRecordVideoComposeStart",
     "FileUploadComplete",
@@ -155,6 +155,9 @@ const KNOWN_EVENT_TYPES: [&str; 17] = [
     super::event::VIDEO_INFO_OBSERVED,
     super::event::PLAY_INFO_RESOLVED,
     super::event::STREAM_FACT,
+    super::observation::RECORDING_OBSERVED,
+    super::observation::SOURCE_OBSERVED,
+    super::observation::TRANSCODE_OBSERVED,
 ];
 
 fn static_event_type(ty: &str) -> Cow<'static, str> {

@@ -380,6 +380,7 @@ pub enum EventBody<'a> {
 
 /// `EventType` of derived stream facts.
 pub const STREAM_FACT: &str = "live2vod.StreamFact";
+pub use super::observation::{RECORDING_OBSERVED, SOURCE_OBSERVED, TRANSCODE_OBSERVED};
 /// `EventType` of manual transcode requests (api).
 pub const TRANSCODE_REQUESTED: &str = "live2vod.TranscodeRequested";
 /// `EventType` of successful submissions (worker).
@@ -781,15 +782,19 @@ pub fn parse_event(body: &[u8]) -> Result<Event<'_>, EventError> {
     let extend = take_str(&mut m, "Extend");
     let ty = &*event_type;
     let body = match ty {
-        "AddLiveRecordVideoComplete" => EventBody::AddLiveRecordVideoComplete {
-            stream: take_stream(&mut m),
-            record_start_ms: take_time(&mut m, "RecordStartTime")?,
-            record_end_ms: take_time(&mut m, "RecordEndTime")?,
-        },
+        // Observation events (`domain::observation`) fold exactly like the callbacks they
+        // stand in for; their own EventType keeps them apart in the dedup key and metrics.
+        "AddLiveRecordVideoComplete" | RECORDING_OBSERVED => {
+            EventBody::AddLiveRecordVideoComplete {
+                stream: take_stream(&mut m),
+                record_start_ms: take_time(&mut m, "RecordStartTime")?,
+                record_end_ms: take_time(&mut m, "RecordEndTime")?,
+            }
+        }
         "LiveRecordVideoComposeStart" => EventBody::LiveRecordVideoComposeStart {
             stream: take_stream(&mut m),
         },
-        "FileUploadComplete" => {
+        "FileUploadComplete" | SOURCE_OBSERVED => {
             // Older docs omit Status on this event: a file that was uploaded is a success.
             status.get_or_insert(Status::Success);
             EventBody::FileUploadComplete {
@@ -824,7 +829,7 @@ pub fn parse_event(body: &[u8]) -> Result<Event<'_>, EventError> {
                 dedup_key,
             });
         }
-        "TranscodeComplete" => EventBody::TranscodeComplete {
+        "TranscodeComplete" | TRANSCODE_OBSERVED => EventBody::TranscodeComplete {
             stream_infos: take_list(&mut m, "StreamInfos")
                 .into_iter()
                 .map(parse_stream_info)

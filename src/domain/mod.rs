@@ -7,6 +7,7 @@ pub mod engine;
 pub mod event;
 pub mod json;
 pub mod lattice;
+pub mod observation;
 pub mod outcome;
 pub mod policy;
 pub mod projector;

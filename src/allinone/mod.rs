@@ -1,4 +1,4 @@
-//! `live2vod run`: relay, fold, worker and api in one process, for small installations.
+//! `live2vod run`: relay, fold, worker, reconcile and api in one process, for small installations.
 //! Scale-out deployments run the roles separately (see docs/OPERATIONS.md).
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,6 +57,14 @@ pub struct Args {
     #[arg(long, env = "LIVE2VOD_SECURITY_TOKEN", hide_env_values = true, value_parser = secret)]
     pub security_token: Option<Secret>,
 
+    /// Seconds between reconcile sweep cycles (see `live2vod reconcile --help`).
+    #[arg(long, env = "LIVE2VOD_SWEEP_INTERVAL_SECS", default_value_t = crate::reconcile::config::DEFAULT_SWEEP_INTERVAL_SECS)]
+    pub sweep_interval_secs: u64,
+
+    /// VOD calls per second of the reconcile role.
+    #[arg(long, env = "LIVE2VOD_MAX_QPS", default_value_t = crate::reconcile::config::DEFAULT_MAX_QPS)]
+    pub max_qps: f64,
+
     /// Address of `/healthz`, `/readyz` (ready when every role is) and `/metrics`.
     #[arg(long, env = "LIVE2VOD_METRICS_LISTEN", default_value = "0.0.0.0:9464")]
     pub metrics_listen: SocketAddr,
@@ -94,6 +102,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     vod.endpoint = args.vod_endpoint.clone();
     vod.security_token = args.security_token.clone();
+    let mut rc = crate::reconcile::ReconcileConfig::new(kafka.clone(), vod.clone(), policy.clone());
+    rc.sweep_interval = Duration::from_secs(args.sweep_interval_secs.max(1));
+    rc.max_qps = args.max_qps;
+    let reconcile_health = Health::default();
+    let reconcile = crate::reconcile::start(rc, reconcile_health.clone()).await?;
     let worker_health = Health::default();
     let worker = crate::worker::start(
         crate::worker::WorkerConfig::new(kafka.clone(), vod),
@@ -111,7 +124,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // One readiness for the process: every role ready.
     let all = Health::default();
-    let parts = [relay.health(), api.health(), worker_health, fold_health];
+    let parts = [
+        relay.health(),
+        api.health(),
+        worker_health,
+        fold_health,
+        reconcile_health,
+    ];
     let (ops_stop, mut ops_rx) = tokio::sync::watch::channel(false);
     let a = all.clone();
     tokio::spawn(async move {
@@ -156,6 +175,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     };
+    reconcile.shutdown().await?;
     worker.shutdown().await?;
     api.shutdown().await?;
     let _ = ops_stop.send(true);

@@ -339,17 +339,21 @@ impl Reconciler {
             if !owned.contains(&partition_of(&stream.path(), n)) {
                 continue;
             }
-            let deadline_ms = if v.composed && !v.has_source {
+            let source_probe = v.composed && !v.has_source;
+            // Source and transcode probes of one video keep separate schedules: a finished
+            // source probe must not stop the transcode probe that follows it.
+            let slot_key = format!("{}:{id}", if source_probe { "source" } else { "transcode" });
+            let deadline_ms = if source_probe {
                 let secs = self.cfg.policy.for_stream(stream).compose_deadline_secs;
                 v.origin_ms + (secs as i64) * 1000
             } else if v.has_source_or_segment() && v.transcode_expected && !v.has_transcode_outcome
             {
                 v.last_event_ms + self.cfg.probe_after.as_millis() as i64
             } else {
-                self.probes.remove(id);
+                self.probes.remove(&slot_key);
                 continue;
             };
-            let slot = self.probes.entry(id.clone()).or_insert(ProbeSlot {
+            let slot = self.probes.entry(slot_key.clone()).or_insert(ProbeSlot {
                 due_ms: deadline_ms,
                 backoff_ms: 1_000,
                 done: false,
@@ -358,7 +362,7 @@ impl Reconciler {
                 continue;
             }
             st.probes += 1;
-            let terminal = if v.composed && !v.has_source {
+            let terminal = if source_probe {
                 match probe::source(&self.api, id).await {
                     Probed::Terminal(s) => {
                         self.write("source", id, &observation::source_observed(&s))
@@ -385,7 +389,7 @@ impl Reconciler {
                     Probed::Pending => false,
                 }
             };
-            if let Some(slot) = self.probes.get_mut(id) {
+            if let Some(slot) = self.probes.get_mut(&slot_key) {
                 if terminal {
                     slot.done = true;
                 } else {

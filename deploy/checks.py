@@ -20,7 +20,7 @@ import tomllib
 
 import yaml
 
-ROLES_WITH_DEPLOYMENT = {"relay", "fold", "worker", "api"}
+ROLES_WITH_DEPLOYMENT = {"relay", "fold", "worker", "api", "reconcile"}
 REFERENCED_SECRETS = {"live2vod-vod", "live2vod-callback", "live2vod-kafka"}
 
 

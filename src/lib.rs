@@ -16,6 +16,7 @@ pub mod fold;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
+pub mod reconcile;
 pub mod relay;
 pub mod replay;
 pub mod retry;

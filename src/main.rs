@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use live2vod::{allinone, api, bench, broker, demo, fold, relay, replay, sim, worker};
+use live2vod::{allinone, api, bench, broker, demo, fold, reconcile, relay, replay, sim, worker};
 
 /// live2vod: Alibaba Cloud VOD live-recording callbacks -> Kafka -> aggregates and
 /// exactly-once-in-effect follow-up work (transcode, compose tracking, play-info refresh).
@@ -30,6 +30,8 @@ enum Command {
     Run(allinone::Args),
     /// Rebuild aggregates from the callbacks topic without side effects.
     Replay(replay::Args),
+    /// Ask VOD what it did; recover lost callbacks and silent failures as events.
+    Reconcile(reconcile::Args),
     /// Simulate Alibaba Live + VOD: post callbacks, serve the OpenAPI, verify the result.
     Sim(sim::Args),
     /// Everything in one process on an embedded broker, with the simulator.
@@ -53,6 +55,7 @@ impl Command {
             Command::Api(a) => Some(&a.kafka),
             Command::Run(a) => Some(&a.kafka),
             Command::Replay(a) => Some(&a.kafka),
+            Command::Reconcile(a) => Some(&a.kafka),
             Command::Topics(TopicsCommand::Create(a)) => Some(&a.kafka),
             Command::Broker(_) | Command::Sim(_) | Command::Demo(_) | Command::Bench(_) => None,
         }
@@ -91,6 +94,7 @@ fn main() -> std::process::ExitCode {
             Command::Api(a) => api::run(a).await,
             Command::Run(a) => allinone::run(a).await,
             Command::Replay(a) => replay::run(a).await,
+            Command::Reconcile(a) => reconcile::run(a).await,
             Command::Sim(a) => sim::run(a).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Topics(t) => live2vod::kafka::cli::run(t).await,

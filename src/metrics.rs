@@ -59,6 +59,20 @@ pub const API_AGGREGATES: &str = "live2vod_api_aggregates";
 /// Counter of events replayed.
 pub const REPLAY_EVENTS: &str = "live2vod_replay_events_total";
 
+// --- reconcile ---
+/// Counter; label `what` = recording | source | transcode: facts recovered by reconciliation
+/// that no callback had brought (each one is a callback VOD lost or never sent).
+pub const RECONCILE_RECOVERED: &str = "live2vod_reconcile_recovered_total";
+/// Counter; labels `kind` = stream | app, `outcome` = ok | error: ListLiveRecordVideo sweeps.
+pub const RECONCILE_SWEEPS: &str = "live2vod_reconcile_sweeps_total";
+/// Counter; labels `action`, `outcome` = ok | VOD's error code: calls made by reconcile.
+pub const RECONCILE_API_CALLS: &str = "live2vod_reconcile_api_calls_total";
+/// Histogram (seconds): a recovered fact's source time (RecordEndTime, CreationTime) to the
+/// moment reconcile wrote it.
+pub const RECONCILE_RECOVERY_DELAY: &str = "live2vod_reconcile_source_to_recovery_seconds";
+/// Counter; label `what`: observation events written (recovered or confirming).
+pub const RECONCILE_OBSERVATIONS: &str = "live2vod_reconcile_observations_total";
+
 /// Every metric name above, for the dashboard/alert consistency test.
 pub const ALL: &[&str] = &[
     RELAY_REQUESTS,
@@ -81,6 +95,11 @@ pub const ALL: &[&str] = &[
     API_REQUESTS,
     API_AGGREGATES,
     REPLAY_EVENTS,
+    RECONCILE_RECOVERED,
+    RECONCILE_SWEEPS,
+    RECONCILE_API_CALLS,
+    RECONCILE_RECOVERY_DELAY,
+    RECONCILE_OBSERVATIONS,
 ];
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -100,6 +119,12 @@ pub fn install() -> PrometheusHandle {
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(RECORD_TO_PLAYABLE.into()), SLO_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(RECONCILE_RECOVERY_DELAY.into()),
+                        SLO_BUCKETS,
+                    )
                 })
                 .expect("static bucket lists are non-empty");
             let recorder = builder.build_recorder();

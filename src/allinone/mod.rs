@@ -1,4 +1,4 @@
-//! `live2vod run`: relay, fold, worker and api in one process, for small installations.
+//! `live2vod run`: relay, fold, worker, reconcile and api in one process, for small installations.
 //! Scale-out deployments run the roles separately (see docs/OPERATIONS.md).
 //!
 //! The options are the roles' own argument groups (flattened), so a flag shared with a role
@@ -35,6 +35,14 @@ pub struct Args {
     #[command(flatten)]
     pub vod: crate::worker::VodArgs,
 
+    /// Seconds between reconcile sweep cycles (see `live2vod reconcile --help`).
+    #[arg(long, env = "LIVE2VOD_SWEEP_INTERVAL_SECS", default_value_t = crate::reconcile::config::DEFAULT_SWEEP_INTERVAL_SECS)]
+    pub sweep_interval_secs: u64,
+
+    /// VOD calls per second of the reconcile role.
+    #[arg(long, env = "LIVE2VOD_MAX_QPS", default_value_t = crate::reconcile::config::DEFAULT_MAX_QPS)]
+    pub max_qps: f64,
+
     /// Address of `/healthz`, `/readyz` (ready when every role is) and `/metrics`.
     #[arg(long, env = "LIVE2VOD_METRICS_LISTEN", default_value = crate::http::DEFAULT_METRICS_LISTEN)]
     pub metrics_listen: SocketAddr,
@@ -59,6 +67,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     .await?;
     let api_listener = bind(args.api_listen, "api").await?;
     let api = crate::api::start(crate::api::Config::new(kafka.clone()), api_listener).await?;
+    let mut rc =
+        crate::reconcile::ReconcileConfig::new(kafka.clone(), args.vod.config(), policy.clone());
+    rc.sweep_interval = Duration::from_secs(args.sweep_interval_secs.max(1));
+    rc.max_qps = args.max_qps;
+    let reconcile = crate::reconcile::start(rc, Health::default()).await?;
     let worker = crate::worker::start(
         crate::worker::WorkerConfig::new(kafka.clone(), args.vod.config()),
         Health::default(),
@@ -71,7 +84,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // One readiness for the process: every role ready.
     let all = Health::default();
-    let parts = [relay.health(), api.health(), worker.health(), fold.health()];
+    let parts = [
+        relay.health(),
+        api.health(),
+        worker.health(),
+        fold.health(),
+        reconcile.health(),
+    ];
     let (ops_stop, mut ops_rx) = tokio::sync::watch::channel(false);
     let a = all.clone();
     let readiness = tokio::spawn(async move {
@@ -95,6 +114,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         _ = api.role().ended() => tracing::error!("the api stopped on its own"),
         _ = worker.role().ended() => tracing::error!("the worker stopped on its own"),
         _ = fold.ended() => tracing::error!("the fold stopped on its own"),
+        _ = reconcile.ended() => tracing::error!("reconcile stopped on its own"),
     }
     readiness.abort();
     all.set_ready(false);
@@ -102,6 +122,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let results = [
         relay.shutdown().await,
         fold.shutdown().await.map(drop),
+        reconcile.shutdown().await,
         worker.shutdown().await.map_err(anyhow::Error::from),
         api.shutdown().await,
     ];

@@ -4,6 +4,7 @@ use clap::Subcommand;
 pub mod corpus;
 pub mod fold;
 pub mod pipeline;
+pub mod reconcile;
 pub mod relay;
 pub mod replay;
 
@@ -18,6 +19,8 @@ pub enum Bench {
     Relay(relay::RelayArgs),
     /// Replay throughput next to a plain consumer on the same topic.
     Replay(replay::ReplayArgs),
+    /// VOD calls and wall time of one full reconcile sweep over simulated streams.
+    Reconcile(reconcile::ReconcileArgs),
 }
 
 /// Runs one benchmark.
@@ -27,5 +30,6 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Pipeline(args) => pipeline::run(args).await,
         Bench::Relay(args) => relay::run(args).await,
         Bench::Replay(args) => replay::run(args).await,
+        Bench::Reconcile(args) => reconcile::run(args).await,
     }
 }

@@ -100,6 +100,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match &embedded {
         Some(b) => {
             b.create_topics(&kafka.topics(), args.partitions)?;
+            b.create_topic(
+                &crate::reconcile::positions_topic(&kafka.topic_prefix),
+                args.partitions,
+            )?;
             println!(
                 "  kafka    embedded mock cluster at {} ({} partitions a topic)",
                 b.bootstrap(),
@@ -112,7 +116,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
-    let mut pcfg = PipelineConfig::new(kafka.clone(), Policy::parse(&crate::sim::policy_toml())?);
+    let policy = Policy::parse(&crate::sim::policy_toml())?;
+    let mut pcfg = PipelineConfig::new(kafka.clone(), policy.clone());
+    pcfg.reconcile = Some(demo_reconcile_config(&kafka, policy));
     pcfg.relay_listen = args.relay_listen;
     pcfg.api_listen = args.api_listen;
     pcfg.sim.sessions = args.sessions;
@@ -196,6 +202,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
+/// Reconcile tuned for a scenario that lasts seconds: a sweep every 2 s up to 1 s before
+/// now, probes after 5 s; VOD's own limits are far from the simulator's.
+pub fn demo_reconcile_config(
+    kafka: &KafkaArgs,
+    policy: Policy,
+) -> crate::reconcile::ReconcileConfig {
+    let vod = VodConfig::new("cn-shanghai", ACCESS_KEY_ID, ACCESS_KEY_SECRET);
+    let mut rc = crate::reconcile::ReconcileConfig::new(kafka.clone(), vod, policy);
+    rc.sweep_interval = Duration::from_secs(2);
+    rc.settle = Duration::from_secs(1);
+    rc.overlap = Duration::from_secs(30);
+    rc.initial_lookback = Duration::from_secs(86_400 * 30);
+    rc.probe_after = Duration::from_secs(5);
+    rc.probe_max_backoff = Duration::from_secs(4);
+    rc.max_qps = 200.0;
+    rc
+}
+
 /// What a [`Pipeline`] is started with. The simulator's URLs, keys and api address are filled
 /// in by [`Pipeline::start`]; everything else in `sim` (sessions, seed, rates, retries) is used
 /// as given.
@@ -209,6 +233,9 @@ pub struct PipelineConfig {
     /// How long the relay waits for the broker's acknowledgement before answering 503.
     pub relay_ack_timeout: Duration,
     pub sim: SimConfig,
+    /// Run a reconcile instance too: this config with the pipeline's Kafka and the
+    /// simulator's OpenAPI filled in (None: no reconcile).
+    pub reconcile: Option<crate::reconcile::ReconcileConfig>,
 }
 
 impl PipelineConfig {
@@ -224,6 +251,7 @@ impl PipelineConfig {
             api_listen: any,
             relay_ack_timeout: Duration::from_millis(crate::relay::DEFAULT_ACK_TIMEOUT_MS),
             sim,
+            reconcile: None,
         }
     }
 }
@@ -232,9 +260,13 @@ impl PipelineConfig {
 /// topics exist (the demo's and the in-process integration tests' common setup).
 pub struct Pipeline {
     pub relay: crate::relay::RelayHandle,
+    relay_cfg: crate::relay::Config,
+    relay_down: Option<SocketAddr>,
     pub api: crate::api::ApiHandle,
     pub sim: SimHandle,
     worker: Option<crate::worker::WorkerHandle>,
+    /// The reconcile instance, when the config asked for one.
+    pub reconcile: Option<crate::reconcile::ReconcileHandle>,
     /// The relay's `POST /callbacks/vod` URL (also the URL VOD signs).
     pub callback_url: String,
     /// The api's base URL.
@@ -303,7 +335,7 @@ impl Pipeline {
         let mut relay_cfg =
             crate::relay::Config::new(kafka.clone(), crate::relay::Auth::Verify(verifier));
         relay_cfg.ack_timeout = cfg.relay_ack_timeout;
-        let relay = crate::relay::start(relay_cfg, relay_listener).await?;
+        let relay = crate::relay::start(relay_cfg.clone(), relay_listener).await?;
         let api_listener = bind(cfg.api_listen, "api").await?;
         let api = crate::api::start(crate::api::Config::new(kafka.clone()), api_listener).await?;
         let api_url = api.base_url();
@@ -320,17 +352,28 @@ impl Pipeline {
         let mut vod = VodConfig::new("cn-shanghai", ACCESS_KEY_ID, ACCESS_KEY_SECRET);
         vod.endpoint = Some(sim.vod_endpoint());
         let worker = crate::worker::start(
-            crate::worker::WorkerConfig::new(kafka.clone(), vod),
+            crate::worker::WorkerConfig::new(kafka.clone(), vod.clone()),
             Health::default(),
         )
         .await?;
+        let reconcile = match cfg.reconcile {
+            None => None,
+            Some(mut rc) => {
+                rc.kafka = kafka.clone();
+                rc.vod = vod.clone();
+                Some(crate::reconcile::start(rc, Health::default()).await?)
+            }
+        };
         let fold_cfg = FoldConfig::new(kafka, cfg.policy);
         let fold = FoldRunner::start(fold_cfg);
         Ok(Pipeline {
             relay,
+            relay_cfg,
+            relay_down: None,
             api,
             sim,
             worker: Some(worker),
+            reconcile,
             callback_url,
             api_url,
             fold,
@@ -341,6 +384,29 @@ impl Pipeline {
     /// counters; an error says why it had stopped or that it was stopped already.
     pub async fn stop_fold(&mut self) -> Result<FoldStats, String> {
         self.fold.stop().await
+    }
+
+    /// Takes the relay down (its port closed: VOD's deliveries fail, and after three attempts
+    /// VOD drops them) until [`Pipeline::start_relay`]. A stand-in relay on a free port nobody
+    /// posts to keeps the handle filled meanwhile.
+    pub async fn stop_relay(&mut self) -> anyhow::Result<()> {
+        let spare = bind(SocketAddr::from(([127, 0, 0, 1], 0)), "relay").await?;
+        let stand_in = crate::relay::start(self.relay_cfg.clone(), spare).await?;
+        let old = std::mem::replace(&mut self.relay, stand_in);
+        self.relay_down = Some(old.local_addr());
+        old.shutdown().await
+    }
+
+    /// Starts the relay again on its address after [`Pipeline::stop_relay`].
+    pub async fn start_relay(&mut self) -> anyhow::Result<()> {
+        let Some(addr) = self.relay_down.take() else {
+            return Ok(());
+        };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr} again (relay): {e}"))?;
+        let back = crate::relay::start(self.relay_cfg.clone(), listener).await?;
+        std::mem::replace(&mut self.relay, back).shutdown().await
     }
 
     /// The worker, until [`Pipeline::stop_worker`].
@@ -366,6 +432,9 @@ impl Pipeline {
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if self.fold.running() {
             self.stop_fold().await.map_err(anyhow::Error::msg)?;
+        }
+        if let Some(r) = self.reconcile.take() {
+            r.shutdown().await?;
         }
         self.stop_worker().await?;
         self.relay.shutdown().await?;

@@ -388,6 +388,7 @@ pub use super::vocab::event_type::{
     PLAY_INFO_RESOLVED, STREAM_FACT, TRANSCODE_REJECTED, TRANSCODE_REQUESTED, TRANSCODE_SUBMITTED,
     VIDEO_INFO_OBSERVED,
 };
+pub use super::vocab::event_type::{RECORDING_OBSERVED, SOURCE_OBSERVED, TRANSCODE_OBSERVED};
 
 /// A parsed callback or live2vod event. Its strings borrow from the body they were parsed from
 /// (the fold keeps only a few of them, and copies those into its own compact forms).
@@ -779,15 +780,19 @@ pub fn parse_event(body: &[u8]) -> Result<Event<'_>, EventError> {
     let extend = take_str(&mut m, "Extend");
     let ty = &*event_type;
     let body = match ty {
-        ADD_LIVE_RECORD_VIDEO_COMPLETE => EventBody::AddLiveRecordVideoComplete {
-            stream: take_stream(&mut m),
-            record_start_ms: take_time(&mut m, "RecordStartTime")?,
-            record_end_ms: take_time(&mut m, "RecordEndTime")?,
-        },
+        // Observation events (`domain::observation`) fold exactly like the callbacks they
+        // stand in for; their own EventType keeps them apart in the dedup key and metrics.
+        ADD_LIVE_RECORD_VIDEO_COMPLETE | RECORDING_OBSERVED => {
+            EventBody::AddLiveRecordVideoComplete {
+                stream: take_stream(&mut m),
+                record_start_ms: take_time(&mut m, "RecordStartTime")?,
+                record_end_ms: take_time(&mut m, "RecordEndTime")?,
+            }
+        }
         LIVE_RECORD_VIDEO_COMPOSE_START => EventBody::LiveRecordVideoComposeStart {
             stream: take_stream(&mut m),
         },
-        FILE_UPLOAD_COMPLETE => {
+        FILE_UPLOAD_COMPLETE | SOURCE_OBSERVED => {
             // Older docs omit Status on this event: a file that was uploaded is a success.
             status.get_or_insert(Status::Success);
             EventBody::FileUploadComplete {
@@ -822,7 +827,7 @@ pub fn parse_event(body: &[u8]) -> Result<Event<'_>, EventError> {
                 dedup_key,
             });
         }
-        TRANSCODE_COMPLETE => EventBody::TranscodeComplete {
+        TRANSCODE_COMPLETE | TRANSCODE_OBSERVED => EventBody::TranscodeComplete {
             stream_infos: take_list(&mut m, "StreamInfos")
                 .into_iter()
                 .map(parse_stream_info)

@@ -8,6 +8,7 @@ pub mod compact;
 pub mod engine;
 pub mod event;
 pub mod lattice;
+pub mod observation;
 pub mod outcome;
 pub mod policy;
 pub mod projector;

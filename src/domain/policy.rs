@@ -105,6 +105,9 @@ pub struct Policy {
     pub defaults: StreamPolicy,
     /// First match wins.
     pub rules: Vec<Rule>,
+    /// `[reconcile] apps = ["domain/app", ...]`: apps `live2vod reconcile` sweeps even when no
+    /// aggregate knows one of their streams yet (a stream whose first callback was lost).
+    pub reconcile_apps: Vec<String>,
 }
 
 impl Policy {
@@ -156,7 +159,29 @@ impl Policy {
                 },
             });
         }
-        Ok(Policy { defaults, rules })
+        let reconcile_apps = match file.reconcile {
+            None => Vec::new(),
+            Some(r) => {
+                for a in &r.apps {
+                    let parts: Vec<&str> = a.get_ref().split('/').collect();
+                    if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
+                        return Err(PolicyError {
+                            line: line_of(text, a.span().start),
+                            message: format!(
+                                "reconcile app {:?} is not \"domain/app\"",
+                                a.get_ref()
+                            ),
+                        });
+                    }
+                }
+                r.apps.into_iter().map(Spanned::into_inner).collect()
+            }
+        };
+        Ok(Policy {
+            defaults,
+            rules,
+            reconcile_apps,
+        })
     }
 
     /// The policy for a stream: the first rule whose glob matches, else the defaults.
@@ -188,6 +213,14 @@ struct FileSpec {
     defaults: Option<DefaultsSpec>,
     #[serde(default)]
     rules: Vec<RuleSpec>,
+    reconcile: Option<ReconcileSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReconcileSpec {
+    #[serde(default)]
+    apps: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -341,6 +374,19 @@ compose_deadline_secs = 900
 streams = "*/edu/class-??"
 composed = { action = "transcode", template_group = "tg-compose" }
 "#;
+
+    #[test]
+    fn reconcile_apps_are_read_and_checked() {
+        let p = Policy::parse("[reconcile]\napps = [\"live.example.com/app\", \"d/a\"]\n").unwrap();
+        assert_eq!(p.reconcile_apps, vec!["live.example.com/app", "d/a"]);
+        assert!(Policy::parse("").unwrap().reconcile_apps.is_empty());
+        let e = Policy::parse("[reconcile]\napps = [\"only-a-domain\"]\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(
+            Policy::parse("[reconcile]\nstreams = []\n").is_err(),
+            "unknown key"
+        );
+    }
 
     #[test]
     fn parses_the_documented_format_and_first_match_wins() {

@@ -72,9 +72,15 @@ pub mod event_type {
     pub const PLAY_INFO_RESOLVED: &str = "live2vod.PlayInfoResolved";
     /// fold: what a video contributes to its stream aggregate.
     pub const STREAM_FACT: &str = "live2vod.StreamFact";
+    /// reconcile: a recording found by a ListLiveRecordVideo sweep.
+    pub const RECORDING_OBSERVED: &str = "live2vod.RecordingObserved";
+    /// reconcile: a source file's state found by a probe (GetMezzanineInfo, else GetVideoInfo).
+    pub const SOURCE_OBSERVED: &str = "live2vod.SourceObserved";
+    /// reconcile: a transcode's outcome found by a probe (GetVideoInfo + GetPlayInfo).
+    pub const TRANSCODE_OBSERVED: &str = "live2vod.TranscodeObserved";
 
     /// Every event type the fold understands (the rest fold as unknown events).
-    pub const KNOWN: [&str; 17] = [
+    pub const KNOWN: [&str; 20] = [
         ADD_LIVE_RECORD_VIDEO_COMPLETE,
         LIVE_RECORD_VIDEO_COMPOSE_START,
         FILE_UPLOAD_COMPLETE,
@@ -92,6 +98,9 @@ pub mod event_type {
         VIDEO_INFO_OBSERVED,
         PLAY_INFO_RESOLVED,
         STREAM_FACT,
+        RECORDING_OBSERVED,
+        SOURCE_OBSERVED,
+        TRANSCODE_OBSERVED,
     ];
 }
 

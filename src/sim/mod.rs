@@ -391,6 +391,16 @@ impl SimHandle {
         &self.shared.scenario
     }
 
+    /// VOD did everything in the scenario and delivered none of it (its OpenAPI answers from
+    /// that state): what `bench reconcile` sweeps.
+    pub fn emit_all_undelivered(&self) {
+        if let Ok(mut m) = self.shared.model.lock() {
+            for e in &self.shared.scenario.events {
+                m.apply(e);
+            }
+        }
+    }
+
     /// Delivers every scenario callback to the relay (shuffled within the window, some twice)
     /// and waits until each was acknowledged or lost. Transcodes submitted meanwhile play
     /// their callbacks on their own; see [`SimHandle::progress`].

@@ -491,6 +491,13 @@ impl VodClient {
         )
     }
 
+    /// GetMezzanineInfo: the source file's state (`Mezzanine` {`FileURL`, `Size`, `Status`,
+    /// `CreationTime`, ...}), answered as VOD sent it; `reconcile` parses it.
+    pub async fn get_mezzanine_info(&self, video_id: &str) -> Result<Value, VodError> {
+        self.call("GetMezzanineInfo", &[("VideoId", video_id)])
+            .await
+    }
+
     /// `ListLiveRecordVideo` for one stream between `start` and `end` (UTC
     /// `YYYY-MM-DDThh:mm:ssZ`), all pages: the way to catch up after lost callbacks.
     pub async fn list_live_record_video(

@@ -1,0 +1,463 @@
+//! `live2vod reconcile`: asks VOD what it did and writes what no callback brought to the
+//! callbacks topic as deterministic `live2vod.*` observation events (`domain::observation`),
+//! so callbacks VOD dropped, and failures VOD never reported, still reach the fold.
+//!
+//! - `config`: flags and [`ReconcileConfig`].
+//! - `api`: the rate-limited, counted VOD client.
+//! - `answers`: VOD's answers in Alibaba's documented shapes.
+//! - `sweep`: ListLiveRecordVideo over a window (paging, the 5,000 cap).
+//! - `probe`: GetMezzanineInfo / GetVideoInfo / GetPlayInfo of stuck videos.
+//! - `positions`: ownership (a consumer group) and sweep positions, in Kafka.
+//!
+//! One cycle: read the aggregates topic (what the fold knows), sweep the owned units, probe
+//! the owned stuck videos, write the observations (acknowledged) and then the positions.
+pub mod answers;
+pub mod api;
+pub mod config;
+pub mod positions;
+pub mod probe;
+pub mod sweep;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use rdkafka::producer::FutureProducer;
+use tokio::sync::watch;
+
+pub use config::{Args, ReconcileConfig};
+
+use crate::domain::lattice::{OriginKind, StreamKey};
+use crate::domain::observation;
+use crate::domain::{decode_snapshot, Aggregate};
+use crate::http::Health;
+use crate::kafka::read::{read_records, ReadTo};
+use crate::metrics as m;
+use crate::vod::client::VodClient;
+use api::Api;
+use positions::{partition_of, Positions};
+use probe::Probed;
+use sweep::Unit;
+
+/// The positions topic of a prefix.
+pub fn positions_topic(prefix: &str) -> String {
+    format!("{prefix}reconcile-positions")
+}
+
+/// What the fold knows about one video, as far as reconcile cares.
+#[derive(Debug, Clone, Default)]
+pub struct VideoFacts {
+    pub stream: Option<StreamKey>,
+    pub composed: bool,
+    pub origin_ms: i64,
+    pub has_source: bool,
+    pub has_transcode_outcome: bool,
+    /// A transcode is under way (a submission succeeded, or VOD reported renditions).
+    pub transcode_expected: bool,
+    pub last_event_ms: i64,
+}
+
+/// What the aggregates topic says.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    pub streams: BTreeSet<StreamKey>,
+    pub videos: HashMap<String, VideoFacts>,
+}
+
+impl Known {
+    /// Builds the view from the latest snapshot of each aggregate key.
+    pub fn from_snapshots<'a>(snapshots: impl IntoIterator<Item = &'a [u8]>) -> Known {
+        let mut k = Known::default();
+        for bytes in snapshots {
+            match decode_snapshot(bytes) {
+                Ok(Aggregate::Stream(s)) => {
+                    k.streams.insert(s.key.clone());
+                }
+                Ok(Aggregate::Video(v)) => {
+                    let origin = v.origin.as_ref();
+                    let facts = VideoFacts {
+                        stream: origin.map(|o| o.value.stream.clone()),
+                        composed: origin.is_some_and(|o| o.value.kind == OriginKind::Composed),
+                        origin_ms: origin.map_or(0, |o| o.at_ms),
+                        has_source: v.source.is_some(),
+                        has_transcode_outcome: !v.transcodes.is_empty(),
+                        transcode_expected: !v.renditions.is_empty()
+                            || v.submissions
+                                .iter()
+                                .any(|s| s.reg.value.status.is_success()),
+                        last_event_ms: v.last_event_ms.unwrap_or(0),
+                    };
+                    if let Some(s) = &facts.stream {
+                        k.streams.insert(s.clone());
+                    }
+                    k.videos.insert(v.id.to_string(), facts);
+                }
+                Err(_) => {}
+            }
+        }
+        k
+    }
+
+    fn has_origin(&self, video_id: &str) -> bool {
+        self.videos
+            .get(video_id)
+            .is_some_and(|v| v.stream.is_some())
+    }
+}
+
+/// The sweep units: the policy's apps, and every known stream outside them.
+pub fn units(policy_apps: &[String], known: &Known) -> Vec<Unit> {
+    let mut out: BTreeSet<Unit> = BTreeSet::new();
+    for a in policy_apps {
+        if let Some((d, app)) = a.split_once('/') {
+            out.insert(Unit {
+                domain: d.into(),
+                app: app.into(),
+                stream: None,
+            });
+        }
+    }
+    for s in &known.streams {
+        let covered = policy_apps
+            .iter()
+            .any(|a| a.split_once('/') == Some((&*s.domain, &*s.app)));
+        if !covered {
+            out.insert(Unit {
+                domain: s.domain.to_string(),
+                app: s.app.to_string(),
+                stream: Some(s.stream.to_string()),
+            });
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Counters of one instance, for tests and the bench.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CycleStats {
+    pub units_swept: u64,
+    pub sweep_errors: u64,
+    pub recordings_seen: u64,
+    pub probes: u64,
+    pub recovered: u64,
+    pub events_written: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ProbeSlot {
+    due_ms: i64,
+    backoff_ms: i64,
+    done: bool,
+}
+
+/// One reconcile instance.
+pub struct Reconciler {
+    cfg: ReconcileConfig,
+    api: Api,
+    producer: FutureProducer,
+    positions: Positions,
+    callbacks_topic: String,
+    aggregates_topic: String,
+    probes: HashMap<String, ProbeSlot>,
+    /// Recordings written by this process that the aggregates may not show yet: not written
+    /// (nor counted as recovered) again.
+    written: std::collections::HashSet<String>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Reconciler {
+    /// Connects to Kafka (creating the positions topic when missing) and VOD.
+    pub async fn new(cfg: ReconcileConfig) -> anyhow::Result<Reconciler> {
+        let topics = cfg.kafka.topics();
+        let ptopic = positions_topic(&cfg.kafka.topic_prefix);
+        if let Err(e) =
+            crate::kafka::admin::ensure_topic_like(&cfg.kafka, &topics.callbacks, &ptopic, true)
+                .await
+        {
+            tracing::warn!(topic = %ptopic, error = %e, "reconcile: cannot create the positions topic (it must exist)");
+        }
+        let positions = Positions::start(&cfg.kafka, &ptopic, &cfg.group_id)
+            .map_err(|e| anyhow::anyhow!("positions topic {ptopic}: {e}"))?;
+        let client = VodClient::new(cfg.vod.clone())?;
+        let producer = crate::kafka::producer::idempotent_producer(&cfg.kafka)?;
+        Ok(Reconciler {
+            api: Api::new(client, cfg.max_qps),
+            producer,
+            positions,
+            callbacks_topic: topics.callbacks,
+            aggregates_topic: topics.aggregates,
+            probes: HashMap::new(),
+            written: Default::default(),
+            cfg,
+        })
+    }
+
+    /// VOD calls made so far.
+    pub fn api_calls(&self) -> u64 {
+        self.api.calls()
+    }
+
+    /// Partitions owned and fully read (empty until the group assigned some).
+    pub fn owned(&self) -> Vec<i32> {
+        self.positions.owned()
+    }
+
+    /// Reads what the fold knows (the aggregates topic to its high watermark).
+    pub async fn load_known(&self) -> anyhow::Result<Known> {
+        let kafka = self.cfg.kafka.clone();
+        let topic = self.aggregates_topic.clone();
+        tokio::task::spawn_blocking(move || {
+            let counts = crate::kafka::admin::partition_counts(&kafka, Duration::from_secs(10))?;
+            let n = counts.get(&topic).copied().unwrap_or(0) as i32;
+            let parts: Vec<i32> = (0..n).collect();
+            let records = read_records(&kafka, &topic, &parts, ReadTo::HighWatermark)?;
+            let mut latest: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+            for r in records {
+                if let (Some(k), Some(v)) = (r.key, r.value) {
+                    latest.insert(k, v);
+                }
+            }
+            Ok::<_, anyhow::Error>(Known::from_snapshots(latest.values().map(|v| &v[..])))
+        })
+        .await?
+    }
+
+    async fn write(&self, what: &'static str, video_id: &str, body: &[u8]) -> anyhow::Result<()> {
+        let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+            key: "live2vod-event-type",
+            value: Some(what),
+        });
+        let mut round = 0u32;
+        loop {
+            match crate::kafka::producer::produce_acked(
+                &self.producer,
+                &self.callbacks_topic,
+                video_id,
+                body,
+                headers.clone(),
+                Duration::from_secs(30),
+            )
+            .await
+            {
+                Ok(_) => {
+                    metrics::counter!(m::RECONCILE_OBSERVATIONS, "what" => what).increment(1);
+                    return Ok(());
+                }
+                Err(e) if round < 5 => {
+                    tracing::warn!(error = %e, "reconcile: observation not acknowledged, retrying");
+                    tokio::time::sleep(Duration::from_millis(200 << round)).await;
+                    round += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn recovered(what: &'static str, source_ms: i64) {
+        metrics::counter!(m::RECONCILE_RECOVERED, "what" => what).increment(1);
+        let delay = (now_ms() - source_ms).max(0) as f64 / 1000.0;
+        metrics::histogram!(m::RECONCILE_RECOVERY_DELAY).record(delay);
+    }
+
+    /// One cycle over the partitions in `owned`.
+    pub async fn cycle(&mut self, owned: &[i32]) -> anyhow::Result<CycleStats> {
+        let mut st = CycleStats::default();
+        let known = self.load_known().await?;
+        let n = self.positions.partitions();
+        let now = now_ms();
+        let to = now - self.cfg.settle.as_millis() as i64;
+        for unit in units(&self.cfg.policy.reconcile_apps, &known) {
+            let key = unit.key();
+            if !owned.contains(&partition_of(&key, n)) {
+                continue;
+            }
+            let from = match self.positions.get(&key) {
+                Some(p) => p - self.cfg.overlap.as_millis() as i64,
+                None => now - self.cfg.initial_lookback.as_millis() as i64,
+            };
+            if from >= to {
+                continue;
+            }
+            match sweep::sweep(&self.api, &unit, from, to).await {
+                Ok(recs) => {
+                    st.units_swept += 1;
+                    metrics::counter!(m::RECONCILE_SWEEPS, "kind" => unit.kind(), "outcome" => "ok")
+                        .increment(1);
+                    for r in recs {
+                        st.recordings_seen += 1;
+                        // What the fold already knows needs no event (it would fold as a
+                        // duplicate anyway); the rest is a callback VOD lost.
+                        if known.has_origin(&r.video_id) {
+                            self.written.remove(&r.video_id);
+                            continue;
+                        }
+                        if self.written.contains(&r.video_id) {
+                            continue;
+                        }
+                        self.write(
+                            "recording",
+                            &r.video_id,
+                            &observation::recording_observed(&r),
+                        )
+                        .await?;
+                        st.events_written += 1;
+                        st.recovered += 1;
+                        Self::recovered("recording", r.record_end_ms);
+                        self.written.insert(r.video_id.clone());
+                    }
+                    self.positions.put(&key, to).await?;
+                }
+                Err(e) => {
+                    st.sweep_errors += 1;
+                    metrics::counter!(m::RECONCILE_SWEEPS, "kind" => unit.kind(), "outcome" => "error")
+                        .increment(1);
+                    tracing::warn!(unit = %key, error = %e, "reconcile: sweep failed; its window is retried next cycle");
+                }
+            }
+        }
+        self.probe_stuck(&known, owned, n, &mut st).await?;
+        Ok(st)
+    }
+
+    async fn probe_stuck(
+        &mut self,
+        known: &Known,
+        owned: &[i32],
+        n: i32,
+        st: &mut CycleStats,
+    ) -> anyhow::Result<()> {
+        let now = now_ms();
+        let mut ids: Vec<&String> = known.videos.keys().collect();
+        ids.sort();
+        for id in ids {
+            let v = &known.videos[id];
+            let Some(stream) = &v.stream else { continue };
+            if !owned.contains(&partition_of(&stream.path(), n)) {
+                continue;
+            }
+            let source_probe = v.composed && !v.has_source;
+            // Source and transcode probes of one video keep separate schedules: a finished
+            // source probe must not stop the transcode probe that follows it.
+            let slot_key = format!("{}:{id}", if source_probe { "source" } else { "transcode" });
+            let deadline_ms = if source_probe {
+                let secs = self.cfg.policy.for_stream(stream).compose_deadline_secs;
+                v.origin_ms + (secs as i64) * 1000
+            } else if v.has_source_or_segment() && v.transcode_expected && !v.has_transcode_outcome
+            {
+                v.last_event_ms + self.cfg.probe_after.as_millis() as i64
+            } else {
+                self.probes.remove(&slot_key);
+                continue;
+            };
+            let slot = self.probes.entry(slot_key.clone()).or_insert(ProbeSlot {
+                due_ms: deadline_ms,
+                backoff_ms: 1_000,
+                done: false,
+            });
+            if slot.done || now < slot.due_ms {
+                continue;
+            }
+            st.probes += 1;
+            let terminal = if source_probe {
+                match probe::source(&self.api, id).await {
+                    Probed::Terminal(s) => {
+                        self.write("source", id, &observation::source_observed(&s))
+                            .await?;
+                        Self::recovered("source", s.created_ms);
+                        st.recovered += 1;
+                        st.events_written += 1;
+                        true
+                    }
+                    Probed::Nothing => true,
+                    Probed::Pending => false,
+                }
+            } else {
+                match probe::transcode(&self.api, id).await {
+                    Probed::Terminal(t) => {
+                        self.write("transcode", id, &observation::transcode_observed(&t))
+                            .await?;
+                        Self::recovered("transcode", t.at_ms);
+                        st.recovered += 1;
+                        st.events_written += 1;
+                        true
+                    }
+                    Probed::Nothing => true,
+                    Probed::Pending => false,
+                }
+            };
+            if let Some(slot) = self.probes.get_mut(&slot_key) {
+                if terminal {
+                    slot.done = true;
+                } else {
+                    slot.due_ms = now + slot.backoff_ms;
+                    slot.backoff_ms =
+                        (slot.backoff_ms * 2).min(self.cfg.probe_max_backoff.as_millis() as i64);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl VideoFacts {
+    fn has_source_or_segment(&self) -> bool {
+        self.has_source || (self.stream.is_some() && !self.composed)
+    }
+}
+
+/// A running reconcile instance (the shared role handle).
+pub type ReconcileHandle = crate::role::RoleHandle<()>;
+
+/// Starts the cycle loop; `health` turns ready once the instance owns partitions.
+pub async fn start(cfg: ReconcileConfig, health: Health) -> anyhow::Result<ReconcileHandle> {
+    let mut r = Reconciler::new(cfg).await?;
+    let (stop, mut stop_rx) = watch::channel(false);
+    let ready = health.clone();
+    Ok(crate::role::RoleHandle::spawn(
+        "reconcile",
+        health,
+        stop,
+        async move {
+            loop {
+                if *stop_rx.borrow() {
+                    return Ok(());
+                }
+                let owned = r.owned();
+                ready.set_ready(true);
+                let started = tokio::time::Instant::now();
+                if !owned.is_empty() {
+                    let cycle = r.cycle(&owned);
+                    tokio::select! {
+                        res = cycle => match res {
+                            Ok(st) => tracing::info!(?st, "reconcile: cycle done"),
+                            Err(e) => tracing::warn!(error = %e, "reconcile: cycle failed; retried next interval"),
+                        },
+                        _ = stop_rx.changed() => return Ok(()),
+                    }
+                }
+                let wait = if owned.is_empty() {
+                    Duration::from_millis(500)
+                } else {
+                    r.cfg.sweep_interval.saturating_sub(started.elapsed())
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop_rx.changed() => return Ok(()),
+                }
+            }
+        },
+    ))
+}
+
+/// `live2vod reconcile`.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = ReconcileConfig::from_args(&args)?;
+    let health = Health::default();
+    crate::role::run_with_ops(args.metrics_listen, health.clone(), start(cfg, health))
+        .await
+        .map(drop)
+}

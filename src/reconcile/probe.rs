@@ -1,0 +1,126 @@
+//! Probes of videos stuck in a non-terminal state: what VOD says about their source
+//! (GetMezzanineInfo, else GetVideoInfo) and their transcode (GetVideoInfo, then GetPlayInfo).
+//! A probe answers an observation when VOD's state is terminal, or `Pending` (ask again later).
+use crate::domain::observation::{SourceState, TranscodeState};
+
+use super::answers;
+use super::api::Api;
+
+/// The outcome of one probe.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probed<T> {
+    /// VOD's state is terminal: this is what it is.
+    Terminal(T),
+    /// Terminal, but there is nothing to recover (e.g. a store-only video has no transcode).
+    Nothing,
+    /// Not terminal yet (Uploading, Transcoding), or VOD could not be asked: back off.
+    Pending,
+}
+
+fn source_from(
+    video_id: &str,
+    status: &str,
+    size: Option<i64>,
+    url: Option<String>,
+    created: Option<i64>,
+) -> Probed<SourceState> {
+    let success = match status {
+        "Normal" | "UploadSucc" | "Transcoding" | "TranscodeFail" | "Checking" | "Blocked" => true,
+        "UploadFail" => false,
+        _ => return Probed::Pending,
+    };
+    // Without VOD's own creation time there is no deterministic time to give the fact.
+    let Some(created_ms) = created else {
+        return Probed::Pending;
+    };
+    Probed::Terminal(SourceState {
+        video_id: video_id.to_string(),
+        success,
+        vod_status: status.to_string(),
+        size,
+        file_url: url,
+        created_ms,
+    })
+}
+
+/// Whether the video's source file is there: GetMezzanineInfo, else GetVideoInfo.
+pub async fn source(api: &Api, video_id: &str) -> Probed<SourceState> {
+    if let Ok(v) = api.call("GetMezzanineInfo", &[("VideoId", video_id)]).await {
+        if let Ok(mz) = answers::mezzanine(&v) {
+            if let Some(status) = mz.status.as_deref() {
+                let p = source_from(
+                    video_id,
+                    status,
+                    mz.size.as_ref().and_then(|s| s.as_i64()),
+                    mz.file_url.clone(),
+                    mz.created_ms(),
+                );
+                if p != Probed::Pending {
+                    return p;
+                }
+            }
+        }
+    }
+    match api.call("GetVideoInfo", &[("VideoId", video_id)]).await {
+        Ok(v) => match answers::video_info(&v) {
+            Ok(video) => source_from(
+                video_id,
+                video.status.as_deref().unwrap_or(""),
+                video.size.as_ref().and_then(|s| s.as_i64()),
+                None,
+                video.created_ms(),
+            ),
+            Err(_) => Probed::Pending,
+        },
+        Err(_) => Probed::Pending,
+    }
+}
+
+/// The video's transcode outcome: GetVideoInfo, and GetPlayInfo once it is `Normal`.
+pub async fn transcode(api: &Api, video_id: &str) -> Probed<TranscodeState> {
+    let Ok(Ok(video)) = api
+        .call("GetVideoInfo", &[("VideoId", video_id)])
+        .await
+        .map(|v| answers::video_info(&v))
+    else {
+        return Probed::Pending;
+    };
+    let status = video.status.clone().unwrap_or_default();
+    let video_time = video.modified_ms().or(video.created_ms());
+    match status.as_str() {
+        "Normal" => {
+            let Ok(Ok((streams, latest))) = api
+                .call("GetPlayInfo", &[("VideoId", video_id)])
+                .await
+                .map(|v| answers::play_streams(&v))
+            else {
+                return Probed::Pending;
+            };
+            let Some(at_ms) = latest.or(video_time) else {
+                return Probed::Pending;
+            };
+            if streams.is_empty() {
+                return Probed::Pending;
+            }
+            Probed::Terminal(TranscodeState {
+                video_id: video_id.to_string(),
+                success: true,
+                vod_status: status,
+                streams,
+                at_ms,
+            })
+        }
+        "TranscodeFail" => match video_time {
+            Some(at_ms) => Probed::Terminal(TranscodeState {
+                video_id: video_id.to_string(),
+                success: false,
+                vod_status: status,
+                streams: Vec::new(),
+                at_ms,
+            }),
+            None => Probed::Pending,
+        },
+        "UploadSucc" | "UploadFail" | "Blocked" => Probed::Nothing,
+        _ => Probed::Pending,
+    }
+}

@@ -9,6 +9,10 @@
 //! [[rules]]                             # first match wins, in file order
 //! streams = "live.example.com/app/store-*"
 //! segments = { action = "transcode", template_group = "tg-record", priority = "5" }
+//!
+//! [[reconcile]]                         # domain/app pairs the reconcile role sweeps even
+//! domain = "live.example.com"           # before any callback of theirs arrived
+//! app = "app"
 //! ```
 //! A rule that leaves out `segments`, `composed` or `compose_deadline_secs` takes that part from
 //! `[defaults]`. Globs match `domain/app/stream`: `*` any run of characters (including `/`), `?`
@@ -105,6 +109,9 @@ pub struct Policy {
     pub defaults: StreamPolicy,
     /// First match wins.
     pub rules: Vec<Rule>,
+    /// `[[reconcile]]` entries: (domain, app) pairs to sweep with ListLiveRecordVideo, in file
+    /// order, without repeats.
+    pub reconcile: Vec<(String, String)>,
 }
 
 impl Policy {
@@ -156,7 +163,34 @@ impl Policy {
                 },
             });
         }
-        Ok(Policy { defaults, rules })
+        let mut reconcile: Vec<(String, String)> = Vec::with_capacity(file.reconcile.len());
+        for r in file.reconcile {
+            let line = line_of(text, r.span().start);
+            let r = r.into_inner();
+            let (domain, app) = (r.domain.trim(), r.app.trim());
+            if domain.is_empty() || app.is_empty() || domain.contains('/') || app.contains('/') {
+                return Err(PolicyError {
+                    line,
+                    message: "a [[reconcile]] entry needs a non-empty domain and app without '/'"
+                        .into(),
+                });
+            }
+            let pair = (domain.to_string(), app.to_string());
+            if !reconcile.contains(&pair) {
+                reconcile.push(pair);
+            }
+        }
+        Ok(Policy {
+            defaults,
+            rules,
+            reconcile,
+        })
+    }
+
+    /// The `domain/app` pairs the policy lists for reconciliation (`[[reconcile]]`): the
+    /// reconcile role sweeps them even when no aggregate knows one of their streams yet.
+    pub fn reconcile_targets(&self) -> &[(String, String)] {
+        &self.reconcile
     }
 
     /// The policy for a stream: the first rule whose glob matches, else the defaults.
@@ -188,6 +222,15 @@ struct FileSpec {
     defaults: Option<DefaultsSpec>,
     #[serde(default)]
     rules: Vec<RuleSpec>,
+    #[serde(default)]
+    reconcile: Vec<Spanned<ReconcileSpec>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReconcileSpec {
+    domain: String,
+    app: String,
 }
 
 #[derive(Deserialize)]
@@ -370,6 +413,34 @@ composed = { action = "transcode", template_group = "tg-compose" }
         assert_eq!(class.compose_deadline_secs, 600);
         let other = p.for_stream(&StreamKey::new("x.com", "edu", "class-123"));
         assert_eq!(other, &p.defaults);
+    }
+
+    #[test]
+    fn reconcile_entries_name_domain_app_pairs() {
+        let text = format!(
+            "{SAMPLE}\n[[reconcile]]\ndomain = \"live.example.com\"\napp = \"app\"\n\n[[reconcile]]\ndomain = \"x.com\"\napp = \"edu\"\n\n[[reconcile]]\ndomain = \"x.com\"\napp = \"edu\"\n"
+        );
+        let p = Policy::parse(&text).unwrap();
+        assert_eq!(
+            p.reconcile_targets(),
+            &[
+                ("live.example.com".to_string(), "app".to_string()),
+                ("x.com".to_string(), "edu".to_string())
+            ],
+            "in file order, repeats once"
+        );
+        assert_eq!(p.rules.len(), 2, "rules are unaffected");
+        assert!(Policy::parse(SAMPLE)
+            .unwrap()
+            .reconcile_targets()
+            .is_empty());
+        let (line, msg) = line_of_error("\n[[reconcile]]\ndomain = \"a/b\"\napp = \"c\"\n");
+        assert_eq!(line, 2, "{msg}");
+        let (_, msg) = line_of_error("[[reconcile]]\ndomain = \"a\"\n");
+        assert!(msg.contains("app"), "{msg}");
+        let (_, msg) =
+            line_of_error("[[reconcile]]\ndomain = \"a\"\napp = \"b\"\nstream = \"c\"\n");
+        assert!(msg.contains("stream"), "{msg}");
     }
 
     #[test]

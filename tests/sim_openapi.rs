@@ -345,10 +345,15 @@ async fn transcode_of_a_source_that_is_not_ready_is_illegal_status() {
     .await;
     assert_eq!(st, 200, "uploaded now: {v}");
 
-    // ListLiveRecordVideo lists a stream's segments VOD recorded.
+    // ListLiveRecordVideo lists a stream's segments VOD recorded and its composed videos
+    // (whose compose started above).
     sim.deliver_matching(|e| e.event_type == "AddLiveRecordVideoComplete")
         .await;
-    let n: usize = compose_only.sessions.iter().map(|s| s.segments.len()).sum();
+    let n: usize = compose_only
+        .sessions
+        .iter()
+        .map(|s| s.segments.len() + usize::from(s.compose.is_some()))
+        .sum();
     let (st, v) = call(
         &sim,
         "ListLiveRecordVideo",
@@ -361,7 +366,7 @@ async fn transcode_of_a_source_that_is_not_ready_is_illegal_status() {
     )
     .await;
     assert_eq!(st, 200, "{v}");
-    assert_eq!(v["Total"], n);
+    assert_eq!(v["Total"], n.to_string(), "Total arrives as a string");
     assert_eq!(
         v["LiveRecordVideoList"]["LiveRecordVideo"]
             .as_array()

@@ -74,6 +74,102 @@ pub struct Args {
     /// How long verification may wait for the api to converge (seconds).
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+
+    /// Fraction of callbacks the simulated VOD never posts (chosen by the seed). Above 0,
+    /// verification requires everything VOD did in the api and every undelivered callback
+    /// recovered by reconciliation; `--drop-rate 0 --silent-failure-rate 0` is the demo
+    /// without losses.
+    #[arg(long, default_value_t = 0.05)]
+    pub drop_rate: f64,
+
+    /// Fraction of failed compose uploads that send no FileUploadComplete at all.
+    #[arg(long, default_value_t = 0.5)]
+    pub silent_failure_rate: f64,
+
+    /// Also write the summary as one JSON object to this file.
+    #[arg(long)]
+    pub summary_json: Option<std::path::PathBuf>,
+}
+
+/// The counter the reconcile role increments for every fact it recovered (labels `what`).
+const RECOVERED_METRIC: &str = crate::metrics::RECONCILE_RECOVERED;
+
+/// The sum over labels of `name` in this process's metrics, `None` when nothing registered
+/// it yet.
+fn counter_sum(exposition: &str, name: &str) -> Option<u64> {
+    let mut found = None;
+    for line in exposition.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            continue;
+        }
+        let value = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+        if let Some(v) = value {
+            *found.get_or_insert(0) += v.max(0.0) as u64;
+        }
+    }
+    found
+}
+
+/// What the demo shows at the end (also `--summary-json`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DemoSummary {
+    pub seed: u64,
+    pub sessions: usize,
+    pub videos_matched: usize,
+    pub videos_total: usize,
+    pub streams_matched: usize,
+    pub streams_total: usize,
+    /// Events VOD did whose callback never reached the relay (the next three together,
+    /// each event once).
+    pub lost_by_vod: usize,
+    /// ... of them: given up after 3 failed attempts.
+    pub lost_after_attempts: usize,
+    /// ... never posted (`--drop-rate`).
+    pub dropped: usize,
+    /// ... failures VOD sends no callback for (`--silent-failure-rate`).
+    pub never_sent: usize,
+    /// `live2vod_reconcile_recovered_total` summed over labels; `None`: not registered.
+    pub recovered: Option<u64>,
+    /// (VideoId, template group) pairs with more than one transcode job.
+    pub duplicate_jobs: usize,
+    /// Whether verification required what VOD never delivered.
+    pub require_recovered: bool,
+    pub converged: bool,
+    pub ok: bool,
+    pub elapsed_secs: f64,
+}
+
+impl DemoSummary {
+    /// Why the demo fails, if it does.
+    pub fn failure(&self) -> Option<String> {
+        if !self.converged {
+            return Some("the api did not converge to the simulator's ground truth".to_string());
+        }
+        if self.duplicate_jobs > 0 {
+            return Some(format!("{} duplicate transcode jobs", self.duplicate_jobs));
+        }
+        if self.lost_by_vod > 0 {
+            match self.recovered {
+                None => {
+                    return Some(format!(
+                        "{} callbacks lost by VOD but no reconciliation ran ({RECOVERED_METRIC} is missing)",
+                        self.lost_by_vod
+                    ))
+                }
+                Some(r) if r as usize != self.lost_by_vod => {
+                    return Some(format!(
+                        "lost by VOD {} but recovered by reconciliation {r}",
+                        self.lost_by_vod
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        None
+    }
 }
 
 /// Runs the demo; fails when verification does not pass.
@@ -125,6 +221,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     pcfg.sim.seed = args.seed;
     pcfg.sim.duplicate_rate = args.duplicate_rate;
     pcfg.sim.throttle_rate = args.throttle_rate;
+    pcfg.sim.drop_rate = args.drop_rate;
+    pcfg.sim.silent_failure_rate = args.silent_failure_rate;
+    let require_recovered = args.drop_rate > 0.0 || args.silent_failure_rate > 0.0;
     let mut pipeline = Pipeline::start(pcfg).await?;
     let callback_url = pipeline.callback_url.clone();
     let api_url = pipeline.api_url.clone();
@@ -139,10 +238,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Deliver every callback, showing progress.
     let scenario = sim.scenario();
     println!(
-        "playing {} callbacks of {} streams (shuffled, {:.0}% delivered twice, {:.0}% of API calls throttled)...",
+        "playing {} callbacks of {} streams (shuffled, {:.0}% delivered twice, {:.0}% never posted, {:.0}% of failed compose uploads silent, {:.0}% of API calls throttled)...",
         scenario.events.len(),
         scenario.streams.len(),
         args.duplicate_rate * 100.0,
+        args.drop_rate * 100.0,
+        args.silent_failure_rate * 100.0,
         args.throttle_rate * 100.0
     );
     let progress = {
@@ -160,19 +261,61 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     println!(
-        "  delivered: {} acknowledged, {} retried, {} lost by VOD\n",
-        progress.acknowledged, progress.retried, progress.lost
+        "  delivered: {} acknowledged, {} retried, {} lost by VOD after 3 attempts, {} never posted, {} never sent\n",
+        progress.acknowledged, progress.retried, progress.lost, progress.dropped, progress.never_sent
     );
 
     println!(
-        "verifying the api against the simulator's ground truth (up to {} s)...",
+        "verifying the api against the simulator's ground truth{} (up to {} s)...",
+        if require_recovered {
+            ", including what VOD never delivered"
+        } else {
+            ""
+        },
         args.timeout
     );
-    let report = sim
-        .verify(&api_url, Duration::from_secs(args.timeout))
-        .await;
+    let timeout = Duration::from_secs(args.timeout);
+    let report = if require_recovered {
+        sim.verify_recovered(&api_url, timeout).await
+    } else {
+        sim.verify(&api_url, timeout).await
+    };
     let stats = sim.stats();
     let truth = sim.truth();
+    let lost = stats.undelivered.len();
+    // The api converged; reconcile's counter may trail its last observation by a moment.
+    let mut recovered = counter_sum(&crate::metrics::render(), RECOVERED_METRIC);
+    let wait_until = Instant::now() + Duration::from_secs(10);
+    while report.ok && lost > 0 && recovered != Some(lost as u64) && Instant::now() < wait_until {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        recovered = counter_sum(&crate::metrics::render(), RECOVERED_METRIC);
+    }
+    let distinct = |l: &[crate::sim::LostEvent]| {
+        let ids: std::collections::BTreeSet<u64> = l
+            .iter()
+            .filter(|e| stats.undelivered.iter().any(|u| u.event_id == e.event_id))
+            .map(|e| e.event_id)
+            .collect();
+        ids.len()
+    };
+    let mut summary = DemoSummary {
+        seed: args.seed,
+        sessions: args.sessions,
+        videos_matched: report.videos_matching,
+        videos_total: truth.videos.len(),
+        streams_matched: report.streams_matching,
+        streams_total: truth.streams.len(),
+        lost_by_vod: lost,
+        lost_after_attempts: distinct(&stats.lost_by_vod),
+        dropped: distinct(&stats.dropped_by_vod),
+        never_sent: distinct(&stats.never_sent),
+        recovered,
+        duplicate_jobs: stats.jobs_started.values().filter(|n| **n > 1).count(),
+        require_recovered,
+        converged: report.ok,
+        ok: false,
+        elapsed_secs: 0.0,
+    };
 
     // Stop the fold to read its counters.
     let fold_stats = match pipeline.stop_fold().await {
@@ -184,8 +327,29 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
 
     print_summary(&truth, &stats, fold_stats.as_ref());
+    let failure = summary.failure();
+    summary.ok = failure.is_none();
+    summary.elapsed_secs = started.elapsed().as_secs_f64();
+    println!(
+        "  lost by VOD {} ({} after 3 failed attempts, {} never posted, {} never sent)",
+        summary.lost_by_vod, summary.lost_after_attempts, summary.dropped, summary.never_sent
+    );
+    match summary.recovered {
+        Some(r) => println!("  recovered by reconciliation {r}"),
+        None => println!("  recovered by reconciliation 0 (no reconcile metric: {RECOVERED_METRIC} is not registered)"),
+    }
     println!("\n{report}");
-    println!("demo took {:.1}s", started.elapsed().as_secs_f64());
+    if let Some(why) = &failure {
+        println!("verification: FAILED: {why}");
+    } else {
+        println!("verification: OK");
+    }
+    println!("demo took {:.1}s", summary.elapsed_secs);
+    if let Some(path) = &args.summary_json {
+        let text = serde_json::to_string(&summary)?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
 
     if args.serve {
         println!("\nserving until Ctrl-C:\n  {api_url}/v1/videos/<id>\n  {api_url}/metrics\n  {callback_url}");
@@ -193,12 +357,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     pipeline.shutdown().await?;
     drop(embedded);
-    if report.ok {
-        Ok(())
-    } else {
-        anyhow::bail!(
-            "verification failed: the api did not converge to the simulator's ground truth"
-        )
+    match failure {
+        None => Ok(()),
+        Some(why) => anyhow::bail!("verification failed: {why}"),
     }
 }
 
@@ -564,12 +725,82 @@ fn print_summary(
         .map(|(_, n)| n)
         .sum();
     println!("  VOD API calls throttled and retried by the worker: {throttled}");
-    if stats.lost_by_vod.is_empty() {
-        println!("  callbacks lost by VOD (3 failed attempts): 0 — every callback was acknowledged durably");
-    } else {
-        println!(
-            "  callbacks lost by VOD (3 failed attempts): {} — NOT recovered: catch-up through ListLiveRecordVideo is not implemented yet; verify skips the videos concerned",
-            stats.lost_by_vod.len()
+    if stats.undelivered.is_empty() {
+        println!("  callbacks lost by VOD: 0 — every callback was acknowledged durably");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recovered_counter_is_summed_over_labels_and_missing_is_none() {
+        let text = "# TYPE live2vod_reconcile_recovered_total counter\n\
+live2vod_reconcile_recovered_total{what=\"segment\"} 3\n\
+live2vod_reconcile_recovered_total{what=\"transcode\"} 2\n\
+live2vod_reconcile_recovered_total_other 9\n\
+live2vod_fold_events_total{event_type=\"x\"} 7\n";
+        assert_eq!(counter_sum(text, RECOVERED_METRIC), Some(5));
+        assert_eq!(
+            counter_sum("live2vod_reconcile_recovered_total 4\n", RECOVERED_METRIC),
+            Some(4)
         );
+        assert_eq!(
+            counter_sum("live2vod_fold_events_total 1\n", RECOVERED_METRIC),
+            None
+        );
+    }
+
+    fn summary(lost: usize, recovered: Option<u64>) -> DemoSummary {
+        DemoSummary {
+            seed: 1,
+            sessions: 16,
+            videos_matched: 10,
+            videos_total: 10,
+            streams_matched: 4,
+            streams_total: 4,
+            lost_by_vod: lost,
+            lost_after_attempts: 0,
+            dropped: lost,
+            never_sent: 0,
+            recovered,
+            duplicate_jobs: 0,
+            require_recovered: true,
+            converged: true,
+            ok: true,
+            elapsed_secs: 1.0,
+        }
+    }
+
+    #[test]
+    fn verification_needs_every_lost_callback_recovered() {
+        assert_eq!(
+            summary(0, None).failure(),
+            None,
+            "nothing lost, no reconcile needed"
+        );
+        assert_eq!(summary(3, Some(3)).failure(), None);
+        let missing = summary(3, None).failure().unwrap_or_default();
+        assert!(missing.contains("missing"), "{missing}");
+        assert!(summary(3, Some(2)).failure().is_some());
+        assert!(summary(3, Some(4)).failure().is_some());
+        let mut s = summary(0, None);
+        s.duplicate_jobs = 1;
+        assert!(s.failure().is_some());
+        s.duplicate_jobs = 0;
+        s.converged = false;
+        assert!(s.failure().is_some());
+        let v: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&summary(2, Some(2))).unwrap()).unwrap();
+        for k in [
+            "videos_matched",
+            "videos_total",
+            "lost_by_vod",
+            "recovered",
+            "duplicate_jobs",
+        ] {
+            assert!(v.get(k).is_some(), "{k} in {v}");
+        }
     }
 }

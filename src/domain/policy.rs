@@ -9,6 +9,9 @@
 //! [[rules]]                             # first match wins, in file order
 //! streams = "live.example.com/app/store-*"
 //! segments = { action = "transcode", template_group = "tg-record", priority = "5" }
+//!
+//! [reconcile]                           # domain/app pairs the reconcile role sweeps even
+//! apps = ["live.example.com/app"]       # before any callback of theirs arrived
 //! ```
 //! A rule that leaves out `segments`, `composed` or `compose_deadline_secs` takes that part from
 //! `[defaults]`. Globs match `domain/app/stream`: `*` any run of characters (including `/`), `?`

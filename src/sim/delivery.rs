@@ -2,13 +2,23 @@
 //! `X-VOD-TIMESTAMP`/`X-VOD-SIGNATURE`, only 200 counts, 3 attempts about 1 s apart (each with
 //! a 5 s timeout), then the event is dropped ("lost by VOD"). Concurrency is bounded; the
 //! order and the duplicates come from the caller.
+//!
+//! Besides those losses, two more ways VOD's truth can miss the relay, each counted on its own:
+//! - **dropped** (`drop_rate`): the callback is never posted at all (an outage on VOD's side,
+//!   a misrouted notification). Chosen per event by the seed, so both copies of a duplicated
+//!   event share the fate and a run is reproducible.
+//! - **never sent** (`silent_failure_rate`): a composed video whose upload fails may produce
+//!   no FileUploadComplete at all; VOD's state still says UploadFail.
+//!
+//! In all three cases VOD's own state (the OpenAPI's answers) includes what the event says:
+//! [`DeliveryHooks::emitted`] is called before anything is posted or skipped.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::scenario::ScenarioEvent;
+use super::scenario::{Effect, ScenarioEvent};
 use crate::vod::callback_auth;
 
 #[derive(Clone)]
@@ -23,6 +33,11 @@ pub struct DeliveryConfig {
     pub concurrency: usize,
     /// Deliveries started per second by [`Deliverer::deliver_ordered`] (`None`: unpaced).
     pub rate: Option<f64>,
+    /// Fraction of events never posted (chosen per event id by `seed`).
+    pub drop_rate: f64,
+    /// Fraction of failed compose uploads that send no FileUploadComplete (by `seed` too).
+    pub silent_failure_rate: f64,
+    pub seed: u64,
 }
 
 impl std::fmt::Debug for DeliveryConfig {
@@ -36,7 +51,9 @@ impl std::fmt::Debug for DeliveryConfig {
             .field("retry_interval", &self.retry_interval)
             .field("attempt_timeout", &self.attempt_timeout)
             .field("concurrency", &self.concurrency)
-            .finish()
+            .field("drop_rate", &self.drop_rate)
+            .field("silent_failure_rate", &self.silent_failure_rate)
+            .finish_non_exhaustive()
     }
 }
 
@@ -51,8 +68,44 @@ impl DeliveryConfig {
             attempt_timeout: Duration::from_secs(5),
             concurrency: 16,
             rate: None,
+            drop_rate: 0.0,
+            silent_failure_rate: 0.0,
+            seed: 0,
         }
     }
+
+    /// What VOD does with `ev`: a pure function of the seed and the event (id, type, effect).
+    pub fn fate(&self, ev: &ScenarioEvent) -> Fate {
+        let failed_upload = matches!(ev.effect, Effect::Uploaded { ok: false, .. });
+        if failed_upload && chance(self.seed ^ 0x51_1e_47, ev.id) < self.silent_failure_rate {
+            return Fate::NeverSent;
+        }
+        if chance(self.seed, ev.id) < self.drop_rate {
+            return Fate::Dropped;
+        }
+        Fate::Post
+    }
+}
+
+/// What VOD does with one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Posted (up to `attempts` times).
+    Post,
+    /// Never posted (`drop_rate`).
+    Dropped,
+    /// A failure that sends no callback (`silent_failure_rate`).
+    NeverSent,
+}
+
+/// A uniform number in [0, 1) from (seed, id) (splitmix64), so the choice of an event does not
+/// depend on delivery order or on how many other events were chosen.
+fn chance(seed: u64, id: u64) -> f64 {
+    let mut z = seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Delivery counters (a snapshot).
@@ -68,6 +121,10 @@ pub struct Progress {
     pub retried: u64,
     /// Deliveries dropped after the last attempt failed.
     pub lost: u64,
+    /// Deliveries never posted (`drop_rate`), duplicate copies included.
+    pub dropped: u64,
+    /// Deliveries of failures VOD sends no callback for, duplicate copies included.
+    pub never_sent: u64,
     /// Duplicate copies answered 200.
     pub duplicates_acknowledged: u64,
 }
@@ -75,7 +132,8 @@ pub struct Progress {
 impl Progress {
     /// Deliveries not finished yet.
     pub fn pending(&self) -> u64 {
-        self.scheduled.saturating_sub(self.acknowledged + self.lost)
+        self.scheduled
+            .saturating_sub(self.acknowledged + self.lost + self.dropped + self.never_sent)
     }
 }
 
@@ -91,7 +149,15 @@ impl std::fmt::Display for Progress {
             self.retried,
             self.lost,
             self.pending()
-        )
+        )?;
+        if self.dropped + self.never_sent > 0 {
+            write!(
+                f,
+                ", {} dropped by VOD (never posted), {} never sent (silent failures)",
+                self.dropped, self.never_sent
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -102,6 +168,8 @@ struct Counters {
     acknowledged: AtomicU64,
     retried: AtomicU64,
     lost: AtomicU64,
+    dropped: AtomicU64,
+    never_sent: AtomicU64,
     duplicates_acknowledged: AtomicU64,
 }
 
@@ -113,6 +181,7 @@ pub struct LostEvent {
     pub video_id: String,
     pub stream: String,
     pub duplicate: bool,
+    /// The last attempt's error; `dropped` / `never sent` for events that were not posted.
     pub last_error: String,
 }
 
@@ -122,6 +191,9 @@ pub trait DeliveryHooks: Send + Sync + 'static {
     fn emitted(&self, ev: &ScenarioEvent);
     /// The relay answered 200.
     fn acknowledged(&self, ev: &ScenarioEvent, duplicate: bool);
+    /// VOD did not post the event ([`Fate::Dropped`] or [`Fate::NeverSent`]); called after
+    /// [`DeliveryHooks::emitted`].
+    fn not_posted(&self, _ev: &ScenarioEvent, _fate: Fate) {}
 }
 
 /// Outcome of one delivery.
@@ -129,6 +201,8 @@ pub trait DeliveryHooks: Send + Sync + 'static {
 pub enum Outcome {
     Acknowledged,
     Lost,
+    /// Not posted: [`Fate::Dropped`] or [`Fate::NeverSent`].
+    NotPosted,
 }
 
 pub struct Deliverer {
@@ -137,6 +211,8 @@ pub struct Deliverer {
     sem: Arc<Semaphore>,
     counters: Counters,
     lost: Mutex<Vec<LostEvent>>,
+    /// Events not posted ([`Fate::Dropped`], [`Fate::NeverSent`]), one entry per copy.
+    not_posted: Mutex<Vec<(Fate, LostEvent)>>,
     /// The body of every delivery answered 200 (the crash tests check each is on the topic).
     acknowledged: Mutex<Vec<String>>,
     hooks: Arc<dyn DeliveryHooks>,
@@ -159,6 +235,7 @@ impl Deliverer {
             client,
             counters: Counters::default(),
             lost: Mutex::new(Vec::new()),
+            not_posted: Mutex::new(Vec::new()),
             acknowledged: Mutex::new(Vec::new()),
             hooks,
         })
@@ -172,12 +249,27 @@ impl Deliverer {
             acknowledged: c.acknowledged.load(Ordering::Relaxed),
             retried: c.retried.load(Ordering::Relaxed),
             lost: c.lost.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            never_sent: c.never_sent.load(Ordering::Relaxed),
             duplicates_acknowledged: c.duplicates_acknowledged.load(Ordering::Relaxed),
         }
     }
 
     pub fn lost_events(&self) -> Vec<LostEvent> {
         self.lost.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Events VOD did not post, by why (one entry per copy).
+    pub fn not_posted(&self, fate: Fate) -> Vec<LostEvent> {
+        self.not_posted
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .filter(|(f, _)| *f == fate)
+                    .map(|(_, e)| e.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The bodies of the deliveries answered 200 so far, duplicates included.
@@ -234,6 +326,32 @@ impl Deliverer {
     }
 
     async fn deliver_one(&self, ev: &ScenarioEvent, duplicate: bool) -> Outcome {
+        let fate = self.cfg.fate(ev);
+        if fate != Fate::Post {
+            // VOD did it all the same: its state changes, only the callback is missing.
+            self.hooks.emitted(ev);
+            let (counter, why) = match fate {
+                Fate::Dropped => (&self.counters.dropped, "dropped"),
+                _ => (&self.counters.never_sent, "never sent"),
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(event_type = ev.event_type, video_id = %ev.video_id, why, "sim: callback not posted");
+            if let Ok(mut l) = self.not_posted.lock() {
+                l.push((
+                    fate,
+                    LostEvent {
+                        event_id: ev.id,
+                        event_type: ev.event_type.to_string(),
+                        video_id: ev.video_id.clone(),
+                        stream: ev.stream.clone(),
+                        duplicate,
+                        last_error: why.to_string(),
+                    },
+                ));
+            }
+            self.hooks.not_posted(ev, fate);
+            return Outcome::NotPosted;
+        }
         self.counters.sent.fetch_add(1, Ordering::Relaxed);
         self.hooks.emitted(ev);
         let mut last_error = String::new();
@@ -307,5 +425,90 @@ mod tests {
         let sim = crate::sim::SimConfig::new("http://r/cb", "http://r/cb", "sim-secret-key");
         let shown = format!("{sim:?}");
         assert!(!shown.contains("sim-secret-key") && !shown.contains(&sim.access_key_secret));
+    }
+
+    fn event(id: u64, effect: Effect) -> ScenarioEvent {
+        ScenarioEvent {
+            id,
+            time_ms: 0,
+            video_id: format!("v{id}"),
+            event_type: "FileUploadComplete",
+            stream: "d/a/s".into(),
+            flow: crate::sim::Flow::ComposeOnly,
+            body: "{}".into(),
+            effect,
+        }
+    }
+
+    #[test]
+    fn fates_follow_the_seed_and_the_rates() {
+        let failed = |id| {
+            event(
+                id,
+                Effect::Uploaded {
+                    ok: false,
+                    size: 0,
+                    file_url: String::new(),
+                    auto_group: None,
+                },
+            )
+        };
+        let mut cfg = DeliveryConfig::new("http://r/cb", "http://r/cb", "k");
+        let evs: Vec<ScenarioEvent> = (0..2000)
+            .map(|i| {
+                event(
+                    i,
+                    Effect::ComposeStarted {
+                        start_ms: 0,
+                        end_ms: 1,
+                    },
+                )
+            })
+            .collect();
+        assert!(
+            evs.iter().all(|e| cfg.fate(e) == Fate::Post),
+            "rates 0: all posted"
+        );
+        cfg.drop_rate = 0.05;
+        cfg.seed = 7;
+        let dropped: Vec<u64> = evs
+            .iter()
+            .filter(|e| cfg.fate(e) == Fate::Dropped)
+            .map(|e| e.id)
+            .collect();
+        assert!(
+            (60..140).contains(&dropped.len()),
+            "{} of 2000",
+            dropped.len()
+        );
+        let again: Vec<u64> = evs
+            .iter()
+            .filter(|e| cfg.fate(e) == Fate::Dropped)
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(dropped, again, "same seed, same choice");
+        cfg.seed = 8;
+        assert_ne!(
+            dropped,
+            evs.iter()
+                .filter(|e| cfg.fate(e) == Fate::Dropped)
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        );
+        // Only failed uploads can be silent.
+        cfg.drop_rate = 0.0;
+        cfg.silent_failure_rate = 1.0;
+        assert_eq!(cfg.fate(&failed(3)), Fate::NeverSent);
+        assert_eq!(cfg.fate(&evs[3]), Fate::Post);
+        let ok_upload = event(
+            4,
+            Effect::Uploaded {
+                ok: true,
+                size: 1,
+                file_url: "u".into(),
+                auto_group: None,
+            },
+        );
+        assert_eq!(cfg.fate(&ok_upload), Fate::Post);
     }
 }

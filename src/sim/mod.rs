@@ -4,8 +4,9 @@
 //! - [`truth`]: the final api view the system must reach (pure).
 //! - [`delivery`]: posts the callbacks to the relay like VOD (signed, unordered, duplicated,
 //!   3 attempts then dropped).
-//! - [`openapi`]: the VOD OpenAPI the worker calls (signature v1, SessionId de-duplication,
-//!   throttling), which plays submitted transcodes back as callbacks.
+//! - [`openapi`]: the VOD OpenAPI the worker and reconcile call (signature v1, SessionId
+//!   de-duplication, throttling), which plays submitted transcodes back as callbacks;
+//!   [`listing`]: its ListLiveRecordVideo.
 //! - [`operator`]: submits flow 2's manual transcodes through live2vod's api.
 //! - [`verify`]: polls the api until it matches the truth.
 //!
@@ -22,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 pub mod delivery;
+pub mod listing;
 pub mod openapi;
 pub mod operator;
 pub mod scenario;
@@ -73,6 +75,11 @@ composed = {{ action = "none" }}
 streams = "{d}/{a}/compose-only-*"
 segments = {{ action = "none" }}
 composed = {{ action = "transcode", template_group = "{g}" }}
+
+# The reconcile role sweeps this domain/app with ListLiveRecordVideo, so a stream whose very
+# first callback VOD never delivered is found too.
+[reconcile]
+apps = ["{d}/{a}"]
 "#,
         d = scenario::DOMAIN,
         a = scenario::APP,
@@ -123,6 +130,14 @@ pub struct SimConfig {
     pub rate: Option<f64>,
     /// OpenAPI `Timestamp` tolerance.
     pub timestamp_window_secs: i64,
+    /// Fraction of callbacks VOD never posts (chosen per event by the seed; both copies of a
+    /// duplicated event share the fate). Counted apart from the "lost after 3 attempts" ones.
+    pub drop_rate: f64,
+    /// Fraction of failed compose uploads that send no FileUploadComplete at all (VOD's
+    /// state says UploadFail all the same).
+    pub silent_failure_rate: f64,
+    /// Results one ListLiveRecordVideo filter can reach ([`listing::MAX_RESULTS`] like VOD).
+    pub list_cap: usize,
 }
 
 impl std::fmt::Debug for SimConfig {
@@ -140,13 +155,15 @@ impl std::fmt::Debug for SimConfig {
             .field("api_url", &self.api_url)
             .field("duplicate_rate", &self.duplicate_rate)
             .field("throttle_rate", &self.throttle_rate)
+            .field("drop_rate", &self.drop_rate)
+            .field("silent_failure_rate", &self.silent_failure_rate)
             .finish_non_exhaustive()
     }
 }
 
 impl SimConfig {
     /// Laptop defaults: OpenAPI on a free local port, 8 sessions, seed 1, 10 % duplicates,
-    /// no throttling.
+    /// no throttling, nothing dropped or silent.
     pub fn new(relay_url: &str, callback_url: &str, auth_key: &str) -> Self {
         SimConfig {
             relay_url: relay_url.to_string(),
@@ -172,6 +189,9 @@ impl SimConfig {
             concurrency: 16,
             rate: None,
             timestamp_window_secs: 900,
+            drop_rate: 0.0,
+            silent_failure_rate: 0.0,
+            list_cap: listing::MAX_RESULTS,
         }
     }
 }
@@ -236,6 +256,17 @@ impl DeliveryHooks for Hooks {
             op.segment_recorded(&ev.video_id);
         }
     }
+
+    /// The operator watches VOD's console, not the callbacks: a store-only recording whose
+    /// callback VOD never posted is still asked for (the api answers 404 until live2vod has
+    /// recovered the segment, and the operator retries).
+    fn not_posted(&self, ev: &ScenarioEvent, _fate: delivery::Fate) {
+        if let (Some(op), Flow::StoreOnly, Effect::Recorded { .. }) =
+            (&self.operator, ev.flow, &ev.effect)
+        {
+            op.segment_recorded(&ev.video_id);
+        }
+    }
 }
 
 /// What the simulator observed (for reports and assertions).
@@ -250,6 +281,13 @@ pub struct Stats {
     pub delivery: Progress,
     /// Deliveries VOD gave up on (a copy whose event was acknowledged otherwise is still listed).
     pub lost_by_vod: Vec<LostEvent>,
+    /// Deliveries VOD never posted (`drop_rate`), one per copy.
+    pub dropped_by_vod: Vec<LostEvent>,
+    /// Failures VOD sent no callback for (`silent_failure_rate`), one per copy.
+    pub never_sent: Vec<LostEvent>,
+    /// The events none of whose copies reached the relay (lost after 3 attempts, dropped or
+    /// never sent), once each: what live2vod can only learn from VOD's OpenAPI.
+    pub undelivered: Vec<LostEvent>,
     pub operator: OperatorStats,
 }
 
@@ -279,7 +317,17 @@ impl std::fmt::Display for Stats {
             self.operator.failed,
             self.operator.attempts,
             self.lost_by_vod.len()
-        )
+        )?;
+        if !self.dropped_by_vod.is_empty() || !self.never_sent.is_empty() {
+            write!(
+                f,
+                "; dropped by VOD: {}; never sent: {}; events undelivered: {}",
+                self.dropped_by_vod.len(),
+                self.never_sent.len(),
+                self.undelivered.len()
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -315,6 +363,9 @@ impl Simulator {
         dcfg.attempt_timeout = cfg.attempt_timeout;
         dcfg.concurrency = cfg.concurrency;
         dcfg.rate = cfg.rate;
+        dcfg.drop_rate = cfg.drop_rate;
+        dcfg.silent_failure_rate = cfg.silent_failure_rate;
+        dcfg.seed = cfg.seed;
         let deliverer = Arc::new(Deliverer::new(dcfg, hooks)?);
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
@@ -465,20 +516,30 @@ impl SimHandle {
         }
     }
 
-    /// The ground truth, with the videos and streams affected by callbacks VOD lost (no copy
-    /// acknowledged) marked.
-    pub fn truth(&self) -> Truth {
-        let mut t = Truth::of(&self.shared.scenario);
+    /// The events none of whose copies the relay acknowledged (lost after 3 attempts,
+    /// dropped, never sent), once each, in the order VOD gave up on them.
+    pub fn undelivered(&self) -> Vec<LostEvent> {
         let acked = self
             .shared
             .acked
             .lock()
             .map(|a| a.clone())
             .unwrap_or_default();
-        for l in self.shared.deliverer.lost_events() {
-            if acked.contains(&l.event_id) {
-                continue;
-            }
+        let d = &self.shared.deliverer;
+        let mut seen = HashSet::new();
+        d.lost_events()
+            .into_iter()
+            .chain(d.not_posted(delivery::Fate::Dropped))
+            .chain(d.not_posted(delivery::Fate::NeverSent))
+            .filter(|l| !acked.contains(&l.event_id) && seen.insert(l.event_id))
+            .collect()
+    }
+
+    /// The ground truth, with the videos and streams affected by undelivered callbacks
+    /// (lost, dropped or never sent; no copy acknowledged) marked, so verify skips them.
+    pub fn truth(&self) -> Truth {
+        let mut t = Truth::of(&self.shared.scenario);
+        for l in self.undelivered() {
             let affects_stream = matches!(
                 l.event_type.as_str(),
                 "AddLiveRecordVideoComplete" | "LiveRecordVideoComposeStart" | "FileUploadComplete"
@@ -500,6 +561,9 @@ impl SimHandle {
             session_dedup_hits: sh.session_dedup_hits.load(Ordering::Relaxed),
             delivery: sh.deliverer.progress(),
             lost_by_vod: sh.deliverer.lost_events(),
+            dropped_by_vod: sh.deliverer.not_posted(delivery::Fate::Dropped),
+            never_sent: sh.deliverer.not_posted(delivery::Fate::NeverSent),
+            undelivered: self.undelivered(),
             operator: sh.operator.as_ref().map(|o| o.stats()).unwrap_or_default(),
         }
     }
@@ -508,6 +572,18 @@ impl SimHandle {
     pub async fn verify(&self, api_url: &str, timeout: Duration) -> VerifyReport {
         verify::verify_with(api_url, timeout, || {
             (self.truth(), Some(self.stats().jobs_started))
+        })
+        .await
+    }
+
+    /// Like [`SimHandle::verify`], but nothing is skipped: the api must show everything VOD
+    /// did, including what it never delivered (`sim --verify API --require-recovered`).
+    pub async fn verify_recovered(&self, api_url: &str, timeout: Duration) -> VerifyReport {
+        verify::verify_with(api_url, timeout, || {
+            (
+                self.truth().requiring_recovery(),
+                Some(self.stats().jobs_started),
+            )
         })
         .await
     }
@@ -550,9 +626,13 @@ Plays live streams through the four live-to-VOD flows on live.demo.example.com/l
   compose-auto-<n>  auto compose + auto transcode (tg-compose); segments stored only
   compose-only-<n>  auto compose only; live2vod's policy submits tg-compose-later
 Posts VOD's callbacks to the relay (signed with X-VOD-SIGNATURE, shuffled, some twice,
-3 attempts ~1 s apart, then dropped and counted as lost by VOD), serves the VOD OpenAPI the
-worker calls (signature v1, SessionId de-duplication, injected Throttling.User), and with
---verify polls live2vod's api until it matches the simulator's ground truth.
+3 attempts ~1 s apart, then dropped and counted as lost by VOD; with --drop-rate some are
+never posted, with --silent-failure-rate some failed compose uploads send no callback),
+serves the VOD OpenAPI the worker and reconcile call (SubmitTranscodeJobs, GetVideoInfo,
+GetPlayInfo, GetMezzanineInfo, ListLiveRecordVideo; signature v1, SessionId
+de-duplication, injected Throttling.User), and with --verify polls live2vod's api until it
+matches the simulator's ground truth (--require-recovered: including what VOD never
+delivered).
 Give the fold the policy printed by `live2vod sim --print-policy`.";
 
 /// The flags of `live2vod sim`.
@@ -645,9 +725,33 @@ pub struct SimArgs {
     /// as 16 deliveries in flight allow). VOD's retries of a failed delivery are not paced.
     #[arg(long, env = "LIVE2VOD_SIM_RATE", value_parser = positive_rate)]
     pub rate: Option<f64>,
-    /// Print the fold policy matching the simulator's streams and exit.
+    /// Print the fold policy matching the simulator's streams (with the [reconcile]
+    /// entries its scenario needs) and exit.
     #[arg(long, env = "LIVE2VOD_SIM_PRINT_POLICY")]
     pub print_policy: bool,
+    /// Fraction of callbacks VOD never posts (chosen per event by the seed), on top of the
+    /// ones lost after 3 failed attempts.
+    #[arg(long, env = "LIVE2VOD_SIM_DROP_RATE", default_value_t = 0.0, value_parser = fraction)]
+    pub drop_rate: f64,
+    /// Fraction of failed compose uploads that send no FileUploadComplete at all.
+    #[arg(
+        long,
+        env = "LIVE2VOD_SIM_SILENT_FAILURE_RATE",
+        default_value_t = 0.0,
+        value_parser = fraction
+    )]
+    pub silent_failure_rate: f64,
+    /// With --verify: also require what VOD never delivered (lost, dropped, never sent) to be
+    /// in the api, i.e. recovered through the OpenAPI; without it those videos are skipped.
+    #[arg(long, env = "LIVE2VOD_SIM_REQUIRE_RECOVERED", requires = "verify")]
+    pub require_recovered: bool,
+}
+
+fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{s:?} is not a fraction between 0 and 1")),
+    }
 }
 
 fn positive_rate(s: &str) -> Result<f64, String> {
@@ -685,6 +789,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     cfg.compose_failure_rate = args.compose_failure_rate;
     cfg.shuffle_window_ms = (args.shuffle_window_secs as i64).saturating_mul(1000);
     cfg.rate = args.rate;
+    cfg.drop_rate = args.drop_rate;
+    cfg.silent_failure_rate = args.silent_failure_rate;
     let sim = Simulator::start(cfg).await?;
     let sc = sim.scenario();
     eprintln!(
@@ -714,7 +820,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("sim: scenario delivered: {progress}");
     let result = match &args.verify {
         Some(api) => {
-            let report = sim.verify(api, Duration::from_secs(args.timeout)).await;
+            let timeout = Duration::from_secs(args.timeout);
+            let report = if args.require_recovered {
+                sim.verify_recovered(api, timeout).await
+            } else {
+                sim.verify(api, timeout).await
+            };
             println!("{report}");
             println!("{}", sim.stats());
             if report.ok {
@@ -758,6 +869,51 @@ mod tests {
         sim.shutdown().await;
     }
 
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn loss_flags_parse_and_require_recovered_needs_verify() {
+        use clap::Parser;
+        let base = [
+            "sim",
+            "--relay-url",
+            "http://r/cb",
+            "--callback-url",
+            "http://r/cb",
+        ];
+        let parse = |extra: &[&str]| {
+            let mut argv: Vec<&str> = base.to_vec();
+            argv.extend(["--auth-key", "k"]);
+            argv.extend(extra);
+            Cli::try_parse_from(argv)
+        };
+        let cli = parse(&[]).expect("defaults");
+        assert_eq!(cli.args.opts.drop_rate, 0.0);
+        assert_eq!(cli.args.opts.silent_failure_rate, 0.0);
+        assert!(!cli.args.opts.require_recovered);
+        let cli = parse(&[
+            "--drop-rate",
+            "0.05",
+            "--silent-failure-rate",
+            "1",
+            "--verify",
+            "http://api",
+            "--require-recovered",
+        ])
+        .expect("all loss flags");
+        assert_eq!(cli.args.opts.drop_rate, 0.05);
+        assert!(cli.args.opts.require_recovered);
+        assert!(parse(&["--require-recovered"]).is_err(), "needs --verify");
+        assert!(parse(&["--drop-rate", "1.5"]).is_err());
+        assert!(parse(&["--drop-rate", "-0.1"]).is_err());
+        let cfg = SimConfig::new("r", "c", "k");
+        assert_eq!((cfg.drop_rate, cfg.silent_failure_rate), (0.0, 0.0));
+    }
+
     #[test]
     fn the_policy_matches_the_stream_naming_conventions() {
         let v: toml::Value = toml::from_str(&policy_toml()).expect("valid TOML");
@@ -770,6 +926,12 @@ mod tests {
                 .find(|r| r["streams"].as_str() == Some(glob))
                 .unwrap_or_else(|| panic!("no rule for {glob}"))
         };
+        let apps = v["reconcile"]["apps"].as_array().expect("[reconcile] apps");
+        let app = format!("{}/{}", scenario::DOMAIN, scenario::APP);
+        assert_eq!(apps.len(), 1);
+        assert_eq!(apps[0].as_str(), Some(app.as_str()));
+        let parsed = crate::domain::Policy::parse(&policy_toml()).expect("parses");
+        assert_eq!(parsed.reconcile_apps, vec![app]);
         let store = rule("live.demo.example.com/live/store-*");
         assert_eq!(store["segments"]["action"].as_str(), Some("manual"));
         let later = rule("live.demo.example.com/live/compose-only-*");

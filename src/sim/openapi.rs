@@ -1,7 +1,10 @@
 //! The VOD OpenAPI (RPC style, `Version=2017-03-21`) as far as the worker uses it, on `/`:
 //! GET with a query string or POST with a form body, signature v1 checked, answers in VOD's
-//! JSON shapes and error codes. Throttling is injected at a configured rate so the worker's
-//! retries get exercised.
+//! JSON shapes and error codes: SubmitTranscodeJobs, GetVideoInfo, GetPlayInfo,
+//! GetMezzanineInfo and ListLiveRecordVideo (see [`super::listing`]), all answered from VOD's
+//! state as it is at that moment, including what VOD did without a callback reaching
+//! live2vod. Throttling is injected at a configured rate so the worker's retries get
+//! exercised.
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -14,9 +17,9 @@ use axum::Router;
 use rand::Rng;
 use serde_json::{json, Value};
 
+use super::listing::{self, InvalidParameter, ListQuery};
 use super::scenario::{hex_id, transcode_events, ScenarioEvent, VideoCtx};
 use super::time::{fmt_utc, now_ms, parse_utc};
-use super::vod_model::VodVideo;
 use super::{Shared, TaskRecord};
 use crate::vod::sign;
 
@@ -261,6 +264,7 @@ fn handle(sh: &Arc<Shared>, method: &Method, query: Option<&str>, body: &[u8]) -
         "GetVideoInfo" => get_video_info(sh, &params),
         "GetPlayInfo" => get_play_info(sh, &params),
         "ListLiveRecordVideo" => list_live_record_video(sh, &params),
+        "GetMezzanineInfo" => get_mezzanine_info(sh, &params),
         "-" => Err(ApiError::missing("Action")),
         _ => Err(ApiError::new(
             404,
@@ -269,20 +273,6 @@ fn handle(sh: &Arc<Shared>, method: &Method, query: Option<&str>, body: &[u8]) -
         )),
     };
     Ok((action, result))
-}
-
-fn video_json(v: &VodVideo) -> Value {
-    json!({
-        "VideoId": v.video_id,
-        "Title": format!("{} {}", v.stream, fmt_utc(v.created_ms)),
-        "Status": v.status(),
-        "Size": v.size,
-        "Duration": v.duration_s(),
-        "CoverURL": v.cover_url.clone().unwrap_or_default(),
-        "CreationTime": fmt_utc(v.created_ms),
-        "StorageLocation": "outin-sim.oss-cn-shanghai.aliyuncs.com",
-        "RegionId": "cn-shanghai",
-    })
 }
 
 fn submit_transcode_jobs(sh: &Arc<Shared>, p: &[(String, String)]) -> Result<Value, ApiError> {
@@ -423,7 +413,7 @@ fn get_video_info(sh: &Arc<Shared>, p: &[(String, String)]) -> Result<Value, Api
     let v = model
         .video(video_id)
         .ok_or_else(ApiError::video_not_found)?;
-    Ok(json!({ "Video": video_json(v) }))
+    Ok(json!({ "Video": v.video_json() }))
 }
 
 fn get_play_info(sh: &Arc<Shared>, p: &[(String, String)]) -> Result<Value, ApiError> {
@@ -465,7 +455,7 @@ fn get_play_info(sh: &Arc<Shared>, p: &[(String, String)]) -> Result<Value, ApiE
     Ok(json!({
         "VideoBase": {
             "VideoId": v.video_id,
-            "Title": format!("{} {}", v.stream, fmt_utc(v.created_ms)),
+            "Title": v.title(),
             "Status": v.status(),
             "Duration": format!("{:.3}", v.duration_s()),
             "CoverURL": v.cover_url.clone().unwrap_or_default(),
@@ -478,65 +468,22 @@ fn get_play_info(sh: &Arc<Shared>, p: &[(String, String)]) -> Result<Value, ApiE
 }
 
 fn list_live_record_video(sh: &Arc<Shared>, p: &[(String, String)]) -> Result<Value, ApiError> {
-    let domain = get(p, "DomainName").ok_or_else(|| ApiError::missing("DomainName"))?;
-    let app = get(p, "AppName").ok_or_else(|| ApiError::missing("AppName"))?;
-    let stream = get(p, "StreamName");
-    let time = |name: &str| -> Result<Option<i64>, ApiError> {
-        match get(p, name) {
-            None => Ok(None),
-            Some(s) => parse_utc(s).map(Some).ok_or_else(|| {
-                ApiError::new(
-                    400,
-                    "InvalidParameter",
-                    format!("The specified parameter \"{name}\" is not valid."),
-                )
-            }),
-        }
-    };
-    let (start, end) = (time("StartTime")?, time("EndTime")?);
-    let page_no: usize = get(p, "PageNo")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
-        .max(1);
-    let page_size: usize = get(p, "PageSize")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10)
-        .clamp(1, 100);
-    let asc = get(p, "SortBy").is_some_and(|s| s.ends_with(":Asc"));
-    let prefix = format!("{domain}/{app}/");
+    let q = ListQuery::parse(|name| get(p, name)).map_err(|InvalidParameter(name)| {
+        ApiError::new(
+            400,
+            "InvalidParameter",
+            format!("The specified parameter \"{name}\" is not valid."),
+        )
+    })?;
     let model = sh.model.lock().map_err(|_| ApiError::internal())?;
-    let mut found: Vec<(&VodVideo, i64, i64)> = model
-        .videos()
-        .filter(|v| v.stream.starts_with(&prefix))
-        .filter(|v| stream.is_none_or(|s| v.stream[prefix.len()..] == *s))
-        .filter_map(|v| v.record.map(|(s, e)| (v, s, e)))
-        .filter(|(_, s, _)| start.is_none_or(|t| *s >= t) && end.is_none_or(|t| *s <= t))
-        .collect();
-    found.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.video_id.cmp(&b.0.video_id)));
-    if !asc {
-        found.reverse();
-    }
-    let total = found.len();
-    let page: Vec<Value> = found
-        .iter()
-        .skip((page_no - 1) * page_size)
-        .take(page_size)
-        .map(|(v, s, e)| {
-            let parts: Vec<&str> = v.stream.splitn(3, '/').collect();
-            json!({
-                "DomainName": parts.first().copied().unwrap_or_default(),
-                "AppName": parts.get(1).copied().unwrap_or_default(),
-                "StreamName": parts.get(2).copied().unwrap_or_default(),
-                "RecordStartTime": fmt_utc(*s),
-                "RecordEndTime": fmt_utc(*e),
-                "Video": video_json(v),
-            })
-        })
-        .collect();
-    Ok(json!({
-        "Total": total,
-        "PageNo": page_no,
-        "PageSize": page_size,
-        "LiveRecordVideoList": { "LiveRecordVideo": page },
-    }))
+    Ok(listing::list(&model, &q, sh.cfg.list_cap))
+}
+
+fn get_mezzanine_info(sh: &Arc<Shared>, p: &[(String, String)]) -> Result<Value, ApiError> {
+    let video_id = get(p, "VideoId").ok_or_else(|| ApiError::missing("VideoId"))?;
+    let model = sh.model.lock().map_err(|_| ApiError::internal())?;
+    let v = model
+        .video(video_id)
+        .ok_or_else(ApiError::video_not_found)?;
+    Ok(json!({ "Mezzanine": v.mezzanine_json() }))
 }

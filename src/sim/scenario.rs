@@ -207,7 +207,11 @@ pub enum Effect {
         /// VOD starts a transcode with this group as it records (flow 1).
         auto_group: Option<&'static str>,
     },
-    ComposeStarted,
+    /// VOD starts composing the session `[start_ms, end_ms)` into a new video.
+    ComposeStarted {
+        start_ms: i64,
+        end_ms: i64,
+    },
     Uploaded {
         ok: bool,
         size: u64,
@@ -782,7 +786,10 @@ fn stream_events(rng: &mut StdRng, s: &StreamPlan, out: &mut Vec<ScenarioEvent>)
                     ("AppName", json!(s.app)),
                     ("StreamName", json!(s.stream)),
                 ]),
-                effect: Effect::ComposeStarted,
+                effect: Effect::ComposeStarted {
+                    start_ms: sess.start_ms,
+                    end_ms: sess.end_ms,
+                },
             });
             let file_url = if c.success {
                 source_url(rng, &c.video_id)

@@ -68,6 +68,10 @@ pub struct Truth {
     pub lost_videos: BTreeSet<String>,
     /// Streams one of whose segment/compose callbacks was dropped (skipped likewise).
     pub lost_streams: BTreeSet<String>,
+    /// With `--require-recovered`: the videos (`video <id>`) and streams (`stream <key>`)
+    /// that were affected by undelivered callbacks and are compared all the same (see
+    /// [`Truth::requiring_recovery`]).
+    pub must_recover: BTreeSet<String>,
 }
 
 fn renditions_of(plan: &TranscodePlan) -> Vec<RenditionTruth> {
@@ -181,6 +185,19 @@ impl Truth {
             );
         }
         t
+    }
+
+    /// The same truth, but what undelivered callbacks affected is compared instead of skipped:
+    /// the api must show everything VOD did, whether its callback arrived or not.
+    pub fn requiring_recovery(mut self) -> Truth {
+        let videos = std::mem::take(&mut self.lost_videos);
+        let streams = std::mem::take(&mut self.lost_streams);
+        self.must_recover = videos
+            .into_iter()
+            .map(|v| format!("video {v}"))
+            .chain(streams.into_iter().map(|s| format!("stream {s}")))
+            .collect();
+        self
     }
 
     /// Marks a video (and, for segment/compose events, its stream) as affected by a lost

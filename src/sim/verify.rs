@@ -50,6 +50,9 @@ pub struct VerifyReport {
     pub jobs_matching: usize,
     /// Videos and streams not compared because VOD lost one of their callbacks.
     pub skipped_lost: Vec<String>,
+    /// Videos and streams affected by undelivered callbacks that were compared all the same
+    /// (`--require-recovered`): the api had to recover them.
+    pub must_recover: Vec<String>,
     pub diffs: Vec<Diff>,
 }
 
@@ -89,6 +92,13 @@ impl std::fmt::Display for VerifyReport {
             if self.diffs.len() > MAX_SHOWN {
                 writeln!(f, "  ... and {} more", self.diffs.len() - MAX_SHOWN)?;
             }
+        }
+        if !self.must_recover.is_empty() {
+            writeln!(
+                f,
+                "  required although VOD never delivered one of their callbacks: {}",
+                self.must_recover.len()
+            )?;
         }
         if !self.skipped_lost.is_empty() {
             writeln!(
@@ -340,6 +350,7 @@ async fn compare_once(
         .map(|v| format!("video {v}"))
         .chain(truth.lost_streams.iter().map(|s| format!("stream {s}")))
         .collect();
+    report.must_recover = truth.must_recover.iter().cloned().collect();
     // Owned inputs per request: futures borrowing through closures would not be `Send`, and
     // callers spawn verify.
     let video_requests: Vec<_> = videos

@@ -4,7 +4,10 @@
 //! service. Pure; each event id is applied once.
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use serde_json::{json, Value};
+
 use super::scenario::{Effect, RenditionOut, ScenarioEvent};
+use super::time::fmt_utc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upload {
@@ -19,11 +22,20 @@ pub struct VodVideo {
     pub video_id: String,
     pub stream: String,
     pub created_ms: i64,
+    /// The latest event time VOD applied (GetVideoInfo's ModifyTime).
+    pub modified_ms: i64,
+    /// The recording span: a segment's record start/end, a composed video's session span.
     pub record: Option<(i64, i64)>,
+    /// A composed video (LiveRecordVideoComposeStart / FileUploadComplete), not a segment.
+    pub composed: bool,
+    /// The template group of the latest transcode job (VOD's own or submitted).
+    pub template_group: Option<String>,
     pub upload: Upload,
     pub size: u64,
     pub file_url: String,
     pub cover_url: Option<String>,
+    /// Snapshot URLs, in the order they were taken.
+    pub snapshots: Vec<String>,
     pub jobs_started: u32,
     pub jobs_done: u32,
     pub last_transcode_ok: Option<bool>,
@@ -58,6 +70,77 @@ impl VodVideo {
             .or_else(|| self.renditions.values().next().map(|r| r.plan.duration_s))
             .unwrap_or(0.0)
     }
+
+    pub fn title(&self) -> String {
+        format!("{} {}", self.stream, fmt_utc(self.created_ms))
+    }
+
+    /// GetMezzanineInfo's `Mezzanine.Status`: `Uploading`, `Normal` or `UploadFail` (VOD's
+    /// other value, `Deleted`, never happens here).
+    pub fn mezzanine_status(&self) -> &'static str {
+        match self.upload {
+            Upload::Pending => "Uploading",
+            Upload::Ok => "Normal",
+            Upload::Failed => "UploadFail",
+        }
+    }
+
+    /// The `Video` object of GetVideoInfo and of ListLiveRecordVideo's entries. `Snapshots`
+    /// is a JSON string (an array of URLs), as the reading of VOD's answers has it.
+    pub fn video_json(&self) -> Value {
+        let snapshots = Value::from(self.snapshots.clone()).to_string();
+        let mut v = json!({
+            "VideoId": self.video_id,
+            "Title": self.title(),
+            "Status": self.status(),
+            "Size": self.size,
+            "Duration": self.duration_s(),
+            "CoverURL": self.cover_url.clone().unwrap_or_default(),
+            "CreationTime": fmt_utc(self.created_ms),
+            "ModifyTime": fmt_utc(self.modified_ms),
+            "Snapshots": snapshots,
+            "StorageLocation": "outin-sim.oss-cn-shanghai.aliyuncs.com",
+            "RegionId": "cn-shanghai",
+        });
+        if let (Some(o), Some(g)) = (v.as_object_mut(), &self.template_group) {
+            o.insert("TemplateGroupId".into(), json!(g));
+        }
+        v
+    }
+
+    /// GetMezzanineInfo's `Mezzanine`: the source file (no FileURL or size before the upload
+    /// succeeded).
+    pub fn mezzanine_json(&self) -> Value {
+        let uploaded = self.upload == Upload::Ok;
+        let name = self
+            .file_url
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("source")
+            .to_string();
+        let mut m = json!({
+            "VideoId": self.video_id,
+            "Status": self.mezzanine_status(),
+            "CreationTime": fmt_utc(self.created_ms),
+            "FileName": name,
+            "Duration": format!("{:.3}", self.duration_s()),
+            "OutputType": "oss",
+        });
+        if let Some(o) = m.as_object_mut() {
+            if uploaded {
+                o.insert("FileURL".into(), json!(self.file_url));
+                o.insert("Size".into(), json!(self.size));
+                o.insert("Bitrate".into(), json!("2500"));
+                o.insert("Fps".into(), json!("25"));
+                o.insert("Width".into(), json!(1920));
+                o.insert("Height".into(), json!(1080));
+            } else {
+                o.insert("Size".into(), json!(0));
+            }
+        }
+        m
+    }
 }
 
 #[derive(Debug, Default)]
@@ -88,11 +171,15 @@ impl VodModel {
                 video_id: ev.video_id.clone(),
                 stream: ev.stream.clone(),
                 created_ms: ev.time_ms,
+                modified_ms: ev.time_ms,
                 record: None,
+                composed: false,
+                template_group: None,
                 upload: Upload::Pending,
                 size: 0,
                 file_url: String::new(),
                 cover_url: None,
+                snapshots: Vec::new(),
                 jobs_started: 0,
                 jobs_done: 0,
                 last_transcode_ok: None,
@@ -108,6 +195,7 @@ impl VodModel {
             .or_default() += 1;
         if let Some(v) = self.videos.get_mut(video_id) {
             v.jobs_started += 1;
+            v.template_group = Some(group.to_string());
         }
     }
 
@@ -119,6 +207,7 @@ impl VodModel {
         let mut auto_job = None;
         let v = self.entry(ev);
         v.created_ms = v.created_ms.min(ev.time_ms);
+        v.modified_ms = v.modified_ms.max(ev.time_ms);
         match &ev.effect {
             Effect::Recorded {
                 start_ms,
@@ -129,21 +218,33 @@ impl VodModel {
                 v.upload = Upload::Ok;
                 // Recordings carry no size in the callback; VOD knows one (~2.5 Mbps source).
                 v.size = ((end_ms - start_ms).max(0) as u64) * 2500 / 8;
+                // Recordings carry no file URL in the callback either; VOD stores an m3u8.
+                v.file_url = format!(
+                    "https://outin-sim.oss-cn-shanghai.aliyuncs.com/record/{}/{}.m3u8",
+                    v.stream, v.video_id
+                );
                 auto_job = *auto_group;
             }
-            Effect::ComposeStarted => {}
+            Effect::ComposeStarted { start_ms, end_ms } => {
+                v.composed = true;
+                v.record = Some((*start_ms, *end_ms));
+            }
             Effect::Uploaded {
                 ok,
                 size,
                 file_url,
                 auto_group,
             } => {
+                v.composed = true;
                 v.upload = if *ok { Upload::Ok } else { Upload::Failed };
                 v.size = *size;
                 v.file_url = file_url.clone();
                 auto_job = *auto_group;
             }
-            Effect::Snapshot { cover_url } => v.cover_url = Some(cover_url.clone()),
+            Effect::Snapshot { cover_url } => {
+                v.cover_url = Some(cover_url.clone());
+                v.snapshots.push(cover_url.clone());
+            }
             Effect::Rendition(r) => {
                 v.renditions.insert(r.job_id.clone(), r.clone());
             }

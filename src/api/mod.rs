@@ -4,7 +4,9 @@
 //!
 //! Library entry for the demo and tests: [`start`] with a [`Config`] and a bound listener.
 pub mod command;
+pub mod console;
 mod handler;
+pub mod listing;
 mod reader;
 pub mod store;
 
@@ -48,6 +50,22 @@ pub struct Args {
     /// Serve `/healthz`, `/readyz` and `/metrics` on this address instead of on `--listen`.
     #[arg(long, env = "LIVE2VOD_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+
+    /// Policy file (the fold's): `POST .../transcode` answers 409 with the reason when it
+    /// refuses the request, and the console greys the button. Without it the api accepts
+    /// every request and the fold decides.
+    #[arg(long, env = "LIVE2VOD_POLICY", value_name = "FILE")]
+    pub policy: Option<std::path::PathBuf>,
+
+    /// Operator token: when set, the console at `/`, `/v1/console/*` and `POST .../transcode`
+    /// need it (Bearer header, or the console's login). The JSON GETs stay open.
+    #[arg(long, env = "LIVE2VOD_OPERATOR_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub operator_token: Option<crate::vod::client::Secret>,
+}
+
+/// Secrets parse into [`crate::vod::client::Secret`] so that `Debug` never shows them.
+fn secret(s: &str) -> Result<crate::vod::client::Secret, String> {
+    Ok(crate::vod::client::Secret::new(s))
 }
 
 /// Everything an api needs, independent of the command line.
@@ -63,6 +81,10 @@ pub struct Config {
     pub health: Health,
     /// Mount `/healthz`, `/readyz`, `/metrics` on the API listener too.
     pub serve_ops: bool,
+    /// Operator token of the console and the POST (`None`: open).
+    pub operator_token: Option<crate::vod::client::Secret>,
+    /// Policy manual requests are checked against (`None`: all accepted; the fold decides).
+    pub policy: Option<crate::domain::Policy>,
 }
 
 impl Config {
@@ -76,6 +98,8 @@ impl Config {
             ack_timeout: Duration::from_millis(3000),
             health: Health::default(),
             serve_ops: true,
+            operator_token: None,
+            policy: None,
         }
     }
 }
@@ -164,7 +188,7 @@ pub async fn start(cfg: Config, listener: TcpListener) -> Result<ApiHandle, Star
     let (consumer, targets) = reader::assign(&cfg.kafka, &aggregates).await?;
     let producer = idempotent_producer(&cfg.kafka)?;
     let addr = listener.local_addr()?;
-    let store = Store::default();
+    let store = Store::with_index(cfg.decoder.clone());
     let (caught_tx, caught_rx) = watch::channel(false);
     let (stop_reader_tx, stop_reader_rx) = watch::channel(false);
     let reader_task = tokio::spawn(reader::run(
@@ -185,6 +209,7 @@ pub async fn start(cfg: Config, listener: TcpListener) -> Result<ApiHandle, Star
         instance: format!("api:{}", crate::relay::hostname()),
         caught_up: caught_rx.clone(),
         fatal: fatal_tx,
+        console: console::Console::new(cfg.operator_token.clone(), cfg.policy.clone()),
     });
     let mut app = router(state);
     if cfg.serve_ops {
@@ -218,7 +243,9 @@ pub async fn start(cfg: Config, listener: TcpListener) -> Result<ApiHandle, Star
         }
         served
     });
-    tracing::info!(%addr, topic = %aggregates, "api serving; loading aggregates");
+    tracing::info!(%addr, topic = %aggregates, console = %format!("http://{addr}/"),
+        operator_token = cfg.operator_token.is_some(), policy = cfg.policy.is_some(),
+        "api serving; loading aggregates");
     Ok(ApiHandle {
         addr,
         health,
@@ -236,6 +263,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     cfg.aggregates_topic = args.aggregates_topic.clone();
     cfg.ack_timeout = Duration::from_millis(args.ack_timeout_ms);
     cfg.serve_ops = args.metrics_listen.is_none();
+    cfg.operator_token = args.operator_token.clone();
+    if let Some(path) = &args.policy {
+        cfg.policy = Some(crate::fold::load_policy(Some(path))?);
+    }
     if let Some(addr) = args.metrics_listen {
         crate::http::spawn_ops_listener(addr, cfg.health.clone()).await?;
     }

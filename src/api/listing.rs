@@ -726,6 +726,6 @@ mod tests {
         ix.apply("v3", None);
         assert_eq!(ix.videos_page(&q, None, 10, now).0, Vec::<String>::new());
         let t = ix.totals();
-        assert_eq!((t.videos, t.waiting, t.problems), (3, 1, 0));
+        assert_eq!((t.videos, t.waiting, t.problems), (4, 1, 0));
     }
 }

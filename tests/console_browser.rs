@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 /// Both tests use the two cores (a pipeline, a browser); one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-const ELEMENT: &str = "element-6066-11e4-a52f-4f98a1ed8eb7";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 fn tool(env: &str, name: &str) -> PathBuf {
     if let Ok(p) = std::env::var(env) {

@@ -29,6 +29,11 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
+// Replaces the children of `el` (arrays flattened, null/false dropped).
+function put(el, ...kids) {
+  el.replaceChildren(...kids.flat(Infinity).filter((k) => k !== null && k !== undefined && k !== false));
+}
+
 function safeUrl(u) {
   return typeof u === "string" && /^https?:\/\//i.test(u) ? u : null;
 }
@@ -98,7 +103,7 @@ async function renderStats() {
   const s = r.body;
   const el = document.getElementById("stats");
   const n = (v) => (v === null || v === undefined ? "n/a" : String(Math.round(v)));
-  el.replaceChildren(
+  put(el, 
     h("span", {}, h("b", {}, s.streams), " streams"),
     h("span", {}, h("b", {}, s.videos), " videos"),
     h("span", { id: "stat-ready" }, h("b", {}, s.by_status.ready || 0), " ready"),
@@ -132,7 +137,7 @@ async function renderStreams(view, seq) {
   }
   if (!mayReplace(seq)) return;
   const hadFocus = document.activeElement && document.activeElement.id === "stream-search";
-  view.replaceChildren(
+  put(view, 
     h("h2", {}, "Streams"),
     h("div", { class: "toolbar" }, search, h("span", { class: "muted" }, rows.length + " shown" + (more ? " (narrow the search for more)" : ""))),
     rows.length
@@ -165,7 +170,7 @@ async function renderStream(view, name, seq) {
   ]);
   if (!mayReplace(seq)) return;
   if (sr.status !== 200) {
-    view.replaceChildren(h("h2", {}, name), h("p", { class: "empty" }, (sr.body && sr.body.error) || ("HTTP " + sr.status)));
+    put(view, h("h2", {}, name), h("p", { class: "empty" }, (sr.body && sr.body.error) || ("HTTP " + sr.status)));
     return;
   }
   const byId = new Map(videos.map((v) => [v.video_id, v]));
@@ -184,7 +189,7 @@ async function renderStream(view, name, seq) {
       h("div", { class: "videos" }, composed ? videoCard(composed, true) : null, segs.map((v) => videoCard(v, false))));
   });
   const others = videos.filter((v) => !shown.has(v.video_id));
-  view.replaceChildren(
+  put(view, 
     h("h2", {}, h("a", { href: "#/" }, "Streams"), " / ", name),
     h("p", { class: "muted" }, sessions.length + " session(s), " + videos.length + " video(s). Sessions newest first; segments placed by their record window."),
     blocks.length ? blocks : h("p", { class: "empty" }, "No session yet."),
@@ -309,7 +314,7 @@ async function renderStuck(view, seq) {
   if (!mayReplace(seq)) return;
   const secs = h("input", { type: "number", id: "stuck-secs", min: 0, value: stuckSecs, style: "width:7rem",
     onchange: (e) => { stuckSecs = Math.max(0, parseInt(e.target.value, 10) || 0); render(); } });
-  view.replaceChildren(
+  put(view, 
     h("h2", {}, "Stuck and failed"),
     h("div", { class: "toolbar" }, "Waiting on VOD for more than", secs, "seconds (by last event), and everything failed or rejected. ", h("span", { class: "muted" }, rows.length + " video(s)")),
     rows.length

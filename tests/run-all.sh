@@ -8,9 +8,10 @@ say() { printf '\n==> %s\n' "$*"; }
 SECONDS=0
 
 # --- what the build needs: a C toolchain and OpenSSL headers for librdkafka (built from
-# source by rdkafka-sys), zlib for its compression support.
+# source by rdkafka-sys), zlib for its compression support; headless Chromium and its
+# WebDriver for the console's browser tests (tests/console_browser.rs).
 need_deb=()
-for p in build-essential libssl-dev zlib1g-dev pkg-config perl python3; do
+for p in build-essential libssl-dev zlib1g-dev pkg-config perl python3 chromium chromium-driver; do
   dpkg -s "$p" >/dev/null 2>&1 || need_deb+=("$p")
 done
 if [ ${#need_deb[@]} -gt 0 ]; then

@@ -1,6 +1,6 @@
 //! Secrets never reach logs, `--help` or metrics: the callback auth keys (current and
-//! previous), the VOD AccessKey secret and STS token, and Kafka SASL passwords, given by flag
-//! or environment variable.
+//! previous), the VOD AccessKey secret and STS token, Kafka SASL passwords and the api's
+//! operator token, given by flag or environment variable.
 //!
 //! The binary runs as `relay`, `worker`, `run` and `sim` with distinctive secrets and
 //! `RUST_LOG=trace`; errors that tend to print configuration or requests are provoked (bad
@@ -24,7 +24,8 @@ const AUTH_PREV: &str = "S3CR3T-auth+previous/91bc";
 const AK_SECRET: &str = "S3CR3T-ak+secret/c0de";
 const STS_TOKEN: &str = "S3CR3T-sts+token/5eed";
 const SASL: &str = "S3CR3T-sasl+password/beef";
-const ALL: [&str; 5] = [AUTH, AUTH_PREV, AK_SECRET, STS_TOKEN, SASL];
+const OPERATOR: &str = "S3CR3T-operator+token/0b5e";
+const ALL: [&str; 6] = [AUTH, AUTH_PREV, AK_SECRET, STS_TOKEN, SASL, OPERATOR];
 
 /// The forms a secret could plausibly appear in.
 fn forms(secret: &str) -> Vec<(&'static str, String)> {
@@ -105,6 +106,7 @@ fn secret_env() -> Vec<(&'static str, String)> {
         ),
         ("LIVE2VOD_SIM_AUTH_KEY", AUTH.into()),
         ("LIVE2VOD_SIM_ACCESS_KEY_SECRET", AK_SECRET.into()),
+        ("LIVE2VOD_OPERATOR_TOKEN", OPERATOR.into()),
     ]
 }
 
@@ -457,7 +459,7 @@ async fn relay_worker_run_and_sim_never_print_secrets() {
 #[test]
 fn debug_of_configurations_redacts_secrets() {
     use clap::Parser;
-    use live2vod::{allinone, relay, sim, worker};
+    use live2vod::{allinone, api, relay, sim, worker};
 
     #[derive(Parser, Debug)]
     enum Roles {
@@ -465,6 +467,7 @@ fn debug_of_configurations_redacts_secrets() {
         Worker(worker::Args),
         Run(allinone::Args),
         Sim(sim::Args),
+        Api(api::Args),
     }
     let kafka = format!("sasl.password={SASL}");
     let common = ["--kafka", kafka.as_str()];
@@ -538,6 +541,8 @@ fn debug_of_configurations_redacts_secrets() {
         AK_SECRET,
     ]);
 
+    let api = parse(&[&["api", "--operator-token", OPERATOR][..], &common].concat());
+
     // The secrets were parsed (a Debug without them would prove nothing).
     let Roles::Relay(r) = &relay else { panic!() };
     assert_eq!(r.auth.auth_key.as_deref(), Some(AUTH));
@@ -560,6 +565,13 @@ fn debug_of_configurations_redacts_secrets() {
         300,
     );
 
+    let Roles::Api(a) = &api else { panic!() };
+    assert_eq!(
+        a.operator_token.as_ref().map(|t| t.expose()),
+        Some(OPERATOR)
+    );
+    let console = api::console::Console::new(a.operator_token.clone(), None);
+
     let relay_config = relay::Config::new(r.kafka.clone(), relay_cfg.clone());
     for (what, shown) in [
         ("relay args", format!("{relay:?}")),
@@ -574,6 +586,8 @@ fn debug_of_configurations_redacts_secrets() {
         ("vod client", format!("{client:?}")),
         ("callback verifier", format!("{verifier:?}")),
         ("pretty relay args", format!("{relay:#?}")),
+        ("api args", format!("{api:?}")),
+        ("api console", format!("{console:?}")),
     ] {
         assert_no_leak(what, &shown);
     }

@@ -8,6 +8,7 @@ use clap::Args as ClapArgs;
 
 use crate::http::Health;
 use crate::kafka::KafkaArgs;
+use crate::vod::client::Secret;
 
 /// Default of `--listen` (also of `run --api-listen`).
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8081";
@@ -36,6 +37,22 @@ pub struct Args {
     /// Serve `/healthz`, `/readyz` and `/metrics` on this address instead of on `--listen`.
     #[arg(long, env = "LIVE2VOD_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+
+    /// Policy file (the fold's): `POST .../transcode` answers 409 with the reason when it
+    /// refuses the request, and the console greys the button. Without it the api accepts
+    /// every request and the fold decides.
+    #[command(flatten)]
+    pub policy: crate::fold::PolicyArgs,
+
+    /// Operator token: when set, the console at `/`, `/v1/console/*` and `POST .../transcode`
+    /// need it (Bearer header, or the console's login). The JSON GETs stay open.
+    #[arg(long, env = "LIVE2VOD_OPERATOR_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub operator_token: Option<Secret>,
+}
+
+/// Secrets parse into [`Secret`] so that `Debug` never shows them.
+fn secret(s: &str) -> Result<Secret, String> {
+    Ok(Secret::new(s))
 }
 
 /// Everything an api needs, independent of the command line.
@@ -51,6 +68,10 @@ pub struct Config {
     pub health: Health,
     /// Mount `/healthz`, `/readyz`, `/metrics` on the API listener too.
     pub serve_ops: bool,
+    /// Operator token of the console and the POST (`None`: open).
+    pub operator_token: Option<Secret>,
+    /// Policy manual requests are checked against (`None`: all accepted; the fold decides).
+    pub policy: Option<crate::domain::Policy>,
 }
 
 impl Config {
@@ -64,16 +85,24 @@ impl Config {
             ack_timeout: Duration::from_millis(DEFAULT_ACK_TIMEOUT_MS),
             health: Health::default(),
             serve_ops: true,
+            operator_token: None,
+            policy: None,
         }
     }
 
     /// The config `live2vod api` runs with.
-    pub(super) fn from_args(a: &Args) -> Self {
-        Config {
+    pub(super) fn from_args(a: &Args) -> anyhow::Result<Self> {
+        let policy = match a.policy.policy {
+            Some(_) => Some(a.policy.load()?),
+            None => None,
+        };
+        Ok(Config {
             aggregates_topic: a.aggregates_topic.clone(),
             ack_timeout: Duration::from_millis(a.ack_timeout_ms),
             serve_ops: a.metrics_listen.is_none(),
+            operator_token: a.operator_token.clone(),
+            policy,
             ..Config::new(a.kafka.clone())
-        }
+        })
     }
 }

@@ -27,7 +27,7 @@ const ROUTE_TRANSCODE: &str = "/v1/videos/{video_id}/transcode";
 /// Shared state of the api handlers.
 #[derive(Clone)]
 pub struct ApiState {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 /// What the handlers share (built by [`super::start`]).
@@ -41,6 +41,8 @@ pub(super) struct Inner {
     pub(super) caught_up: watch::Receiver<bool>,
     /// Set once the producer hit a fatal error: the api then stops (and is restarted).
     pub(super) fatal: watch::Sender<Option<String>>,
+    /// Operator token and policy of the console (see `console.rs`).
+    pub(super) console: super::console::Console,
 }
 
 impl ApiState {
@@ -57,8 +59,10 @@ pub fn router(state: ApiState) -> Router {
         .route(ROUTE_VIDEO, get(get_video))
         .route(ROUTE_STREAM, get(get_stream))
         .route(ROUTE_TRANSCODE, post(post_transcode))
+        .with_state(state.clone())
+        .merge(super::listing::router(state.clone()))
+        .merge(super::console::router(state))
         .fallback(fallback)
-        .with_state(state)
 }
 
 /// Why a request failed; each maps to one status and a `{"error": ...}` body.
@@ -80,6 +84,12 @@ pub enum ApiError {
     Corrupt(#[from] DecodeError),
     #[error("the broker did not take the request: {0}")]
     Unavailable(#[from] AckError),
+    #[error("{0}")]
+    BadQuery(String),
+    #[error("{0}")]
+    PolicyRefused(String),
+    #[error("the operator token is required")]
+    Unauthorized,
 }
 
 impl ApiError {
@@ -88,7 +98,11 @@ impl ApiError {
             ApiError::UnknownVideo | ApiError::UnknownStream | ApiError::NoRoute => {
                 StatusCode::NOT_FOUND
             }
-            ApiError::BadBody(_) | ApiError::Unreadable(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadBody(_) | ApiError::Unreadable(_) | ApiError::BadQuery(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::PolicyRefused(_) => StatusCode::CONFLICT,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::CatchingUp | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -114,6 +128,14 @@ fn observe(route: &'static str, result: Result<Response, ApiError>) -> Response 
     metrics::counter!(API_REQUESTS, "route" => route, "status" => response.status().as_u16().to_string())
         .increment(1);
     response
+}
+
+/// [`observe`] for the listing routes.
+pub(super) fn observe_list(
+    route: &'static str,
+    result: Result<Json<serde_json::Value>, ApiError>,
+) -> Response {
+    observe(route, result.map(IntoResponse::into_response))
 }
 
 fn caught_up(st: &Inner) -> Result<(), ApiError> {
@@ -161,8 +183,13 @@ async fn get_stream(
 async fn post_transcode(
     State(st): State<ApiState>,
     Path(video_id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    if let Err((status, reason)) = st.inner.console.may_post(&headers) {
+        let r = (status, Json(serde_json::json!({ "error": reason }))).into_response();
+        return observe(ROUTE_TRANSCODE, Ok(r));
+    }
     let result = transcode(&st.inner, &video_id, body).await;
     if matches!(result, Err(ApiError::Unavailable(_))) {
         if let Some(reason) = fatal_error(&st.inner.producer) {
@@ -180,7 +207,10 @@ async fn transcode(
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|r| ApiError::Unreadable(r.body_text()))?;
     let req = parse_body(&body)?;
-    video(st, video_id)?;
+    let view = video(st, video_id)?;
+    if let Some(reason) = st.console.refusal(&view) {
+        return Err(ApiError::PolicyRefused(reason));
+    }
     let now_ms = crate::clock::now_ms();
     let request_id = new_request_id();
     let event = transcode_requested(video_id, &req, &request_id, now_ms / 1000 * 1000);

@@ -5,7 +5,9 @@
 //! Library entry for the demo and tests: [`start`] with a [`Config`] and a bound listener.
 pub mod command;
 mod config;
+pub mod console;
 mod handler;
+pub mod listing;
 mod reader;
 pub mod store;
 
@@ -104,7 +106,7 @@ pub async fn start(cfg: Config, listener: TcpListener) -> Result<ApiHandle, Star
     let (consumer, targets) = reader::assign(&cfg.kafka, &aggregates).await?;
     let producer = idempotent_producer(&cfg.kafka)?;
     let addr = listener.local_addr()?;
-    let store = Store::default();
+    let store = Store::with_index(cfg.decoder.clone());
     let (caught_tx, caught_rx) = watch::channel(false);
     let (stop_reader_tx, stop_reader_rx) = watch::channel(false);
     let reader_task = tokio::spawn(reader::run(
@@ -128,6 +130,7 @@ pub async fn start(cfg: Config, listener: TcpListener) -> Result<ApiHandle, Star
         ),
         caught_up: caught_rx.clone(),
         fatal: fatal_tx,
+        console: console::Console::new(cfg.operator_token.clone(), cfg.policy.clone()),
     });
     let mut app = router(state);
     if cfg.serve_ops {
@@ -146,7 +149,9 @@ pub async fn start(cfg: Config, listener: TcpListener) -> Result<ApiHandle, Star
         let _ = stop_reader_tx.send(true);
         let _ = reader_task.await;
     });
-    tracing::info!(%addr, topic = %aggregates, "api serving; loading aggregates");
+    tracing::info!(%addr, topic = %aggregates, console = %format!("http://{addr}/"),
+        operator_token = cfg.operator_token.is_some(), policy = cfg.policy.is_some(),
+        "api serving; loading aggregates");
     Ok(ApiHandle {
         addr,
         store,
@@ -157,7 +162,7 @@ pub async fn start(cfg: Config, listener: TcpListener) -> Result<ApiHandle, Star
 
 /// Runs the role until SIGTERM/SIGINT (or a fatal producer error).
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let cfg = Config::from_args(&args);
+    let cfg = Config::from_args(&args)?;
     let listener =
         crate::role::http_role_listener(args.listen, args.metrics_listen, &cfg.health).await?;
     start(cfg, listener)

@@ -26,6 +26,8 @@ pub fn json_decoder() -> SnapshotDecoder {
 #[derive(Clone, Default)]
 pub struct Store {
     values: Arc<RwLock<HashMap<String, Arc<[u8]>>>>,
+    /// The console's listing index, kept in step by [`Store::apply`] (see `listing.rs`).
+    index: Option<super::listing::Index>,
 }
 
 /// A value could not be decoded.
@@ -37,6 +39,19 @@ pub struct DecodeError {
 }
 
 impl Store {
+    /// A store that also keeps the listing index, reading snapshots with `decoder`.
+    pub fn with_index(decoder: SnapshotDecoder) -> Self {
+        Store {
+            values: Arc::default(),
+            index: Some(super::listing::Index::new(decoder)),
+        }
+    }
+
+    /// The listing index, when the store keeps one.
+    pub fn index(&self) -> Option<&super::listing::Index> {
+        self.index.as_ref()
+    }
+
     /// Applies one record of the aggregates topic: a value replaces, a tombstone (no or empty
     /// value) deletes.
     pub fn apply(&self, key: &str, value: Option<&[u8]>) {
@@ -57,6 +72,9 @@ impl Store {
             }
             map.len()
         };
+        if let Some(index) = &self.index {
+            index.apply(key, value);
+        }
         metrics::gauge!(API_AGGREGATES).set(len as f64);
     }
 

@@ -379,3 +379,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Runs `f` with the counting allocator on and returns its result with the bytes it left
+/// allocated (every thread's allocations meanwhile count: run it while the process is quiet).
+/// For tests that report memory per item.
+pub fn bytes_left_by<R>(f: impl FnOnce() -> R) -> (R, isize) {
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    COUNTING.store(true, Ordering::Relaxed);
+    let r = f();
+    COUNTING.store(false, Ordering::Relaxed);
+    (r, LIVE_BYTES.load(Ordering::Relaxed) - before)
+}

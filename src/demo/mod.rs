@@ -231,6 +231,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "  api      {api_url}/v1/videos/{{id}}  {api_url}/v1/streams/{{domain}}/{{app}}/{{stream}}"
     );
+    println!("  console  {api_url}/");
     println!("  sim      OpenAPI at {}", pipeline.sim.vod_endpoint());
     println!("  policy   store-* segments: manual; compose-only-* composed: transcode tg-compose-later; else none\n");
     let sim = &pipeline.sim;
@@ -352,7 +353,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     if args.serve {
-        println!("\nserving until Ctrl-C:\n  {api_url}/v1/videos/<id>\n  {api_url}/metrics\n  {callback_url}");
+        println!("\nserving until Ctrl-C:\n  console  {api_url}/\n  {api_url}/v1/videos/<id>\n  {api_url}/metrics\n  {callback_url}");
         crate::http::shutdown_signal().await;
     }
     pipeline.shutdown().await?;
@@ -498,7 +499,11 @@ impl Pipeline {
         relay_cfg.ack_timeout = cfg.relay_ack_timeout;
         let relay = crate::relay::start(relay_cfg.clone(), relay_listener).await?;
         let api_listener = bind(cfg.api_listen, "api").await?;
-        let api = crate::api::start(crate::api::Config::new(kafka.clone()), api_listener).await?;
+        let mut api_cfg = crate::api::Config::new(kafka.clone());
+        // The console greys the transcode button, and the POST answers 409, where the fold's
+        // policy refuses manual requests.
+        api_cfg.policy = Some(cfg.policy.clone());
+        let api = crate::api::start(api_cfg, api_listener).await?;
         let api_url = api.base_url();
 
         let mut sim_cfg = cfg.sim;

@@ -21,7 +21,11 @@ async fn existing_topics_are_reported_and_co_partitioning_is_checked() {
         .await
         .expect("all there");
     let report = create_topics(&args(&broker, "a.")).await.expect("report");
-    assert_eq!(report.len(), 5);
+    assert_eq!(
+        report.len(),
+        6,
+        "callbacks, commands, aggregates, dlq, worker-ledger, reconcile-positions"
+    );
     assert!(report.iter().all(|(_, o)| *o == TopicOutcome::Existing));
 
     let b = Topics::with_prefix("b.");
@@ -31,6 +35,7 @@ async fn existing_topics_are_reported_and_co_partitioning_is_checked() {
         (&b.commands, 2),
         (&b.dlq, 1),
         (&b.ledger, 1),
+        (&b.reconcile_positions, 1),
     ] {
         let name = name.clone();
         broker

@@ -74,6 +74,7 @@ async fn broker_topics_and_relay_processes_work_together() {
         "aggregates",
         "dlq",
         "worker-ledger",
+        "reconcile-positions",
     ] {
         assert!(
             report.contains(&format!("live2vod.{t}: existing")),

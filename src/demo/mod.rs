@@ -76,9 +76,9 @@ pub struct Args {
     pub timeout: u64,
 
     /// Fraction of callbacks the simulated VOD never posts (chosen by the seed). Above 0,
-    /// verification requires everything VOD did in the api and every undelivered callback
-    /// recovered by reconciliation; `--drop-rate 0 --silent-failure-rate 0` is the demo
-    /// without losses.
+    /// verification requires everything VOD did in the api, including what it never
+    /// delivered (recovered by reconciliation); `--drop-rate 0 --silent-failure-rate 0` is the
+    /// demo without losses.
     #[arg(long, default_value_t = 0.05)]
     pub drop_rate: f64,
 
@@ -159,9 +159,13 @@ impl DemoSummary {
                         self.lost_by_vod
                     ))
                 }
-                Some(r) if r as usize != self.lost_by_vod => {
+                // Verification above already required everything VOD did, including what it
+                // never delivered. Counts differ by design: one recovered fact can stand for
+                // several lost callbacks (a TranscodeComplete and its StreamTranscodeCompletes),
+                // and a lost callback whose fact a delivered one also carried needs none.
+                Some(0) => {
                     return Some(format!(
-                        "lost by VOD {} but recovered by reconciliation {r}",
+                        "lost by VOD {} but reconciliation recovered nothing",
                         self.lost_by_vod
                     ))
                 }
@@ -336,7 +340,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         summary.lost_by_vod, summary.lost_after_attempts, summary.dropped, summary.never_sent
     );
     match summary.recovered {
-        Some(r) => println!("  recovered by reconciliation {r}"),
+        Some(r) => println!("  recovered by reconciliation {r} facts (one fact can stand for several lost callbacks; a lost callback whose fact another delivered callback carried needs none)"),
         None => println!("  recovered by reconciliation 0 (no reconcile metric: {RECOVERED_METRIC} is not registered)"),
     }
     println!("\n{report}");
@@ -779,7 +783,7 @@ live2vod_fold_events_total{event_type=\"x\"} 7\n";
     }
 
     #[test]
-    fn verification_needs_every_lost_callback_recovered() {
+    fn verification_needs_what_vod_never_delivered_and_reconciliation_at_work() {
         assert_eq!(
             summary(0, None).failure(),
             None,
@@ -788,8 +792,13 @@ live2vod_fold_events_total{event_type=\"x\"} 7\n";
         assert_eq!(summary(3, Some(3)).failure(), None);
         let missing = summary(3, None).failure().unwrap_or_default();
         assert!(missing.contains("missing"), "{missing}");
-        assert!(summary(3, Some(2)).failure().is_some());
-        assert!(summary(3, Some(4)).failure().is_some());
+        // Convergence (with what VOD never delivered) is the test; the counts differ by
+        // design (one recovered fact can stand for several lost callbacks).
+        assert_eq!(summary(3, Some(2)).failure(), None);
+        assert!(summary(3, Some(0)).failure().is_some());
+        let mut s = summary(3, Some(3));
+        s.converged = false;
+        assert!(s.failure().is_some());
         let mut s = summary(0, None);
         s.duplicate_jobs = 1;
         assert!(s.failure().is_some());

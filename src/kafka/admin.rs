@@ -37,7 +37,7 @@ pub struct Spec<'a> {
 }
 
 /// The topics live2vod needs and whether each is compacted.
-pub fn specs(t: &Topics) -> [Spec<'_>; 5] {
+pub fn specs(t: &Topics) -> [Spec<'_>; 6] {
     [
         Spec {
             name: &t.callbacks,
@@ -57,6 +57,10 @@ pub fn specs(t: &Topics) -> [Spec<'_>; 5] {
         },
         Spec {
             name: &t.ledger,
+            compacted: true,
+        },
+        Spec {
+            name: &t.reconcile_positions,
             compacted: true,
         },
     ]

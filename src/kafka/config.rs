@@ -207,6 +207,8 @@ pub struct Topics {
     pub dlq: String,
     /// Compacted ledger of command ids the worker has finished (key: command id).
     pub ledger: String,
+    /// Compacted sweep positions of the reconcile instances (their consumer group's topic).
+    pub reconcile_positions: String,
 }
 
 impl Topics {
@@ -217,6 +219,7 @@ impl Topics {
             aggregates: format!("{prefix}aggregates"),
             dlq: format!("{prefix}dlq"),
             ledger: format!("{prefix}worker-ledger"),
+            reconcile_positions: format!("{prefix}reconcile-positions"),
         }
     }
 }

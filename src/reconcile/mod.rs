@@ -40,7 +40,7 @@ use sweep::Unit;
 
 /// The positions topic of a prefix.
 pub fn positions_topic(prefix: &str) -> String {
-    format!("{prefix}reconcile-positions")
+    crate::kafka::Topics::with_prefix(prefix).reconcile_positions
 }
 
 /// What the fold knows about one video, as far as reconcile cares.

@@ -30,7 +30,7 @@ pub fn partition_of(key: &str, partitions: i32) -> i32 {
 
 /// Ownership and positions of one reconcile instance.
 pub struct Positions {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<crate::kafka::consumer::GroupContext>>,
     producer: FutureProducer,
     topic: String,
     partitions: i32,
@@ -47,12 +47,14 @@ impl Drop for Positions {
 impl Positions {
     /// Joins the group `group` on `topic` (which must exist) and starts reading it.
     pub fn start(kafka: &KafkaArgs, topic: &str, group: &str) -> Result<Positions, KafkaError> {
-        let mut cc = kafka.client_config();
-        cc.set("group.id", group);
-        cc.set("enable.auto.commit", "false");
-        cc.set("enable.auto.offset.store", "false");
-        cc.set("auto.offset.reset", "earliest");
-        let consumer: StreamConsumer = cc.create()?;
+        // Never commits: every assignment re-reads the positions its previous owner wrote.
+        // The rebalance events are not needed (ownership is read from the assignment).
+        let (consumer, _events) = crate::kafka::consumer::group(
+            kafka,
+            group,
+            crate::kafka::consumer::Commits::Explicit,
+            &[topic],
+        )?;
         let meta = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
         let partitions = meta
             .topics()
@@ -63,7 +65,6 @@ impl Positions {
                 rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
             ));
         }
-        consumer.subscribe(&[topic])?;
         let consumer = Arc::new(consumer);
         let state: Arc<Mutex<HashMap<String, i64>>> = Arc::default();
         let reader = {

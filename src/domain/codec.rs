@@ -457,15 +457,24 @@ pub fn encode_state(agg: &Aggregate) -> Vec<u8> {
     }
 }
 
-/// Decodes a snapshot written by [`encode_snapshot`].
-pub fn decode_snapshot(bytes: &[u8]) -> Result<Aggregate, CodecError> {
+/// The checks every reader of a snapshot makes (decodes, version not newer than ours, a state
+/// present): the state and its metadata. [`decode_snapshot`] and the api's view share it.
+pub(crate) fn decode_envelope(
+    bytes: &[u8],
+) -> Result<(pb::aggregate_snapshot::State, Meta), CodecError> {
     let snap =
         pb::AggregateSnapshot::decode(bytes).map_err(|e| CodecError::Decode(e.to_string()))?;
     if snap.version > SNAPSHOT_VERSION {
         return Err(CodecError::Version(snap.version));
     }
     let meta = meta_from(snap.meta);
-    match snap.state.ok_or(CodecError::Empty)? {
+    Ok((snap.state.ok_or(CodecError::Empty)?, meta))
+}
+
+/// Decodes a snapshot written by [`encode_snapshot`].
+pub fn decode_snapshot(bytes: &[u8]) -> Result<Aggregate, CodecError> {
+    let (state, meta) = decode_envelope(bytes)?;
+    match state {
         pb::aggregate_snapshot::State::Video(v) => {
             let mut v = video_from_proto(v)?;
             v.meta = meta;

@@ -6,10 +6,10 @@
 //! shaper (via [`video_to_proto`]), so there is one view whatever its source.
 use serde_json::{json, Value};
 
-use super::aggregate::{Aggregate, SNAPSHOT_VERSION};
+use super::aggregate::Aggregate;
 use super::codec::{
-    emitted_from, meta_from, origin_from, requests_from, sorted, stream_from_proto,
-    submissions_from, transcodes_from, video_to_proto, CodecError,
+    emitted_from, origin_from, requests_from, sorted, stream_from_proto, submissions_from,
+    transcodes_from, video_to_proto, CodecError,
 };
 use super::lattice::{OriginKind, Status};
 use super::projector::command_id;
@@ -190,14 +190,8 @@ pub fn aggregate_json(a: &Aggregate) -> Value {
 /// For the api: decode a snapshot from the aggregates topic into (key, JSON view). Accepts and
 /// refuses exactly what [`super::codec::decode_snapshot`] does.
 pub fn snapshot_json(bytes: &[u8]) -> Result<(String, Value), CodecError> {
-    use prost::Message;
-    let snap =
-        pb::AggregateSnapshot::decode(bytes).map_err(|e| CodecError::Decode(e.to_string()))?;
-    if snap.version > SNAPSHOT_VERSION {
-        return Err(CodecError::Version(snap.version));
-    }
-    let meta = meta_from(snap.meta);
-    match snap.state.ok_or(CodecError::Empty)? {
+    let (state, meta) = super::codec::decode_envelope(bytes)?;
+    match state {
         pb::aggregate_snapshot::State::Video(v) => {
             let key = v.id.clone();
             Ok((key, video_state_json(v, &meta)?))

@@ -77,12 +77,9 @@ fn marks(kafka: &KafkaArgs, topic: &str) -> Vec<i64> {
 /// High watermarks of every live2vod topic, by name.
 fn all_marks(kafka: &KafkaArgs) -> BTreeMap<String, Vec<i64>> {
     let t = kafka.topics();
-    [t.callbacks, t.commands, t.aggregates, t.dlq, t.ledger]
+    t.names()
         .into_iter()
-        .map(|name| {
-            let m = marks(kafka, &name);
-            (name, m)
-        })
+        .map(|name| (name.to_string(), marks(kafka, name)))
         .collect()
 }
 

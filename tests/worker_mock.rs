@@ -125,13 +125,7 @@ fn kafka_args(broker: &EmbeddedBroker, prefix: &str) -> KafkaArgs {
     // whose last member left; keep that short so the restart below rejoins quickly.
     k.kafka.push(("session.timeout.ms".into(), "6000".into()));
     k.kafka.push(("heartbeat.interval.ms".into(), "500".into()));
-    let t = k.topics();
-    for name in [t.callbacks, t.commands, t.aggregates, t.dlq, t.ledger] {
-        broker
-            .control(move |c| c.create_topic(&name, 3, 1))
-            .unwrap()
-            .unwrap();
-    }
+    broker.create_topics(&k.topics(), 3).unwrap();
     k
 }
 

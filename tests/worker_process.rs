@@ -65,13 +65,7 @@ async fn worker_binary_serves_ops_endpoints_executes_and_exits_cleanly_on_sigter
     let broker = EmbeddedBroker::start(1).unwrap();
     let mut kafka = KafkaArgs::for_brokers(broker.bootstrap());
     kafka.topic_prefix = "wp.".into();
-    let t = kafka.topics();
-    for name in [t.callbacks, t.commands, t.aggregates, t.dlq, t.ledger] {
-        broker
-            .control(move |c| c.create_topic(&name, 2, 1))
-            .unwrap()
-            .unwrap();
-    }
+    broker.create_topics(&kafka.topics(), 2).unwrap();
 
     // VOD stand-in: counts signed SubmitTranscodeJobs per SessionId.
     let submits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();

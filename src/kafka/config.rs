@@ -222,6 +222,18 @@ impl Topics {
             reconcile_positions: format!("{prefix}reconcile-positions"),
         }
     }
+
+    /// Every topic name, in a fixed order (for checks that must cover all of them).
+    pub fn names(&self) -> [&str; 6] {
+        [
+            &self.callbacks,
+            &self.commands,
+            &self.aggregates,
+            &self.dlq,
+            &self.ledger,
+            &self.reconcile_positions,
+        ]
+    }
 }
 
 #[cfg(test)]

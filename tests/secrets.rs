@@ -570,7 +570,7 @@ fn debug_of_configurations_redacts_secrets() {
         a.operator_token.as_ref().map(|t| t.expose()),
         Some(OPERATOR)
     );
-    let console = api::console::Console::new(a.operator_token.clone(), None);
+    let console = api::operator::Console::new(a.operator_token.clone(), None);
 
     let relay_config = relay::Config::new(r.kafka.clone(), relay_cfg.clone());
     for (what, shown) in [

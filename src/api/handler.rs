@@ -1,7 +1,4 @@
 //! The api's HTTP routes: aggregates out, manual transcode requests in.
-use std::sync::Arc;
-use std::time::Duration;
-
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -10,48 +7,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::FutureProducer;
-use tokio::sync::watch;
 
-use super::command::{
-    new_request_id, parse_body, transcode_command_id, transcode_requested, BodyError,
-};
-use super::store::{DecodeError, SnapshotDecoder, Store};
-use crate::kafka::producer::{fatal_error, produce_acked, AckError};
-use crate::metrics::API_REQUESTS;
+use super::command::{new_request_id, parse_body, transcode_command_id, transcode_requested};
+use super::state::{caught_up, observe, ApiError, ApiState, Inner};
+use crate::kafka::producer::{fatal_error, produce_acked};
 
 const ROUTE_VIDEO: &str = "/v1/videos/{video_id}";
 const ROUTE_STREAM: &str = "/v1/streams/{domain}/{app}/{stream}";
 const ROUTE_TRANSCODE: &str = "/v1/videos/{video_id}/transcode";
-
-/// Shared state of the api handlers.
-#[derive(Clone)]
-pub struct ApiState {
-    pub(super) inner: Arc<Inner>,
-}
-
-/// What the handlers share (built by [`super::start`]).
-pub(super) struct Inner {
-    pub(super) store: Store,
-    pub(super) decoder: SnapshotDecoder,
-    pub(super) producer: FutureProducer,
-    pub(super) callbacks_topic: String,
-    pub(super) ack_timeout: Duration,
-    pub(super) instance: String,
-    pub(super) caught_up: watch::Receiver<bool>,
-    /// Set once the producer hit a fatal error: the api then stops (and is restarted).
-    pub(super) fatal: watch::Sender<Option<String>>,
-    /// Operator token and policy of the console (see `console.rs`).
-    pub(super) console: super::console::Console,
-}
-
-impl ApiState {
-    pub(super) fn new(inner: Inner) -> Self {
-        ApiState {
-            inner: Arc::new(inner),
-        }
-    }
-}
 
 /// `/v1/...` routes, with a JSON 404 for everything else.
 pub fn router(state: ApiState) -> Router {
@@ -63,87 +26,6 @@ pub fn router(state: ApiState) -> Router {
         .merge(super::listing::router(state.clone()))
         .merge(super::console::router(state))
         .fallback(fallback)
-}
-
-/// Why a request failed; each maps to one status and a `{"error": ...}` body.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("unknown video")]
-    UnknownVideo,
-    #[error("unknown stream")]
-    UnknownStream,
-    #[error("no such route")]
-    NoRoute,
-    #[error("{0}")]
-    BadBody(#[from] BodyError),
-    #[error("cannot read the body: {0}")]
-    Unreadable(String),
-    #[error("the api is still loading the aggregates topic; retry shortly")]
-    CatchingUp,
-    #[error("{0}")]
-    Corrupt(#[from] DecodeError),
-    #[error("the broker did not take the request: {0}")]
-    Unavailable(#[from] AckError),
-    #[error("{0}")]
-    BadQuery(String),
-    #[error("{0}")]
-    PolicyRefused(String),
-    #[error("the operator token is required")]
-    Unauthorized,
-}
-
-impl ApiError {
-    fn status(&self) -> StatusCode {
-        match self {
-            ApiError::UnknownVideo | ApiError::UnknownStream | ApiError::NoRoute => {
-                StatusCode::NOT_FOUND
-            }
-            ApiError::BadBody(_) | ApiError::Unreadable(_) | ApiError::BadQuery(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            ApiError::PolicyRefused(_) => StatusCode::CONFLICT,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::CatchingUp | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        if self.status().is_server_error() {
-            tracing::warn!(error = %self, "api request failed");
-        }
-        (
-            self.status(),
-            Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response()
-    }
-}
-
-/// Counts the request by route template and status, and turns the outcome into a response.
-fn observe(route: &'static str, result: Result<Response, ApiError>) -> Response {
-    let response = result.unwrap_or_else(IntoResponse::into_response);
-    metrics::counter!(API_REQUESTS, "route" => route, "status" => response.status().as_u16().to_string())
-        .increment(1);
-    response
-}
-
-/// [`observe`] for the listing routes.
-pub(super) fn observe_list(
-    route: &'static str,
-    result: Result<Json<serde_json::Value>, ApiError>,
-) -> Response {
-    observe(route, result.map(IntoResponse::into_response))
-}
-
-fn caught_up(st: &Inner) -> Result<(), ApiError> {
-    if *st.caught_up.borrow() {
-        Ok(())
-    } else {
-        Err(ApiError::CatchingUp)
-    }
 }
 
 fn video(st: &Inner, video_id: &str) -> Result<serde_json::Value, ApiError> {

@@ -6,9 +6,13 @@
 pub mod command;
 mod config;
 pub mod console;
+mod decode;
 mod handler;
+pub mod index;
 pub mod listing;
+pub mod operator;
 mod reader;
+mod state;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -23,8 +27,9 @@ use crate::role::{RoleHandle, Server};
 
 pub use config::{Args, Config, DEFAULT_ACK_TIMEOUT_MS, DEFAULT_LISTEN};
 
-pub use handler::{router, ApiError, ApiState};
+pub use handler::router;
 pub use reader::ReaderError;
+pub use state::{ApiError, ApiState};
 pub use store::{SnapshotDecoder, Store};
 
 /// The api could not start.
@@ -118,7 +123,7 @@ pub async fn start(cfg: Config, listener: TcpListener) -> Result<ApiHandle, Star
         stop_reader_rx,
     ));
     let (fatal_tx, fatal) = watch::channel::<Option<String>>(None);
-    let state = ApiState::new(handler::Inner {
+    let state = ApiState::new(state::Inner {
         store: store.clone(),
         decoder: cfg.decoder.clone(),
         producer: producer.clone(),
@@ -130,7 +135,7 @@ pub async fn start(cfg: Config, listener: TcpListener) -> Result<ApiHandle, Star
         ),
         caught_up: caught_rx.clone(),
         fatal: fatal_tx,
-        console: console::Console::new(cfg.operator_token.clone(), cfg.policy.clone()),
+        console: operator::Console::new(cfg.operator_token.clone(), cfg.policy.clone()),
     });
     let mut app = router(state);
     if cfg.serve_ops {

@@ -4,30 +4,14 @@ use std::sync::{Arc, RwLock};
 
 use crate::metrics::API_AGGREGATES;
 
-/// Turns an aggregate snapshot (a value of the aggregates topic) into its API JSON.
-pub type SnapshotDecoder =
-    Arc<dyn Fn(&[u8]) -> Result<serde_json::Value, String> + Send + Sync + 'static>;
-
-/// The decoder the command line uses: protobuf snapshots to the API's JSON views.
-pub fn default_decoder() -> SnapshotDecoder {
-    Arc::new(|bytes: &[u8]| {
-        crate::domain::view::snapshot_json(bytes)
-            .map(|(_, v)| v)
-            .map_err(|e| e.to_string())
-    })
-}
-
-/// Reads values that are JSON documents (tests; the temporary default).
-pub fn json_decoder() -> SnapshotDecoder {
-    Arc::new(|bytes: &[u8]| serde_json::from_slice(bytes).map_err(|e| e.to_string()))
-}
+pub use super::decode::{default_decoder, json_decoder, SnapshotDecoder};
 
 /// Latest raw value per aggregate key. Cloning shares the same map.
 #[derive(Clone, Default)]
 pub struct Store {
     values: Arc<RwLock<HashMap<String, Arc<[u8]>>>>,
     /// The console's listing index, kept in step by [`Store::apply`] (see `listing.rs`).
-    index: Option<super::listing::Index>,
+    index: Option<super::index::Index>,
 }
 
 /// A value could not be decoded.
@@ -43,12 +27,12 @@ impl Store {
     pub fn with_index(decoder: SnapshotDecoder) -> Self {
         Store {
             values: Arc::default(),
-            index: Some(super::listing::Index::new(decoder)),
+            index: Some(super::index::Index::new(decoder)),
         }
     }
 
     /// The listing index, when the store keeps one.
-    pub fn index(&self) -> Option<&super::listing::Index> {
+    pub fn index(&self) -> Option<&super::index::Index> {
         self.index.as_ref()
     }
 

@@ -155,10 +155,10 @@ impl KafkaArgs {
     /// key. librdkafka's own error (and rdkafka's, which appends the value) would print the
     /// value, and a misspelt `sasl.pasword` is still a password: values of secret-looking
     /// keys, and of keys librdkafka does not know, are never shown. A setting of a key
-    /// live2vod sets itself ([`super::client::PROTECTED`]) is refused first, by its key alone.
+    /// live2vod sets itself ([`super::protected::PROTECTED`]) is refused first, by its key alone.
     pub fn check(&self) -> Result<(), String> {
         let from_file = self.kafka_file.iter().flat_map(|p| p.0.iter());
-        super::client::refuse_protected(
+        super::protected::refuse_protected(
             from_file
                 .clone()
                 .chain(&self.kafka)

@@ -1,6 +1,6 @@
 //! Shared Kafka plumbing, as small stages every role composes:
 //! - [`client`]: the one rule for a client's settings (the user's `--kafka`, the protected
-//!   keys, the defaults) and the kinds of client;
+//!   keys, the defaults) and the kinds of client; [`protected`]: the keys it sets itself;
 //! - [`consumer`]: the group-consumer and reader factories, the one consumer context (lag
 //!   gauge, rebalance events, commit of stored offsets on revoke);
 //! - [`producer`]: the producer factories (acked idempotent, transactional) and the acked
@@ -18,6 +18,7 @@ pub mod consumer;
 pub mod dlq;
 pub mod mock;
 pub mod producer;
+pub mod protected;
 pub mod read;
 pub mod sink;
 

@@ -1,6 +1,7 @@
 //! `live2vod run` (relay + fold + worker + api in one process) as a process of the built binary,
 //! on the embedded cluster hosted by `live2vod broker`: a signed callback posted to the relay
-//! becomes a video served by the api; SIGTERM stops it cleanly.
+//! becomes a video served by the api; the api refuses a manual transcode the `--policy` file
+//! refuses (the same policy as the fold's); SIGTERM stops it cleanly.
 mod support;
 
 use std::time::{Duration, Instant};
@@ -16,6 +17,10 @@ async fn all_in_one_folds_a_callback_and_serves_it() {
     let api = format!("127.0.0.1:{}", free_port());
     let ops = format!("127.0.0.1:{}", free_port());
     let callback_url = format!("http://{relay}/callbacks/vod");
+    // Segments of every stream: no transcodes, not even manual ones.
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "[defaults]\nsegments = { action = \"none\" }\n").expect("policy");
+    let policy = policy.to_string_lossy().to_string();
     let mut run = Proc::spawn(
         dir.path(),
         "run",
@@ -40,6 +45,8 @@ async fn all_in_one_folds_a_callback_and_serves_it() {
             "id",
             "--access-key-secret",
             "secret",
+            "--policy",
+            &policy,
         ],
         &[],
     );
@@ -108,6 +115,18 @@ async fn all_in_one_folds_a_callback_and_serves_it() {
     };
     assert_eq!(video["status"], "recorded");
     assert_eq!(video["origin"]["stream"], "s");
+    // `run` gives the api the fold's policy: the request is refused up front (409 with the
+    // reason), not accepted with 202 and then recorded as rejected by the fold.
+    let refused = client
+        .post(format!("http://{api}/v1/videos/run-v1/transcode"))
+        .header("content-type", "application/json")
+        .body(r#"{"template_group_id":"tg-1"}"#)
+        .send()
+        .await
+        .expect("api answers");
+    assert_eq!(refused.status().as_u16(), 409, "{}", run.log_text());
+    let why = refused.text().await.expect("body");
+    assert!(why.contains("d.example.com/a/s"), "{why}");
     assert!(
         run.term(Duration::from_secs(30)),
         "run did not stop on SIGTERM:\n{}",

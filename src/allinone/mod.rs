@@ -66,7 +66,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await?;
     let api_listener = bind(args.api_listen, "api").await?;
-    let api = crate::api::start(crate::api::Config::new(kafka.clone()), api_listener).await?;
+    let mut api_cfg = crate::api::Config::new(kafka.clone());
+    // The same policy as the fold's: the console greys the transcode button, and the POST
+    // answers 409, where the policy refuses manual requests (as `api --policy` does).
+    api_cfg.policy = Some(policy.clone());
+    let api = crate::api::start(api_cfg, api_listener).await?;
     let mut rc =
         crate::reconcile::ReconcileConfig::new(kafka.clone(), args.vod.config(), policy.clone());
     rc.sweep_interval = Duration::from_secs(args.sweep_interval_secs.max(1));

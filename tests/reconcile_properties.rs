@@ -2,20 +2,22 @@
 //!
 //! For generated sessions (segments, a composed video, transcodes with failing renditions),
 //! the observations reconcile would write from VOD's truth (`live2vod.RecordingObserved`,
-//! `SourceObserved`, `TranscodeObserved`, built by `domain::observation`) are folded:
+//! `ComposeObserved`, `SourceObserved`, `TranscodeObserved`, `SnapshotObserved`, built by
+//! `domain::observation`) are folded:
 //! - together with **all** the callbacks, any subset of them, in any order, some repeated:
 //!   the views (status, origin, source, renditions, transcode, play URLs, sessions) equal those
 //!   of the callbacks alone, and so do the commands (transcodes, compose tracking);
-//! - with some callbacks **dropped** (AddLiveRecordVideoComplete, FileUploadComplete,
-//!   StreamTranscodeComplete, TranscodeComplete): the facts the dropped callbacks carried are
-//!   there again (status, origin and record times, source status, the successful renditions,
-//!   the sessions and compose outcome), and no second transcode is ever warranted.
+//! - with some callbacks **dropped** (AddLiveRecordVideoComplete, LiveRecordVideoComposeStart,
+//!   FileUploadComplete, SnapshotComplete, StreamTranscodeComplete, TranscodeComplete): the
+//!   facts the dropped callbacks carried are there again (status, origin and record times,
+//!   source status, the successful renditions, the cover, the sessions and compose outcome),
+//!   and no second transcode is ever warranted.
 use std::collections::{BTreeMap, BTreeSet};
 
 use live2vod::domain::event::routing_key;
 use live2vod::domain::observation::{
-    recording_observed, source_observed, transcode_observed, PlayStream, Recording, SourceState,
-    TranscodeState,
+    compose_observed, recording_observed, snapshot_observed, source_observed, transcode_observed,
+    Cover, PlayStream, Recording, SourceState, TranscodeState,
 };
 use live2vod::domain::time::format_rfc3339;
 use live2vod::domain::view::aggregate_json;
@@ -71,7 +73,35 @@ struct Generated {
     observations: Vec<Vec<u8>>,
 }
 
-fn transcode(g: &mut Generated, rng: &mut Rng, vid: &str, at: i64, renditions: usize) {
+/// A transcode of `vid` (created by VOD at `created`) started at `at`.
+fn transcode(
+    g: &mut Generated,
+    rng: &mut Rng,
+    vid: &str,
+    created: i64,
+    at: i64,
+    renditions: usize,
+) {
+    // The job's snapshot: SnapshotComplete, and the cover GetVideoInfo answers afterwards
+    // (timed by the video's creation, which is never later than the callback).
+    let cover = format!(
+        "https://cdn.example.com/{vid}/cover-{}.jpg",
+        rng.below(1000)
+    );
+    g.callbacks.push(Callback {
+        body: obj(
+            json!({"EventType":"SnapshotComplete","EventTime":t(at + 500),"VideoId":vid,
+            "Status":"success","SubType":"SpecifiedTime","CoverUrl":cover,
+            "SnapshotInfos":[{"Status":"success","SnapshotType":"CoverSnapshot","SnapshotCount":1,
+            "SnapshotFormat":"jpg","JobId":format!("snap-{vid}")}]}),
+        ),
+        recoverable: true,
+    });
+    g.observations.push(snapshot_observed(&Cover {
+        video_id: vid.into(),
+        cover_url: cover,
+        created_ms: created,
+    }));
     let mut infos = Vec::new();
     let mut ok_streams = Vec::new();
     for (i, def) in DEFS.iter().take(renditions).enumerate() {
@@ -141,10 +171,12 @@ fn generate(
     };
     let (domain, app, stream) = ("live.example.com", "app", format!("s-{}", seed % 3));
     let mut end = 1_700_000_000_000 + (seed % 1000) as i64 * 86_400_000;
+    let mut first_start = None;
     for n in 0..segments {
         let vid = format!("seg{seed}-{n}");
         let start = end + 1000 * rng.below(170) as i64;
         end = start + 600_000;
+        first_start.get_or_insert(start);
         // VOD sends the recording's callback after the recording ended.
         let acr_at = end + 1000 * (1 + rng.below(5) as i64);
         g.callbacks.push(Callback {
@@ -163,22 +195,34 @@ fn generate(
             record_start_ms: start,
             record_end_ms: end,
             video_status: Some("Normal".into()),
+            created_ms: Some(end),
         }));
         if auto {
-            transcode(&mut g, &mut rng, &vid, acr_at + 30_000, renditions);
+            transcode(&mut g, &mut rng, &vid, end, acr_at + 30_000, renditions);
         }
     }
     if composed {
         let cid = format!("comp{seed}");
         let cs_at = end + 181_000 + 1000 * rng.below(60) as i64;
-        // ComposeStart is not recoverable from ListLiveRecordVideo (it lists recordings).
         g.callbacks.push(Callback {
             body: obj(
                 json!({"EventType":"LiveRecordVideoComposeStart","EventTime":t(cs_at),"VideoId":cid,
                 "Status":"success","DomainName":domain,"AppName":app,"StreamName":stream}),
             ),
-            recoverable: false,
+            recoverable: true,
         });
+        // ListLiveRecordVideo lists the composed video over its session's window, created
+        // when the compose started.
+        g.observations.push(compose_observed(&Recording {
+            video_id: cid.clone(),
+            domain: domain.into(),
+            app: app.into(),
+            stream: stream.clone(),
+            record_start_ms: first_start.unwrap_or(end),
+            record_end_ms: end,
+            video_status: Some("Normal".into()),
+            created_ms: Some(cs_at),
+        }));
         let fuc_at = cs_at + 120_000;
         let ok = !rng.chance(20);
         let url = format!("http://outin.example.com/{cid}/src.mp4");
@@ -201,7 +245,7 @@ fn generate(
             created_ms: cs_at,
         }));
         if ok && auto {
-            transcode(&mut g, &mut rng, &cid, fuc_at + 30_000, renditions);
+            transcode(&mut g, &mut rng, &cid, cs_at, fuc_at + 30_000, renditions);
         }
     }
     g
@@ -360,6 +404,7 @@ proptest! {
             prop_assert_eq!(&want["source"]["status"], &got["source"]["status"], "{}", k);
             prop_assert_eq!(successful_renditions(want), successful_renditions(got), "{}", k);
             prop_assert_eq!(&want["transcode"]["status"], &got["transcode"]["status"], "{}", k);
+            prop_assert_eq!(&want["cover_url"], &got["cover_url"], "{}", k);
         }
     }
 }

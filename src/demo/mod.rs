@@ -378,8 +378,10 @@ pub fn demo_reconcile_config(
     let mut rc = crate::reconcile::ReconcileConfig::new(kafka.clone(), vod, policy);
     rc.sweep_interval = Duration::from_secs(2);
     rc.settle = Duration::from_secs(1);
-    rc.overlap = Duration::from_secs(30);
+    // The simulator's recordings all started an hour or more before VOD emits them (as a
+    // long real recording does): every sweep reaches back over the whole lookback.
     rc.initial_lookback = Duration::from_secs(86_400 * 30);
+    rc.overlap = rc.initial_lookback;
     rc.probe_after = Duration::from_secs(5);
     rc.probe_max_backoff = Duration::from_secs(4);
     rc.max_qps = 200.0;

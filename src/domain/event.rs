@@ -385,10 +385,12 @@ use super::vocab::event_type::{
     VIDEO_ANALYSIS_COMPLETE,
 };
 pub use super::vocab::event_type::{
+    COMPOSE_OBSERVED, RECORDING_OBSERVED, SNAPSHOT_OBSERVED, SOURCE_OBSERVED, TRANSCODE_OBSERVED,
+};
+pub use super::vocab::event_type::{
     PLAY_INFO_RESOLVED, STREAM_FACT, TRANSCODE_REJECTED, TRANSCODE_REQUESTED, TRANSCODE_SUBMITTED,
     VIDEO_INFO_OBSERVED,
 };
-pub use super::vocab::event_type::{RECORDING_OBSERVED, SOURCE_OBSERVED, TRANSCODE_OBSERVED};
 
 /// A parsed callback or live2vod event. Its strings borrow from the body they were parsed from
 /// (the fold keeps only a few of them, and copies those into its own compact forms).
@@ -789,9 +791,11 @@ pub fn parse_event(body: &[u8]) -> Result<Event<'_>, EventError> {
                 record_end_ms: take_time(&mut m, "RecordEndTime")?,
             }
         }
-        LIVE_RECORD_VIDEO_COMPOSE_START => EventBody::LiveRecordVideoComposeStart {
-            stream: take_stream(&mut m),
-        },
+        LIVE_RECORD_VIDEO_COMPOSE_START | COMPOSE_OBSERVED => {
+            EventBody::LiveRecordVideoComposeStart {
+                stream: take_stream(&mut m),
+            }
+        }
         FILE_UPLOAD_COMPLETE | SOURCE_OBSERVED => {
             // Older docs omit Status on this event: a file that was uploaded is a success.
             status.get_or_insert(Status::Success);
@@ -800,7 +804,7 @@ pub fn parse_event(body: &[u8]) -> Result<Event<'_>, EventError> {
                 file_url: take_str(&mut m, "FileUrl"),
             }
         }
-        SNAPSHOT_COMPLETE => EventBody::SnapshotComplete {
+        SNAPSHOT_COMPLETE | SNAPSHOT_OBSERVED => EventBody::SnapshotComplete {
             sub_type: take_str(&mut m, "SubType"),
             cover_url: take_nonempty(&mut m, "CoverUrl"),
             error_code: take_str(&mut m, "ErrorCode"),

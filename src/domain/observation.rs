@@ -6,6 +6,8 @@
 //! | `live2vod.RecordingObserved` | ListLiveRecordVideo entry with a `Video` | AddLiveRecordVideoComplete (success) | `RecordEndTime` |
 //! | `live2vod.SourceObserved` | GetMezzanineInfo / GetVideoInfo | FileUploadComplete (success or fail) | the source's `CreationTime` |
 //! | `live2vod.TranscodeObserved` | GetVideoInfo + GetPlayInfo | TranscodeComplete with the play infos as `StreamInfos` | latest `CreationTime` of the play infos (else the video's) |
+//! | `live2vod.ComposeObserved` | ListLiveRecordVideo entry of a composed video (see [`composed_ids`]) | LiveRecordVideoComposeStart | `Video.CreationTime` (VOD creates the composed video when the compose starts), else `RecordEndTime` |
+//! | `live2vod.SnapshotObserved` | GetVideoInfo `CoverURL` | SnapshotComplete with that `CoverUrl` | the video's `CreationTime` |
 //!
 //! Two rules make them safe to mix with callbacks:
 //! - **Deterministic bodies**: built only from VOD's answer (never the clock of the sweep), with
@@ -21,10 +23,18 @@ use serde_json::{Map, Value};
 
 use super::time::format_rfc3339;
 
-pub use super::vocab::event_type::{RECORDING_OBSERVED, SOURCE_OBSERVED, TRANSCODE_OBSERVED};
+pub use super::vocab::event_type::{
+    COMPOSE_OBSERVED, RECORDING_OBSERVED, SNAPSHOT_OBSERVED, SOURCE_OBSERVED, TRANSCODE_OBSERVED,
+};
 
 /// Every observation event type.
-pub const ALL: [&str; 3] = [RECORDING_OBSERVED, SOURCE_OBSERVED, TRANSCODE_OBSERVED];
+pub const ALL: [&str; 5] = [
+    RECORDING_OBSERVED,
+    SOURCE_OBSERVED,
+    TRANSCODE_OBSERVED,
+    COMPOSE_OBSERVED,
+    SNAPSHOT_OBSERVED,
+];
 
 /// One ListLiveRecordVideo entry that carries a `Video`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +53,56 @@ pub struct Recording {
     pub record_end_ms: i64,
     /// `Video.Status` as VOD reported it (informational).
     pub video_status: Option<String>,
+    /// `Video.CreationTime` (ms).
+    pub created_ms: Option<i64>,
+}
+
+/// The VideoIds of `recordings` (ListLiveRecordVideo entries, any streams) that are composed
+/// videos rather than recorded segments. ListLiveRecordVideo lists both and marks neither; a
+/// composed video's record window is its session's (from the first segment's start to the
+/// last one's end), so it is told apart by that: an entry is composed when another entry of
+/// the same stream lies within its window, and either the windows differ or the other was
+/// created first (a one-segment session: VOD creates the composed video only after the
+/// interrupt timeout, later than the segment). Segments of one stream never overlap. The
+/// first segment of a session starts when its composed video does, so a sweep (which selects
+/// on record start) always lists the two together.
+pub fn composed_ids(recordings: &[Recording]) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut by_stream: std::collections::BTreeMap<(&str, &str, &str), Vec<&Recording>> =
+        Default::default();
+    for r in recordings {
+        by_stream
+            .entry((&r.domain, &r.app, &r.stream))
+            .or_default()
+            .push(r);
+    }
+    for recs in by_stream.values() {
+        for e in recs {
+            let contains = recs.iter().any(|f| {
+                f.video_id != e.video_id
+                    && f.record_start_ms >= e.record_start_ms
+                    && f.record_end_ms <= e.record_end_ms
+                    && ((f.record_start_ms, f.record_end_ms)
+                        != (e.record_start_ms, e.record_end_ms)
+                        || matches!((f.created_ms, e.created_ms), (Some(a), Some(b)) if a < b))
+            });
+            if contains {
+                out.insert(e.video_id.clone());
+            }
+        }
+    }
+    out
+}
+
+/// A video's cover as a probe saw it (GetVideoInfo).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cover {
+    /// The video probed.
+    pub video_id: String,
+    /// `CoverURL`.
+    pub cover_url: String,
+    /// The video's `CreationTime` (ms): the observation's time.
+    pub created_ms: i64,
 }
 
 /// The source of a video as a probe saw it.
@@ -144,6 +204,37 @@ pub fn recording_observed(r: &Recording) -> Vec<u8> {
     ])
 }
 
+/// Body of `live2vod.ComposeObserved` (key: the VideoId): the composed video `r` whose
+/// LiveRecordVideoComposeStart never arrived.
+pub fn compose_observed(r: &Recording) -> Vec<u8> {
+    obj(vec![
+        ("EventType", COMPOSE_OBSERVED.into()),
+        (
+            "EventTime",
+            format_rfc3339(r.created_ms.unwrap_or(r.record_end_ms)).into(),
+        ),
+        ("VideoId", r.video_id.as_str().into()),
+        ("Status", "success".into()),
+        ("DomainName", r.domain.as_str().into()),
+        ("AppName", r.app.as_str().into()),
+        ("StreamName", r.stream.as_str().into()),
+        ("RecordStartTime", format_rfc3339(r.record_start_ms).into()),
+        ("RecordEndTime", format_rfc3339(r.record_end_ms).into()),
+        ("VideoStatus", opt_s(&r.video_status)),
+    ])
+}
+
+/// Body of `live2vod.SnapshotObserved` (key: the VideoId).
+pub fn snapshot_observed(c: &Cover) -> Vec<u8> {
+    obj(vec![
+        ("EventType", SNAPSHOT_OBSERVED.into()),
+        ("EventTime", format_rfc3339(c.created_ms).into()),
+        ("VideoId", c.video_id.as_str().into()),
+        ("Status", "success".into()),
+        ("CoverUrl", c.cover_url.as_str().into()),
+    ])
+}
+
 /// Body of `live2vod.SourceObserved` (key: the VideoId).
 pub fn source_observed(s: &SourceState) -> Vec<u8> {
     obj(vec![
@@ -213,6 +304,66 @@ mod tests {
             record_start_ms: 1_000,
             record_end_ms: 61_000,
             video_status: Some("UploadSucc".into()),
+            created_ms: Some(61_500),
+        }
+    }
+
+    fn at(id: &str, stream: &str, start: i64, end: i64, created: i64) -> Recording {
+        Recording {
+            video_id: id.into(),
+            stream: stream.into(),
+            record_start_ms: start,
+            record_end_ms: end,
+            created_ms: Some(created),
+            ..rec()
+        }
+    }
+
+    #[test]
+    fn a_composed_video_is_the_entry_whose_window_holds_its_segments() {
+        let recs = vec![
+            at("seg1", "s", 0, 100, 100),
+            at("seg2", "s", 100, 200, 200),
+            at("comp", "s", 0, 200, 400),
+            // Another stream's entries never make one of this stream's composed.
+            at("other", "t", 0, 1_000, 1_000),
+            // A one-segment session: same window, the composed video created later.
+            at("lone", "s", 500, 600, 600),
+            at("lone-c", "s", 500, 600, 900),
+        ];
+        let c = composed_ids(&recs);
+        assert_eq!(
+            c.into_iter().collect::<Vec<_>>(),
+            vec!["comp".to_string(), "lone-c".to_string()]
+        );
+        // Segments alone: nothing is composed.
+        assert!(composed_ids(&recs[..2]).is_empty());
+    }
+
+    #[test]
+    fn compose_and_snapshot_observations_fold_as_their_callbacks() {
+        let r = at("comp", "s", 0, 200, 400);
+        let body = compose_observed(&r);
+        assert_eq!(body, compose_observed(&r), "deterministic bytes");
+        let ev = parse_event(&body).unwrap();
+        assert_eq!(ev.event_time_ms, 400, "the composed video's creation time");
+        match ev.body {
+            EventBody::LiveRecordVideoComposeStart { stream } => assert_eq!(stream.path(), "d/a/s"),
+            other => panic!("{other:?}"),
+        }
+        let c = Cover {
+            video_id: "v".into(),
+            cover_url: "https://cdn/c.jpg".into(),
+            created_ms: 7,
+        };
+        let body = snapshot_observed(&c);
+        let ev = parse_event(&body).unwrap();
+        assert_eq!(ev.event_time_ms, 7);
+        match ev.body {
+            EventBody::SnapshotComplete { cover_url, .. } => {
+                assert_eq!(cover_url.as_deref(), Some("https://cdn/c.jpg"))
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -78,9 +78,13 @@ pub mod event_type {
     pub const SOURCE_OBSERVED: &str = "live2vod.SourceObserved";
     /// reconcile: a transcode's outcome found by a probe (GetVideoInfo + GetPlayInfo).
     pub const TRANSCODE_OBSERVED: &str = "live2vod.TranscodeObserved";
+    /// reconcile: a composed video found by a sweep (its LiveRecordVideoComposeStart lost).
+    pub const COMPOSE_OBSERVED: &str = "live2vod.ComposeObserved";
+    /// reconcile: a video's cover found by a probe (GetVideoInfo `CoverURL`).
+    pub const SNAPSHOT_OBSERVED: &str = "live2vod.SnapshotObserved";
 
     /// Every event type the fold understands (the rest fold as unknown events).
-    pub const KNOWN: [&str; 20] = [
+    pub const KNOWN: [&str; 22] = [
         ADD_LIVE_RECORD_VIDEO_COMPLETE,
         LIVE_RECORD_VIDEO_COMPOSE_START,
         FILE_UPLOAD_COMPLETE,
@@ -101,6 +105,8 @@ pub mod event_type {
         RECORDING_OBSERVED,
         SOURCE_OBSERVED,
         TRANSCODE_OBSERVED,
+        COMPOSE_OBSERVED,
+        SNAPSHOT_OBSERVED,
     ];
 }
 

@@ -125,6 +125,7 @@ pub fn list_page(v: &Value) -> Result<ListPage, String> {
                 stream: e.stream_name?,
                 record_start_ms: time(e.record_start_time.as_deref())?,
                 record_end_ms: time(e.record_end_time.as_deref())?,
+                created_ms: time(video.creation_time.as_deref()),
                 video_status: video.status,
             })
         })

@@ -18,12 +18,14 @@ sends none at all. Reconcile closes that gap:
            [reconcile] apps, with ListLiveRecordVideo over record time from the last
            sweep (minus --overlap-secs) to now (minus --settle-secs); SortBy=CreationTime:Asc,
            PageSize=100, paging to the end, windows halved while a query reaches VOD's
-           5,000-result cap -> live2vod.RecordingObserved
+           5,000-result cap -> live2vod.RecordingObserved, and live2vod.ComposeObserved for
+           a composed video (the entry whose record window holds its session's segments)
   probes   videos stuck past a deadline (composed without FileUploadComplete past the
            policy's compose deadline; transcoding without TranscodeComplete past
-           --probe-after-secs) with GetMezzanineInfo / GetVideoInfo / GetPlayInfo, backing
-           off up to --probe-max-backoff-secs until VOD's state is terminal
-           -> live2vod.SourceObserved, live2vod.TranscodeObserved
+           --probe-after-secs; transcoded without SnapshotComplete past --probe-after-secs)
+           with GetMezzanineInfo / GetVideoInfo / GetPlayInfo, backing off up to
+           --probe-max-backoff-secs until VOD's state is terminal -> live2vod.SourceObserved,
+           live2vod.TranscodeObserved, live2vod.SnapshotObserved (GetVideoInfo's CoverURL)
 Observation bodies are built from VOD's answer only (its times, never the sweep's), so the
 same answer gives the same bytes and folds as a duplicate; they carry the source's time,
 which never beats the callback reporting the same fact.
@@ -62,8 +64,12 @@ pub struct Args {
     #[arg(long, env = "LIVE2VOD_MAX_QPS", default_value_t = DEFAULT_MAX_QPS)]
     pub max_qps: f64,
 
-    /// How far back a sweep starts before where the last one ended, seconds (recordings that
-    /// VOD listed late).
+    /// How far back a sweep starts before where the last one ended, seconds. ListLiveRecordVideo
+    /// selects on a recording's *start* but lists it only once it ended, so this must exceed
+    /// the longest time from a recording's start to its listing: the record cycle (at most
+    /// 21,600 s) for segments, the whole session plus the interrupt timeout for composed
+    /// videos. The default (a day) costs one page per stream and sweep while a stream records
+    /// fewer than 100 videos a day (15-minute cycles make 96).
     #[arg(long, env = "LIVE2VOD_OVERLAP_SECS", default_value_t = DEFAULT_OVERLAP_SECS)]
     pub overlap_secs: u64,
 
@@ -94,7 +100,7 @@ pub struct Args {
 
 pub const DEFAULT_SWEEP_INTERVAL_SECS: u64 = 300;
 pub const DEFAULT_MAX_QPS: f64 = 5.0;
-pub const DEFAULT_OVERLAP_SECS: u64 = 900;
+pub const DEFAULT_OVERLAP_SECS: u64 = 86_400;
 pub const DEFAULT_SETTLE_SECS: u64 = 60;
 pub const DEFAULT_LOOKBACK_SECS: u64 = 86_400;
 pub const DEFAULT_PROBE_AFTER_SECS: u64 = 900;

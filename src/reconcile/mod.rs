@@ -53,6 +53,8 @@ pub struct VideoFacts {
     pub has_transcode_outcome: bool,
     /// A transcode is under way (a submission succeeded, or VOD reported renditions).
     pub transcode_expected: bool,
+    /// A SnapshotComplete (or its observation) gave the video a cover.
+    pub has_cover: bool,
     pub last_event_ms: i64,
 }
 
@@ -84,6 +86,7 @@ impl Known {
                             || v.submissions
                                 .iter()
                                 .any(|s| s.reg.value.status.is_success()),
+                        has_cover: v.cover.is_some(),
                         last_event_ms: v.last_event_ms.unwrap_or(0),
                     };
                     if let Some(s) = &facts.stream {
@@ -146,7 +149,33 @@ pub struct CycleStats {
 struct ProbeSlot {
     due_ms: i64,
     backoff_ms: i64,
+    tries: u32,
     done: bool,
+}
+
+/// Tries of a cover probe before it gives up (a template group without a snapshot step never
+/// makes a cover, and GetVideoInfo cannot tell that apart from one still being taken).
+const COVER_TRIES: u32 = 5;
+
+/// What one probe of a video asks VOD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProbeKind {
+    /// A composed video without FileUploadComplete past the compose deadline.
+    Source,
+    /// A transcode under way without TranscodeComplete past `--probe-after-secs`.
+    Transcode,
+    /// A transcode's outcome is known but no SnapshotComplete came, past `--probe-after-secs`.
+    Cover,
+}
+
+impl ProbeKind {
+    fn name(self) -> &'static str {
+        match self {
+            ProbeKind::Source => "source",
+            ProbeKind::Transcode => "transcode",
+            ProbeKind::Cover => "snapshot",
+        }
+    }
 }
 
 /// One reconcile instance.
@@ -163,11 +192,7 @@ pub struct Reconciler {
     written: std::collections::HashSet<String>,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use crate::clock::now_ms;
 
 impl Reconciler {
     /// Connects to Kafka (creating the positions topic when missing) and VOD.
@@ -228,7 +253,7 @@ impl Reconciler {
 
     async fn write(&self, what: &'static str, video_id: &str, body: &[u8]) -> anyhow::Result<()> {
         let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
-            key: "live2vod-event-type",
+            key: crate::domain::vocab::header::EVENT_TYPE,
             value: Some(what),
         });
         let mut round = 0u32;
@@ -287,6 +312,8 @@ impl Reconciler {
                     st.units_swept += 1;
                     metrics::counter!(m::RECONCILE_SWEEPS, "kind" => unit.kind(), "outcome" => "ok")
                         .increment(1);
+                    // ListLiveRecordVideo lists segments and composed videos alike.
+                    let composed = observation::composed_ids(&recs);
                     for r in recs {
                         st.recordings_seen += 1;
                         // What the fold already knows needs no event (it would fold as a
@@ -298,15 +325,15 @@ impl Reconciler {
                         if self.written.contains(&r.video_id) {
                             continue;
                         }
-                        self.write(
-                            "recording",
-                            &r.video_id,
-                            &observation::recording_observed(&r),
-                        )
-                        .await?;
+                        let (what, body) = if composed.contains(&r.video_id) {
+                            ("compose", observation::compose_observed(&r))
+                        } else {
+                            ("recording", observation::recording_observed(&r))
+                        };
+                        self.write(what, &r.video_id, &body).await?;
                         st.events_written += 1;
                         st.recovered += 1;
-                        Self::recovered("recording", r.record_end_ms);
+                        Self::recovered(what, r.created_ms.unwrap_or(r.record_end_ms));
                         self.written.insert(r.video_id.clone());
                     }
                     self.positions.put(&key, to).await?;
@@ -333,73 +360,98 @@ impl Reconciler {
         let now = now_ms();
         let mut ids: Vec<&String> = known.videos.keys().collect();
         ids.sort();
+        let probe_after = self.cfg.probe_after.as_millis() as i64;
         for id in ids {
             let v = &known.videos[id];
             let Some(stream) = &v.stream else { continue };
             if !owned.contains(&partition_of(&stream.path(), n)) {
                 continue;
             }
-            let source_probe = v.composed && !v.has_source;
-            // Source and transcode probes of one video keep separate schedules: a finished
-            // source probe must not stop the transcode probe that follows it.
-            let slot_key = format!("{}:{id}", if source_probe { "source" } else { "transcode" });
-            let deadline_ms = if source_probe {
-                let secs = self.cfg.policy.for_stream(stream).compose_deadline_secs;
-                v.origin_ms + (secs as i64) * 1000
-            } else if v.has_source_or_segment() && v.transcode_expected && !v.has_transcode_outcome
-            {
-                v.last_event_ms + self.cfg.probe_after.as_millis() as i64
-            } else {
-                self.probes.remove(&slot_key);
-                continue;
-            };
-            let slot = self.probes.entry(slot_key.clone()).or_insert(ProbeSlot {
-                due_ms: deadline_ms,
-                backoff_ms: 1_000,
-                done: false,
-            });
-            if slot.done || now < slot.due_ms {
-                continue;
-            }
-            st.probes += 1;
-            let terminal = if source_probe {
-                match probe::source(&self.api, id).await {
-                    Probed::Terminal(s) => {
-                        self.write("source", id, &observation::source_observed(&s))
-                            .await?;
-                        Self::recovered("source", s.created_ms);
-                        st.recovered += 1;
-                        st.events_written += 1;
-                        true
-                    }
-                    Probed::Nothing => true,
-                    Probed::Pending => false,
+            let compose_secs = self.cfg.policy.for_stream(stream).compose_deadline_secs as i64;
+            // Each kind keeps its own schedule: a finished source probe must not stop the
+            // transcode probe that follows it, nor that one the cover probe.
+            let due = [
+                (
+                    ProbeKind::Source,
+                    (v.composed && !v.has_source).then(|| v.origin_ms + compose_secs * 1000),
+                ),
+                (
+                    ProbeKind::Transcode,
+                    (!(v.composed && !v.has_source)
+                        && v.has_source_or_segment()
+                        && v.transcode_expected
+                        && !v.has_transcode_outcome)
+                        .then_some(v.last_event_ms + probe_after),
+                ),
+                (
+                    ProbeKind::Cover,
+                    (v.has_transcode_outcome && !v.has_cover)
+                        .then_some(v.last_event_ms + probe_after),
+                ),
+            ];
+            for (kind, deadline) in due {
+                let slot_key = format!("{}:{id}", kind.name());
+                let Some(deadline_ms) = deadline else {
+                    self.probes.remove(&slot_key);
+                    continue;
+                };
+                let slot = self.probes.entry(slot_key.clone()).or_insert(ProbeSlot {
+                    due_ms: deadline_ms,
+                    backoff_ms: 1_000,
+                    tries: 0,
+                    done: false,
+                });
+                if slot.done || now < slot.due_ms {
+                    continue;
                 }
-            } else {
-                match probe::transcode(&self.api, id).await {
-                    Probed::Terminal(t) => {
-                        self.write("transcode", id, &observation::transcode_observed(&t))
-                            .await?;
-                        Self::recovered("transcode", t.at_ms);
-                        st.recovered += 1;
-                        st.events_written += 1;
-                        true
+                st.probes += 1;
+                let terminal = self.probe(kind, id, st).await?;
+                if let Some(slot) = self.probes.get_mut(&slot_key) {
+                    slot.tries += 1;
+                    if terminal || (kind == ProbeKind::Cover && slot.tries >= COVER_TRIES) {
+                        slot.done = true;
+                    } else {
+                        slot.due_ms = now + slot.backoff_ms;
+                        slot.backoff_ms = (slot.backoff_ms * 2)
+                            .min(self.cfg.probe_max_backoff.as_millis() as i64);
                     }
-                    Probed::Nothing => true,
-                    Probed::Pending => false,
-                }
-            };
-            if let Some(slot) = self.probes.get_mut(&slot_key) {
-                if terminal {
-                    slot.done = true;
-                } else {
-                    slot.due_ms = now + slot.backoff_ms;
-                    slot.backoff_ms =
-                        (slot.backoff_ms * 2).min(self.cfg.probe_max_backoff.as_millis() as i64);
                 }
             }
         }
         Ok(())
+    }
+
+    /// One probe; true when VOD's answer was terminal (written, or nothing to recover).
+    async fn probe(
+        &mut self,
+        kind: ProbeKind,
+        id: &str,
+        st: &mut CycleStats,
+    ) -> anyhow::Result<bool> {
+        let found = match kind {
+            ProbeKind::Source => match probe::source(&self.api, id).await {
+                Probed::Terminal(s) => Some((observation::source_observed(&s), s.created_ms)),
+                Probed::Nothing => return Ok(true),
+                Probed::Pending => return Ok(false),
+            },
+            ProbeKind::Transcode => match probe::transcode(&self.api, id).await {
+                Probed::Terminal(t) => Some((observation::transcode_observed(&t), t.at_ms)),
+                Probed::Nothing => return Ok(true),
+                Probed::Pending => return Ok(false),
+            },
+            ProbeKind::Cover => match probe::cover(&self.api, id).await {
+                Probed::Terminal(c) => Some((observation::snapshot_observed(&c), c.created_ms)),
+                Probed::Nothing => return Ok(true),
+                Probed::Pending => return Ok(false),
+            },
+        };
+        if let Some((body, source_ms)) = found {
+            self.write(kind.name(), id, &body).await?;
+            Self::recovered(kind.name(), source_ms);
+            st.recovered += 1;
+            st.events_written += 1;
+        }
+        Ok(true)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Probes of videos stuck in a non-terminal state: what VOD says about their source
-//! (GetMezzanineInfo, else GetVideoInfo) and their transcode (GetVideoInfo, then GetPlayInfo).
+//! (GetMezzanineInfo, else GetVideoInfo), their transcode (GetVideoInfo, then GetPlayInfo)
+//! and their cover (GetVideoInfo).
 //! A probe answers an observation when VOD's state is terminal, or `Pending` (ask again later).
-use crate::domain::observation::{SourceState, TranscodeState};
+use crate::domain::observation::{Cover, SourceState, TranscodeState};
 
 use super::answers;
 use super::api::Api;
@@ -121,6 +122,28 @@ pub async fn transcode(api: &Api, video_id: &str) -> Probed<TranscodeState> {
             None => Probed::Pending,
         },
         "UploadSucc" | "UploadFail" | "Blocked" => Probed::Nothing,
+        _ => Probed::Pending,
+    }
+}
+
+/// The video's cover (a transcode's snapshot): GetVideoInfo's `CoverURL`, timed by the
+/// video's `CreationTime`. No cover yet is `Pending` (the caller gives up after a few tries:
+/// a template group without a snapshot step never makes one).
+pub async fn cover(api: &Api, video_id: &str) -> Probed<Cover> {
+    let Ok(Ok(video)) = api
+        .call("GetVideoInfo", &[("VideoId", video_id)])
+        .await
+        .map(|v| answers::video_info(&v))
+    else {
+        return Probed::Pending;
+    };
+    let created = video.created_ms();
+    match (video.cover_url.filter(|u| !u.is_empty()), created) {
+        (Some(cover_url), Some(created_ms)) => Probed::Terminal(Cover {
+            video_id: video_id.to_string(),
+            cover_url,
+            created_ms,
+        }),
         _ => Probed::Pending,
     }
 }

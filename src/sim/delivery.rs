@@ -37,6 +37,9 @@ pub struct DeliveryConfig {
     pub drop_rate: f64,
     /// Fraction of failed compose uploads that send no FileUploadComplete (by `seed` too).
     pub silent_failure_rate: f64,
+    /// Event types VOD never posts at all (every one of them, the callbacks of jobs the
+    /// OpenAPI started included): how the tests lose one kind of callback in every flow.
+    pub drop_types: Vec<String>,
     pub seed: u64,
 }
 
@@ -53,6 +56,7 @@ impl std::fmt::Debug for DeliveryConfig {
             .field("concurrency", &self.concurrency)
             .field("drop_rate", &self.drop_rate)
             .field("silent_failure_rate", &self.silent_failure_rate)
+            .field("drop_types", &self.drop_types)
             .finish_non_exhaustive()
     }
 }
@@ -70,6 +74,7 @@ impl DeliveryConfig {
             rate: None,
             drop_rate: 0.0,
             silent_failure_rate: 0.0,
+            drop_types: Vec::new(),
             seed: 0,
         }
     }
@@ -80,7 +85,9 @@ impl DeliveryConfig {
         if failed_upload && chance(self.seed ^ 0x51_1e_47, ev.id) < self.silent_failure_rate {
             return Fate::NeverSent;
         }
-        if chance(self.seed, ev.id) < self.drop_rate {
+        if chance(self.seed, ev.id) < self.drop_rate
+            || self.drop_types.iter().any(|t| t == ev.event_type)
+        {
             return Fate::Dropped;
         }
         Fate::Post

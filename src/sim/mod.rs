@@ -136,6 +136,8 @@ pub struct SimConfig {
     /// Fraction of failed compose uploads that send no FileUploadComplete at all (VOD's
     /// state says UploadFail all the same).
     pub silent_failure_rate: f64,
+    /// Event types VOD never posts (every callback of these types, scenario or job).
+    pub drop_types: Vec<String>,
     /// Results one ListLiveRecordVideo filter can reach ([`listing::MAX_RESULTS`] like VOD).
     pub list_cap: usize,
 }
@@ -191,6 +193,7 @@ impl SimConfig {
             timestamp_window_secs: 900,
             drop_rate: 0.0,
             silent_failure_rate: 0.0,
+            drop_types: Vec::new(),
             list_cap: listing::MAX_RESULTS,
         }
     }
@@ -365,6 +368,7 @@ impl Simulator {
         dcfg.rate = cfg.rate;
         dcfg.drop_rate = cfg.drop_rate;
         dcfg.silent_failure_rate = cfg.silent_failure_rate;
+        dcfg.drop_types = cfg.drop_types.clone();
         dcfg.seed = cfg.seed;
         let deliverer = Arc::new(Deliverer::new(dcfg, hooks)?);
         let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -733,6 +737,10 @@ pub struct SimArgs {
     /// ones lost after 3 failed attempts.
     #[arg(long, env = "LIVE2VOD_SIM_DROP_RATE", default_value_t = 0.0, value_parser = fraction)]
     pub drop_rate: f64,
+    /// An event type VOD never posts, every one of them (repeatable; e.g. SnapshotComplete):
+    /// only reconciliation can bring those facts back.
+    #[arg(long = "drop-type", value_name = "EVENT_TYPE")]
+    pub drop_type: Vec<String>,
     /// Fraction of failed compose uploads that send no FileUploadComplete at all.
     #[arg(
         long,
@@ -791,6 +799,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     cfg.rate = args.rate;
     cfg.drop_rate = args.drop_rate;
     cfg.silent_failure_rate = args.silent_failure_rate;
+    cfg.drop_types = args.drop_type.clone();
     let sim = Simulator::start(cfg).await?;
     let sc = sim.scenario();
     eprintln!(

@@ -29,6 +29,10 @@ pub struct VideoTruth {
     pub stream: String,
     /// Sorted.
     pub renditions: Vec<RenditionTruth>,
+    /// Whether the video has a cover: every transcode VOD runs takes a snapshot first
+    /// (SnapshotComplete), and only a transcoded video has one. Its URL is the job's, which
+    /// for operator-submitted jobs is chosen at run time: verify checks presence.
+    pub cover: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +137,7 @@ impl Truth {
                             app: s.app.clone(),
                             stream: s.stream.clone(),
                             renditions,
+                            cover: group.is_some(),
                         },
                     );
                 }
@@ -165,6 +170,7 @@ impl Truth {
                             app: s.app.clone(),
                             stream: s.stream.clone(),
                             renditions,
+                            cover: c.success,
                         },
                     );
                 }

@@ -1,6 +1,6 @@
 //! Polls live2vod's api until its view matches the ground truth or a timeout passes, and says
 //! precisely what differs. Compares only what the truth determines (statuses, origins,
-//! renditions' definition/format/status, sessions, compose outcomes) and, when the simulator's
+//! renditions' definition/format/status, whether a cover is there, sessions, compose outcomes) and, when the simulator's
 //! job counts are available, that every (VideoId, template group) saw exactly the expected
 //! number of transcode jobs (a second job is always an error).
 use std::collections::{BTreeMap, BTreeSet};
@@ -173,6 +173,12 @@ pub fn diff_video(t: &VideoTruth, actual: &Value) -> Vec<Diff> {
         str_at(actual, &["origin", "domain"]),
     );
     check("origin.app", &t.app, str_at(actual, &["origin", "app"]));
+    let cover = str_at(actual, &["cover_url"]).is_some_and(|u| !u.is_empty());
+    check(
+        "cover_url",
+        if t.cover { "present" } else { "absent" },
+        Some(if cover { "present" } else { "absent" }),
+    );
     check(
         "origin.stream",
         &t.stream,
@@ -497,6 +503,7 @@ mod tests {
                 format: "m3u8".into(),
                 status: "success".into(),
             }],
+            cover: true,
         }
     }
 
@@ -504,6 +511,7 @@ mod tests {
     fn matching_video_has_no_diff_and_each_field_is_caught() {
         let good = json!({"video_id":"v1","status":"ready",
             "origin":{"kind":"live_segment","domain":"d","app":"a","stream":"auto-1"},
+            "cover_url":"https://cdn/v1/cover.jpg",
             "renditions":[{"definition":"HD","format":"m3u8","status":"success","file_url":"x"}]});
         assert!(diff_video(&video(), &good).is_empty());
         let mut bad = good.clone();
@@ -514,6 +522,14 @@ mod tests {
         assert!(d[0]
             .to_string()
             .contains("status: expected \"ready\", actual \"transcoding\""));
+        // A cover that never came (a lost SnapshotComplete) is a difference too.
+        let mut uncovered = good.clone();
+        uncovered["cover_url"] = Value::Null;
+        let d = diff_video(&video(), &uncovered);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(d[0]
+            .to_string()
+            .contains("cover_url: expected \"present\", actual \"absent\""));
     }
 
     #[test]

@@ -377,7 +377,7 @@ impl Reconciler {
                 ),
                 (
                     ProbeKind::Transcode,
-                    (!(v.composed && !v.has_source)
+                    ((!v.composed || v.has_source)
                         && v.has_source_or_segment()
                         && v.transcode_expected
                         && !v.has_transcode_outcome)

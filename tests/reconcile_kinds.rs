@@ -15,45 +15,17 @@
 //! - SnapshotComplete: cover probes -> `SnapshotObserved`.
 use std::time::Duration;
 
-use live2vod::demo::{demo_reconcile_config, Pipeline, PipelineConfig};
-use live2vod::domain::Policy;
-use live2vod::kafka::mock::EmbeddedBroker;
-use live2vod::kafka::KafkaArgs;
+use live2vod::demo::Pipeline;
 use live2vod::sim::Flow;
+
+mod support;
 
 /// Hang guard of the convergence (a healthy run converges in well under a minute).
 const GUARD: Duration = Duration::from_secs(150);
 
 async fn recovered_when_vod_never_posts(event_type: &str) {
-    live2vod::metrics::install();
-    let broker = EmbeddedBroker::start(1).expect("mock cluster starts");
-    let mut kafka = KafkaArgs::for_brokers(broker.bootstrap());
-    kafka.topic_partitions = 3;
-    broker
-        .create_topics(&kafka.topics(), 3)
-        .expect("topics on the mock cluster");
-    broker
-        .create_topic(
-            &live2vod::reconcile::positions_topic(&kafka.topic_prefix),
-            3,
-        )
-        .expect("positions topic");
-    let mut policy = Policy::parse(&live2vod::sim::policy_toml()).expect("the sim's policy");
-    policy.reconcile_apps = vec!["live.demo.example.com/live".into()];
-    // Composed videos are probed 3 s after their compose started instead of 10 minutes.
-    policy.defaults.compose_deadline_secs = 3;
-    for r in &mut policy.rules {
-        r.policy.compose_deadline_secs = 3;
-    }
-    let mut cfg = PipelineConfig::new(kafka.clone(), policy.clone());
-    cfg.sim.sessions = 8;
-    cfg.sim.seed = 33;
-    cfg.sim.duplicate_rate = 0.1;
+    let (broker, mut cfg) = support::reconcile::pipeline(33);
     cfg.sim.drop_types = vec![event_type.to_string()];
-    let mut rc = demo_reconcile_config(&kafka, policy);
-    rc.sweep_interval = Duration::from_secs(1);
-    rc.probe_after = Duration::from_secs(3);
-    cfg.reconcile = Some(rc);
     let p = Pipeline::start(cfg).await.expect("pipeline starts");
     let flows: std::collections::BTreeSet<Flow> =
         p.sim.scenario().streams.iter().map(|s| s.flow).collect();
@@ -84,11 +56,7 @@ async fn recovered_when_vod_never_posts(event_type: &str) {
         report.duplicate_jobs().is_empty(),
         "a transcode job was started twice:\n{report}"
     );
-    let recovered: f64 = live2vod::metrics::render()
-        .lines()
-        .filter(|l| l.starts_with("live2vod_reconcile_recovered_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let recovered = support::reconcile::recovered_total();
     assert!(recovered >= 1.0, "no recovery counted");
     p.shutdown().await.expect("clean shutdown");
     drop(broker);

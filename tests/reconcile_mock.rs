@@ -7,14 +7,13 @@
 //! included, and no transcode job is started twice.
 use std::time::{Duration, Instant};
 
-use live2vod::demo::{demo_reconcile_config, Pipeline, PipelineConfig};
-use live2vod::domain::Policy;
-use live2vod::kafka::mock::EmbeddedBroker;
-use live2vod::kafka::KafkaArgs;
+use live2vod::demo::Pipeline;
 use live2vod::sim::scenario::Effect;
 use live2vod::sim::verify::{diff_stream, diff_video};
 use live2vod::sim::{Flow, ScenarioEvent};
 use serde_json::Value;
+
+mod support;
 
 /// Hang guard of the convergence (a healthy run converges in ~20 s).
 const GUARD: Duration = Duration::from_secs(90);
@@ -44,39 +43,10 @@ async fn get(client: &reqwest::Client, url: &str) -> Option<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_vod_dropped_are_recovered_and_no_job_is_doubled() {
-    live2vod::metrics::install();
-    let broker = EmbeddedBroker::start(1).expect("mock cluster starts");
-    let mut kafka = KafkaArgs::for_brokers(broker.bootstrap());
-    kafka.topic_partitions = 3;
-    broker
-        .create_topics(&kafka.topics(), 3)
-        .expect("topics on the mock cluster");
-    broker
-        .create_topic(
-            &live2vod::reconcile::positions_topic(&kafka.topic_prefix),
-            3,
-        )
-        .expect("positions topic");
-    let mut policy = Policy::parse(&live2vod::sim::policy_toml()).expect("the sim's policy");
-    // The scenario's app is listed for reconciliation (a stream whose every recording callback
-    // was lost is known to no aggregate), and composed videos are probed 3 s after their
-    // compose started instead of 10 minutes.
-    policy.reconcile_apps = vec!["live.demo.example.com/live".into()];
-    policy.defaults.compose_deadline_secs = 3;
-    for r in &mut policy.rules {
-        r.policy.compose_deadline_secs = 3;
-    }
-    let mut cfg = PipelineConfig::new(kafka.clone(), policy.clone());
-    cfg.sim.sessions = 8;
-    cfg.sim.seed = 21;
-    cfg.sim.duplicate_rate = 0.1;
+    let (broker, mut cfg) = support::reconcile::pipeline(21);
     cfg.sim.throttle_rate = 0.05;
-    // VOD's three attempts fail fast against the closed port.
+    // VOD's three attempts (its real number) fail fast against the closed port.
     cfg.sim.retry_interval = Duration::from_millis(100);
-    let mut rc = demo_reconcile_config(&kafka, policy);
-    rc.sweep_interval = Duration::from_secs(1);
-    rc.probe_after = Duration::from_secs(3);
-    cfg.reconcile = Some(rc);
     let mut p = Pipeline::start(cfg).await.expect("pipeline starts");
 
     // VOD emits the lost callbacks while the relay is down, then the rest with the relay up.
@@ -137,11 +107,7 @@ async fn callbacks_vod_dropped_are_recovered_and_no_job_is_doubled() {
     );
     println!("converged after {:.1} s", started.elapsed().as_secs_f64());
 
-    let recovered: f64 = live2vod::metrics::render()
-        .lines()
-        .filter(|l| l.starts_with("live2vod_reconcile_recovered_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let recovered = support::reconcile::recovered_total();
     println!("recovered facts: {recovered}");
     assert!(recovered >= 1.0);
 

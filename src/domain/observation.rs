@@ -188,11 +188,12 @@ fn opt_i(i: Option<i64>) -> Value {
     i.map_or(Value::Null, Value::from)
 }
 
-/// Body of `live2vod.RecordingObserved` (key: the VideoId).
-pub fn recording_observed(r: &Recording) -> Vec<u8> {
+/// The body of an observation of the ListLiveRecordVideo entry `r`, of type `event_type`
+/// at `time_ms`.
+fn listed(event_type: &str, time_ms: i64, r: &Recording) -> Vec<u8> {
     obj(vec![
-        ("EventType", RECORDING_OBSERVED.into()),
-        ("EventTime", format_rfc3339(r.record_end_ms).into()),
+        ("EventType", event_type.into()),
+        ("EventTime", format_rfc3339(time_ms).into()),
         ("VideoId", r.video_id.as_str().into()),
         ("Status", "success".into()),
         ("DomainName", r.domain.as_str().into()),
@@ -204,24 +205,15 @@ pub fn recording_observed(r: &Recording) -> Vec<u8> {
     ])
 }
 
+/// Body of `live2vod.RecordingObserved` (key: the VideoId).
+pub fn recording_observed(r: &Recording) -> Vec<u8> {
+    listed(RECORDING_OBSERVED, r.record_end_ms, r)
+}
+
 /// Body of `live2vod.ComposeObserved` (key: the VideoId): the composed video `r` whose
 /// LiveRecordVideoComposeStart never arrived.
 pub fn compose_observed(r: &Recording) -> Vec<u8> {
-    obj(vec![
-        ("EventType", COMPOSE_OBSERVED.into()),
-        (
-            "EventTime",
-            format_rfc3339(r.created_ms.unwrap_or(r.record_end_ms)).into(),
-        ),
-        ("VideoId", r.video_id.as_str().into()),
-        ("Status", "success".into()),
-        ("DomainName", r.domain.as_str().into()),
-        ("AppName", r.app.as_str().into()),
-        ("StreamName", r.stream.as_str().into()),
-        ("RecordStartTime", format_rfc3339(r.record_start_ms).into()),
-        ("RecordEndTime", format_rfc3339(r.record_end_ms).into()),
-        ("VideoStatus", opt_s(&r.video_status)),
-    ])
+    listed(COMPOSE_OBSERVED, r.created_ms.unwrap_or(r.record_end_ms), r)
 }
 
 /// Body of `live2vod.SnapshotObserved` (key: the VideoId).

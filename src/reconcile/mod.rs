@@ -377,10 +377,9 @@ impl Reconciler {
                 ),
                 (
                     ProbeKind::Transcode,
-                    ((!v.composed || v.has_source)
-                        && v.has_source_or_segment()
-                        && v.transcode_expected
-                        && !v.has_transcode_outcome)
+                    // Not while a composed video still waits for its source (that is the
+                    // source probe's case).
+                    (v.has_source_or_segment() && v.transcode_expected && !v.has_transcode_outcome)
                         .then_some(v.last_event_ms + probe_after),
                 ),
                 (

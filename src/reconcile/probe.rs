@@ -44,6 +44,15 @@ fn source_from(
     })
 }
 
+/// GetVideoInfo's `Video`, or `None` when VOD could not be asked or answered otherwise.
+async fn video_info(api: &Api, video_id: &str) -> Option<answers::VideoBase> {
+    let v = api
+        .call("GetVideoInfo", &[("VideoId", video_id)])
+        .await
+        .ok()?;
+    answers::video_info(&v).ok()
+}
+
 /// Whether the video's source file is there: GetMezzanineInfo, else GetVideoInfo.
 pub async fn source(api: &Api, video_id: &str) -> Probed<SourceState> {
     if let Ok(v) = api.call("GetMezzanineInfo", &[("VideoId", video_id)]).await {
@@ -62,28 +71,21 @@ pub async fn source(api: &Api, video_id: &str) -> Probed<SourceState> {
             }
         }
     }
-    match api.call("GetVideoInfo", &[("VideoId", video_id)]).await {
-        Ok(v) => match answers::video_info(&v) {
-            Ok(video) => source_from(
-                video_id,
-                video.status.as_deref().unwrap_or(""),
-                video.size.as_ref().and_then(|s| s.as_i64()),
-                None,
-                video.created_ms(),
-            ),
-            Err(_) => Probed::Pending,
-        },
-        Err(_) => Probed::Pending,
+    match video_info(api, video_id).await {
+        Some(video) => source_from(
+            video_id,
+            video.status.as_deref().unwrap_or(""),
+            video.size.as_ref().and_then(|s| s.as_i64()),
+            None,
+            video.created_ms(),
+        ),
+        None => Probed::Pending,
     }
 }
 
 /// The video's transcode outcome: GetVideoInfo, and GetPlayInfo once it is `Normal`.
 pub async fn transcode(api: &Api, video_id: &str) -> Probed<TranscodeState> {
-    let Ok(Ok(video)) = api
-        .call("GetVideoInfo", &[("VideoId", video_id)])
-        .await
-        .map(|v| answers::video_info(&v))
-    else {
+    let Some(video) = video_info(api, video_id).await else {
         return Probed::Pending;
     };
     let status = video.status.clone().unwrap_or_default();
@@ -130,11 +132,7 @@ pub async fn transcode(api: &Api, video_id: &str) -> Probed<TranscodeState> {
 /// video's `CreationTime`. No cover yet is `Pending` (the caller gives up after a few tries:
 /// a template group without a snapshot step never makes one).
 pub async fn cover(api: &Api, video_id: &str) -> Probed<Cover> {
-    let Ok(Ok(video)) = api
-        .call("GetVideoInfo", &[("VideoId", video_id)])
-        .await
-        .map(|v| answers::video_info(&v))
-    else {
+    let Some(video) = video_info(api, video_id).await else {
         return Probed::Pending;
     };
     let created = video.created_ms();

@@ -7,6 +7,8 @@
 //! contexts for every role), `LIVE2VOD_TEST_TANSU_LOG` (tansu's RUST_LOG; `info` is verbose).
 #![allow(dead_code)]
 
+pub mod reconcile;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;

@@ -265,6 +265,7 @@ async fn api(truth: &Truth, missing: &BTreeSet<String>) -> String {
             format!("videos/{}", v.video_id),
             json!({"video_id": v.video_id, "status": v.status,
                 "origin": {"kind": v.origin_kind, "domain": v.domain, "app": v.app, "stream": v.stream},
+                "cover_url": v.cover.then(|| format!("https://cdn.example.com/{}/cover.jpg", v.video_id)),
                 "renditions": renditions}),
         );
     }

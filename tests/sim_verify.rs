@@ -37,6 +37,7 @@ fn api_json(truth: &Truth) -> (HashMap<String, Value>, HashMap<String, Value>) {
                 v.video_id.clone(),
                 json!({"video_id": v.video_id, "status": v.status,
                        "origin": {"kind": v.origin_kind, "domain": v.domain, "app": v.app, "stream": v.stream},
+                       "cover_url": v.cover.then(|| format!("https://cdn.example.com/{}/cover.jpg", v.video_id)),
                        "renditions": renditions, "events": 3}),
             )
         })

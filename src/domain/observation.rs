@@ -5,7 +5,7 @@
 //! |---|---|---|---|
 //! | `live2vod.RecordingObserved` | ListLiveRecordVideo entry with a `Video` | AddLiveRecordVideoComplete (success) | `RecordEndTime` |
 //! | `live2vod.SourceObserved` | GetMezzanineInfo / GetVideoInfo | FileUploadComplete (success or fail) | the source's `CreationTime` |
-//! | `live2vod.TranscodeObserved` | GetVideoInfo + GetPlayInfo | TranscodeComplete with the play infos as `StreamInfos` | latest `CreationTime` of the play infos (else the video's) |
+//! | `live2vod.TranscodeObserved` | GetVideoInfo + GetPlayInfo + GetTranscodeSummary | TranscodeComplete with the play infos as `StreamInfos` (`success`) and the summary's failed jobs (`fail`) | latest `CreationTime` of the play infos (else the video's) |
 //! | `live2vod.ComposeObserved` | ListLiveRecordVideo entry of a composed video (see [`composed_ids`]) | LiveRecordVideoComposeStart | `Video.CreationTime` (VOD creates the composed video when the compose starts), else `RecordEndTime` |
 //! | `live2vod.SnapshotObserved` | GetVideoInfo `CoverURL` | SnapshotComplete with that `CoverUrl` | the video's `CreationTime` |
 //!
@@ -156,6 +156,9 @@ pub struct TranscodeState {
     pub vod_status: String,
     /// The playable renditions (empty on failure).
     pub streams: Vec<PlayStream>,
+    /// The renditions whose job failed (GetTranscodeSummary `TranscodeFail`), as
+    /// (`Definition`, `Format`), sorted: GetPlayInfo lists only what plays.
+    pub failed: Vec<(String, String)>,
     /// Source time of the outcome (see the module doc).
     pub at_ms: i64,
 }
@@ -271,6 +274,13 @@ pub fn transcode_observed(t: &TranscodeState) -> Vec<u8> {
             // serde_json's default Map is a BTreeMap: the key order is fixed.
             Value::Object(m)
         })
+        .chain(t.failed.iter().map(|(definition, format)| {
+            let mut m = Map::new();
+            m.insert("Status".into(), "fail".into());
+            m.insert("Definition".into(), definition.as_str().into());
+            m.insert("Format".into(), format.as_str().into());
+            Value::Object(m)
+        }))
         .collect();
     obj(vec![
         ("EventType", TRANSCODE_OBSERVED.into()),
@@ -410,6 +420,7 @@ mod tests {
                 height: Some(720),
                 job_id: Some("j".into()),
             }],
+            failed: vec![("OD".into(), "m3u8".into())],
             at_ms: 9_000,
         };
         let body = transcode_observed(&t);
@@ -417,9 +428,15 @@ mod tests {
         let ev = parse_event(&body).unwrap();
         match ev.body {
             EventBody::TranscodeComplete { stream_infos } => {
-                assert_eq!(stream_infos.len(), 1);
+                assert_eq!(stream_infos.len(), 2);
                 assert_eq!(stream_infos[0].definition.as_deref(), Some("HD"));
                 assert_eq!(stream_infos[0].width, Some(1280));
+                // A failed job folds as a failed rendition, as TranscodeComplete reports it.
+                assert_eq!(stream_infos[1].definition.as_deref(), Some("OD"));
+                assert_eq!(
+                    stream_infos[1].status,
+                    Some(crate::domain::lattice::Status::Fail)
+                );
             }
             other => panic!("{other:?}"),
         }

@@ -248,10 +248,93 @@ pub fn play_streams(v: &Value) -> Result<(Vec<PlayStream>, Option<i64>), String>
     Ok((out, latest))
 }
 
+/// One GetTranscodeSummary entry (the video's latest transcode).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TranscodeSummary {
+    video_id: Option<String>,
+    transcode_status: Option<String>,
+    #[serde(default)]
+    transcode_job_info_summary_list: Vec<JobSummary>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct JobSummary {
+    definition: Option<String>,
+    format: Option<String>,
+    transcode_job_status: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SummaryAnswer {
+    #[serde(default)]
+    transcode_summary_list: Vec<TranscodeSummary>,
+}
+
+/// What GetTranscodeSummary says of `video_id`'s latest transcode: `None` while it is not
+/// complete (`Processing`, `Partial`, or no summary yet), else the renditions whose job failed
+/// as (`Definition`, `Format`), sorted.
+pub fn failed_renditions(
+    v: &Value,
+    video_id: &str,
+) -> Result<Option<Vec<(String, String)>>, String> {
+    let a: SummaryAnswer = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+    let Some(s) = a
+        .transcode_summary_list
+        .into_iter()
+        .find(|s| s.video_id.as_deref() == Some(video_id))
+    else {
+        return Ok(None);
+    };
+    if !s
+        .transcode_status
+        .as_deref()
+        .is_some_and(|st| st.starts_with("Complete"))
+    {
+        return Ok(None);
+    }
+    let mut failed: Vec<(String, String)> = s
+        .transcode_job_info_summary_list
+        .into_iter()
+        .filter(|j| j.transcode_job_status.as_deref() == Some("TranscodeFail"))
+        .filter_map(|j| Some((j.definition?, j.format?)))
+        .collect();
+    failed.sort();
+    failed.dedup();
+    Ok(Some(failed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn transcode_summary_in_the_documented_shape_gives_the_failed_jobs() {
+        let v = json!({
+            "RequestId": "r", "NonExistVideoIds": ["x"],
+            "TranscodeSummaryList": [{
+                "VideoId": "v1", "TranscodeStatus": "CompletePartialSucc",
+                "TranscodeTemplateGroupId": "g", "CreationTime": "2019-01-23T12:35:12Z",
+                "CompleteTime": "2019-01-23T12:40:12Z",
+                "TranscodeJobInfoSummaryList": [
+                    {"Definition": "SD", "Format": "m3u8", "TranscodeJobStatus": "TranscodeSuccess"},
+                    {"Definition": "OD", "Format": "m3u8", "TranscodeJobStatus": "TranscodeFail",
+                     "ErrorCode": "InvalidParameter", "ErrorMessage": "m"}
+                ]
+            }]
+        });
+        assert_eq!(
+            failed_renditions(&v, "v1").unwrap(),
+            Some(vec![("OD".into(), "m3u8".into())])
+        );
+        assert_eq!(failed_renditions(&v, "v2").unwrap(), None);
+        let processing =
+            json!({"TranscodeSummaryList": [{"VideoId": "v1", "TranscodeStatus": "Processing"}]});
+        assert_eq!(failed_renditions(&processing, "v1").unwrap(), None);
+    }
 
     #[test]
     fn list_answer_in_the_documented_shape_parses() {

@@ -23,7 +23,8 @@ sends none at all. Reconcile closes that gap:
   probes   videos stuck past a deadline (composed without FileUploadComplete past the
            policy's compose deadline; transcoding without TranscodeComplete past
            --probe-after-secs; transcoded without SnapshotComplete past --probe-after-secs)
-           with GetMezzanineInfo / GetVideoInfo / GetPlayInfo, backing off up to
+           with GetMezzanineInfo / GetVideoInfo / GetPlayInfo / GetTranscodeSummary (which
+           renditions failed: GetPlayInfo lists only what plays), backing off up to
            --probe-max-backoff-secs until VOD's state is terminal -> live2vod.SourceObserved,
            live2vod.TranscodeObserved, live2vod.SnapshotObserved (GetVideoInfo's CoverURL)
 Observation bodies are built from VOD's answer only (its times, never the sweep's), so the
@@ -47,7 +48,8 @@ pub struct Args {
     pub kafka: KafkaArgs,
 
     /// How VOD is reached (the worker's flags: a RAM user allowed ListLiveRecordVideo,
-    /// GetVideoInfo, GetMezzanineInfo and GetPlayInfo is enough; reconcile only reads).
+    /// GetVideoInfo, GetMezzanineInfo, GetPlayInfo and GetTranscodeSummary is enough; reconcile
+    /// only reads).
     #[command(flatten)]
     pub vod: crate::worker::VodArgs,
 

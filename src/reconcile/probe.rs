@@ -83,7 +83,8 @@ pub async fn source(api: &Api, video_id: &str) -> Probed<SourceState> {
     }
 }
 
-/// The video's transcode outcome: GetVideoInfo, and GetPlayInfo once it is `Normal`.
+/// The video's transcode outcome: GetVideoInfo, GetPlayInfo once it is `Normal` (what plays)
+/// and GetTranscodeSummary once it is `Normal` or `TranscodeFail` (which renditions failed).
 pub async fn transcode(api: &Api, video_id: &str) -> Probed<TranscodeState> {
     let Some(video) = video_info(api, video_id).await else {
         return Probed::Pending;
@@ -105,27 +106,49 @@ pub async fn transcode(api: &Api, video_id: &str) -> Probed<TranscodeState> {
             if streams.is_empty() {
                 return Probed::Pending;
             }
+            let Some(mut failed) = failed_jobs(api, video_id).await else {
+                return Probed::Pending;
+            };
+            // What plays did not fail (a later job of the same rendition succeeded).
+            failed.retain(|(d, f)| !streams.iter().any(|s| &s.definition == d && &s.format == f));
             Probed::Terminal(TranscodeState {
                 video_id: video_id.to_string(),
                 success: true,
                 vod_status: status,
                 streams,
+                failed,
                 at_ms,
             })
         }
-        "TranscodeFail" => match video_time {
-            Some(at_ms) => Probed::Terminal(TranscodeState {
+        "TranscodeFail" => {
+            let Some(at_ms) = video_time else {
+                return Probed::Pending;
+            };
+            let Some(failed) = failed_jobs(api, video_id).await else {
+                return Probed::Pending;
+            };
+            Probed::Terminal(TranscodeState {
                 video_id: video_id.to_string(),
                 success: false,
                 vod_status: status,
                 streams: Vec::new(),
+                failed,
                 at_ms,
-            }),
-            None => Probed::Pending,
-        },
+            })
+        }
         "UploadSucc" | "UploadFail" | "Blocked" => Probed::Nothing,
         _ => Probed::Pending,
     }
+}
+
+/// The renditions of the video's latest transcode whose job failed (GetTranscodeSummary);
+/// `None` while that transcode is not complete or the call failed (probed again later).
+async fn failed_jobs(api: &Api, video_id: &str) -> Option<Vec<(String, String)>> {
+    let v = api
+        .call("GetTranscodeSummary", &[("VideoIds", video_id)])
+        .await
+        .ok()?;
+    answers::failed_renditions(&v, video_id).ok()?
 }
 
 /// The video's cover (a transcode's snapshot): GetVideoInfo's `CoverURL`, timed by the

@@ -1,7 +1,7 @@
 //! The VOD OpenAPI (RPC style, `Version=2017-03-21`) as far as the worker uses it, on `/`:
 //! GET with a query string or POST with a form body, signature v1 checked, answers in VOD's
 //! JSON shapes and error codes: SubmitTranscodeJobs, GetVideoInfo, GetPlayInfo,
-//! GetMezzanineInfo and ListLiveRecordVideo (see [`super::listing`]), all answered from VOD's
+//! GetMezzanineInfo, GetTranscodeSummary and ListLiveRecordVideo (see [`super::listing`]), all answered from VOD's
 //! state as it is at that moment, including what VOD did without a callback reaching
 //! live2vod. Throttling is injected at a configured rate so the worker's retries get
 //! exercised.
@@ -265,6 +265,7 @@ fn handle(sh: &Arc<Shared>, method: &Method, query: Option<&str>, body: &[u8]) -
         "GetPlayInfo" => get_play_info(sh, &params),
         "ListLiveRecordVideo" => list_live_record_video(sh, &params),
         "GetMezzanineInfo" => get_mezzanine_info(sh, &params),
+        "GetTranscodeSummary" => get_transcode_summary(sh, &params),
         "-" => Err(ApiError::missing("Action")),
         _ => Err(ApiError::new(
             404,
@@ -477,6 +478,76 @@ fn list_live_record_video(sh: &Arc<Shared>, p: &[(String, String)]) -> Result<Va
     })?;
     let model = sh.model.lock().map_err(|_| ApiError::internal())?;
     Ok(listing::list(&model, &q, sh.cfg.list_cap))
+}
+
+/// GetTranscodeSummary: up to 10 comma-separated `VideoIds`; per video its latest transcode
+/// with one job summary per rendition (`TranscodeSuccess` / `TranscodeFail`), unknown ids in
+/// `NonExistVideoIds`. A video never transcoded has no summary.
+fn get_transcode_summary(sh: &Arc<Shared>, p: &[(String, String)]) -> Result<Value, ApiError> {
+    let ids = get(p, "VideoIds").ok_or_else(|| ApiError::missing("VideoIds"))?;
+    let ids: Vec<&str> = ids.split(',').filter(|s| !s.is_empty()).collect();
+    if ids.is_empty() || ids.len() > 10 {
+        return Err(ApiError::new(
+            400,
+            "InvalidParameter",
+            "The specified parameter \"VideoIds\" is not valid.",
+        ));
+    }
+    let model = sh.model.lock().map_err(|_| ApiError::internal())?;
+    let mut summaries = Vec::new();
+    let mut missing = Vec::new();
+    for id in ids {
+        let Some(v) = model.video(id) else {
+            missing.push(id.to_string());
+            continue;
+        };
+        if v.jobs_started == 0 {
+            continue;
+        }
+        let jobs: Vec<Value> = v
+            .renditions
+            .values()
+            .map(|r| {
+                json!({
+                    "Definition": r.plan.definition,
+                    "Format": r.plan.format,
+                    "TranscodeJobStatus": if r.plan.success { "TranscodeSuccess" } else { "TranscodeFail" },
+                    "TranscodeTemplateId": format!("tpl-{}-{}", r.plan.definition, r.plan.format),
+                    "CreationTime": fmt_utc(v.created_ms),
+                    "CompleteTime": fmt_utc(v.modified_ms),
+                    "Duration": format!("{:.3}", r.plan.duration_s),
+                    "Filesize": r.plan.size,
+                    "Width": r.plan.width.to_string(),
+                    "Height": r.plan.height.to_string(),
+                    "Fps": r.plan.fps.to_string(),
+                    "Bitrate": r.plan.bitrate_kbps.to_string(),
+                })
+            })
+            .collect();
+        let ok = v.renditions.values().filter(|r| r.plan.success).count();
+        let status = if v.jobs_started > v.jobs_done {
+            if v.renditions.is_empty() {
+                "Processing"
+            } else {
+                "Partial"
+            }
+        } else if ok == v.renditions.len() && ok > 0 {
+            "CompleteAllSucc"
+        } else if ok == 0 {
+            "CompleteAllFail"
+        } else {
+            "CompletePartialSucc"
+        };
+        summaries.push(json!({
+            "VideoId": v.video_id,
+            "TranscodeStatus": status,
+            "TranscodeTemplateGroupId": v.template_group.clone().unwrap_or_default(),
+            "CreationTime": fmt_utc(v.created_ms),
+            "CompleteTime": fmt_utc(v.modified_ms),
+            "TranscodeJobInfoSummaryList": jobs,
+        }));
+    }
+    Ok(json!({ "TranscodeSummaryList": summaries, "NonExistVideoIds": missing }))
 }
 
 fn get_mezzanine_info(sh: &Arc<Shared>, p: &[(String, String)]) -> Result<Value, ApiError> {

@@ -145,6 +145,16 @@ pub fn wait_http_ok(url: &str, timeout: Duration, what: &Proc) {
 
 /// Minimal blocking HTTP/1.0 GET returning the status code (no client dependency needed).
 pub fn http_get_status(url: &str) -> Option<u16> {
+    http_get(url).map(|(status, _)| status)
+}
+
+/// The body of a GET of `url` when it answered 200.
+pub fn http_get_body(url: &str) -> Option<String> {
+    http_get(url).and_then(|(status, body)| (status == 200).then_some(body))
+}
+
+/// Minimal blocking HTTP/1.0 GET: status code and body.
+pub fn http_get(url: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://")?;
     let (host, path) = rest
@@ -156,7 +166,9 @@ pub fn http_get_status(url: &str) -> Option<u16> {
     write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
-    buf.split_whitespace().nth(1)?.parse().ok()
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    Some((status, body.to_string()))
 }
 
 /// `live2vod broker` as a process: the embedded mock cluster shared by other processes.
@@ -448,9 +460,25 @@ pub fn tail(s: &str, n: usize) -> String {
 
 /// Writes the simulator's fold policy (`sim --print-policy`) to `<dir>/policy.toml`.
 pub fn write_sim_policy(dir: &Path) -> PathBuf {
+    write_policy(dir, &live2vod::sim::policy_toml())
+}
+
+/// Writes `text` as the fold policy `<dir>/policy.toml`.
+pub fn write_policy(dir: &Path, text: &str) -> PathBuf {
     let policy = dir.join("policy.toml");
-    std::fs::write(&policy, live2vod::sim::policy_toml()).expect("write policy");
+    std::fs::write(&policy, text).expect("write policy");
     policy
+}
+
+/// The simulator's policy with composed videos probed `secs` after their compose started
+/// instead of 10 minutes (a test cannot wait for VOD's real deadline).
+pub fn sim_policy_with_compose_deadline(secs: u64) -> String {
+    let text = live2vod::sim::policy_toml();
+    assert!(text.contains("compose_deadline_secs = 600"));
+    text.replace(
+        "compose_deadline_secs = 600",
+        &format!("compose_deadline_secs = {secs}"),
+    )
 }
 
 /// Callback auth key and OpenAPI credentials shared by the pipeline and the simulator.
@@ -526,7 +554,18 @@ impl Pipeline {
     /// Creates the topics (6 partitions) and starts every role, with `workers` workers in one
     /// group; returns once all are ready.
     pub fn start(dir: &Path, brokers: &str, workers: usize, extra: &[&str]) -> Pipeline {
-        let policy = write_sim_policy(dir);
+        Self::start_with_policy(dir, brokers, workers, extra, &live2vod::sim::policy_toml())
+    }
+
+    /// [`Pipeline::start`] with the fold policy `policy` (TOML text).
+    pub fn start_with_policy(
+        dir: &Path,
+        brokers: &str,
+        workers: usize,
+        extra: &[&str],
+        policy: &str,
+    ) -> Pipeline {
+        let policy = write_policy(dir, policy);
         create_topics(brokers, "live2vod.", 6);
         let relay_listen = format!("127.0.0.1:{}", free_port());
         let api_listen = format!("127.0.0.1:{}", free_port());
@@ -606,6 +645,52 @@ impl Pipeline {
     pub fn spawn_api(&self) -> Proc {
         let args = api_args(&self.brokers, &self.api_listen);
         Self::role(&self.dir, "api", &args, &self.extra)
+    }
+
+    /// Starts a reconcile instance against the simulator's OpenAPI with this pipeline's policy,
+    /// its metrics on `metrics` (log `reconcile.log`, appended to), sweeping every 2 s over
+    /// the simulator's whole history (its recordings started long before VOD reports them),
+    /// probing after 5 s, at most `max_qps` calls a second; returns once it is ready.
+    pub fn start_reconcile(&self, metrics: &str, max_qps: f64) -> Proc {
+        let vod_endpoint = format!("http://{}/", self.sim_listen);
+        let lookback = (86_400 * 30).to_string();
+        let qps = max_qps.to_string();
+        let args = strings(&[
+            "reconcile",
+            "--brokers",
+            &self.brokers,
+            "--vod-endpoint",
+            &vod_endpoint,
+            "--access-key-id",
+            AK_ID,
+            "--access-key-secret",
+            AK_SECRET,
+            "--policy",
+            self.policy.to_str().expect("utf-8"),
+            "--metrics-listen",
+            metrics,
+            "--sweep-interval-secs",
+            "2",
+            "--settle-secs",
+            "1",
+            "--initial-lookback-secs",
+            &lookback,
+            "--overlap-secs",
+            &lookback,
+            "--probe-after-secs",
+            "5",
+            "--probe-max-backoff-secs",
+            "4",
+            "--max-qps",
+            &qps,
+        ]);
+        let r = Self::role(&self.dir, "reconcile", &args, &self.extra);
+        wait_http_ok(
+            &format!("http://{metrics}/readyz"),
+            Duration::from_secs(60),
+            &r,
+        );
+        r
     }
 
     fn role(dir: &Path, name: &str, args: &[String], extra: &[String]) -> Proc {
@@ -697,6 +782,35 @@ impl Pipeline {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// The distinct observation events reconcile wrote to the callbacks topic, by event type
+/// (each is a fact some callback should have brought; repeated sweeps write the same bytes).
+pub fn observations_on_topic(brokers: &str, partitions: i32) -> BTreeMap<String, usize> {
+    use live2vod::domain::vocab::event_type as et;
+    let kafka = kafka_args(brokers, "live2vod.");
+    let observed = [
+        et::RECORDING_OBSERVED,
+        et::COMPOSE_OBSERVED,
+        et::SOURCE_OBSERVED,
+        et::TRANSCODE_OBSERVED,
+        et::SNAPSHOT_OBSERVED,
+    ];
+    let bodies: std::collections::BTreeSet<Vec<u8>> =
+        read_topic(&kafka, &kafka.topics().callbacks, partitions)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+    let mut by_type = BTreeMap::new();
+    for b in bodies {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) else {
+            continue;
+        };
+        if let Some(t) = v["EventType"].as_str().filter(|t| observed.contains(t)) {
+            *by_type.entry(t.to_string()).or_insert(0) += 1;
+        }
+    }
+    by_type
 }
 
 /// Waits for the simulator to exit and asserts it verified (its report is returned).

@@ -104,6 +104,7 @@ fn transcode(
     }));
     let mut infos = Vec::new();
     let mut ok_streams = Vec::new();
+    let mut failed: Vec<(String, String)> = Vec::new();
     for (i, def) in DEFS.iter().take(renditions).enumerate() {
         let ok = !rng.chance(15);
         let fmt = if i % 2 == 0 { "m3u8" } else { "mp4" };
@@ -123,6 +124,9 @@ fn transcode(
             body: obj(flat),
             recoverable: true,
         });
+        if !ok {
+            failed.push((def.to_string(), fmt.to_string()));
+        }
         if ok {
             ok_streams.push(PlayStream {
                 definition: def.to_string(),
@@ -153,6 +157,7 @@ fn transcode(
         success: any_ok,
         vod_status: if any_ok { "Normal" } else { "TranscodeFail" }.into(),
         streams: ok_streams,
+        failed,
         at_ms: at,
     }));
 }

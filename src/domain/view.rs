@@ -103,19 +103,25 @@ fn video_state_json(mut p: pb::VideoState, meta: &Meta) -> Result<Value, CodecEr
             })
         })
         .collect();
+    // One entry per stream: callbacks may say `HD-MP4` where GetPlayInfo says `HD`.
     let mut play: Vec<(&str, &str, &str)> = p
         .play_urls
         .iter()
-        .map(|u| (u.definition.as_str(), u.format.as_str(), u.url.as_str()))
+        .map(|u| {
+            let d = plain_definition(&u.definition, &u.format);
+            (d, u.format.as_str(), u.url.as_str())
+        })
         .collect();
     for (r, status) in &renditions {
-        if status.is_success() && !play.iter().any(|p| p.0 == r.definition && p.1 == r.format) {
+        let d = plain_definition(&r.definition, &r.format);
+        if status.is_success() && !play.iter().any(|p| p.0 == d && p.1 == r.format) {
             if let Some(u) = &r.file_url {
-                play.push((&r.definition, &r.format, u));
+                play.push((d, &r.format, u));
             }
         }
     }
     play.sort_unstable();
+    play.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
     let play_urls: Vec<Value> = play
         .into_iter()
         .map(|(d, f, u)| json!({"definition": d, "format": f, "url": u}))
@@ -150,6 +156,15 @@ fn video_state_json(mut p: pb::VideoState, meta: &Meta) -> Result<Value, CodecEr
         "duplicates": meta.duplicates,
         "last_event_time": time(p.last_event_ms),
     }))
+}
+
+/// A definition without the `-<format>` suffix some callbacks add (`HD-MP4` with format
+/// `mp4` is `HD`, as GetPlayInfo spells it); any other spelling is kept as it is.
+pub fn plain_definition<'a>(definition: &'a str, format: &str) -> &'a str {
+    match definition.rsplit_once('-') {
+        Some((d, suffix)) if !d.is_empty() && suffix.eq_ignore_ascii_case(format) => d,
+        _ => definition,
+    }
 }
 
 /// `GET /v1/streams/{domain}/{app}/{stream}` (sessions as derived by
@@ -216,6 +231,53 @@ fn snapshot_json_via_aggregate(bytes: &[u8]) -> Result<(String, Value), CodecErr
 mod tests {
     use super::*;
     use crate::domain::{Engine, InputPos, Policy};
+
+    #[test]
+    fn a_stream_called_hd_mp4_by_its_callback_and_hd_by_get_play_info_is_listed_once() {
+        let mut e = Engine::new(Policy::default());
+        let bodies: [&[u8]; 2] = [
+            br#"{"EventTime":"2017-12-08T09:30:00Z","EventType":"StreamTranscodeComplete","VideoId":"v1","Status":"success",
+            "Definition":"HD-MP4","Format":"mp4","FileUrl":"http://x/hd.mp4","JobId":"j"}"#,
+            br#"{"EventTime":"2017-12-08T09:31:00Z","EventType":"live2vod.PlayInfoResolved","VideoId":"v1","CommandId":"pi-1","Status":"success",
+            "PlayInfos":[{"PlayURL":"https://cdn/hd.mp4","Definition":"HD","Format":"mp4"},{"PlayURL":"https://cdn/sd.m3u8","Definition":"SD","Format":"m3u8"}]}"#,
+        ];
+        for (offset, b) in bodies.iter().enumerate() {
+            e.apply(
+                "v1",
+                b,
+                InputPos {
+                    partition: 0,
+                    offset: offset as i64,
+                },
+            )
+            .unwrap();
+        }
+        let v = video_json(e.video("v1").unwrap());
+        let play: Vec<(&str, &str, &str)> = v["play_urls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["definition"].as_str().unwrap(),
+                    p["format"].as_str().unwrap(),
+                    p["url"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            play,
+            [
+                ("HD", "mp4", "https://cdn/hd.mp4"),
+                ("SD", "m3u8", "https://cdn/sd.m3u8")
+            ]
+        );
+        // The rendition keeps VOD's spelling.
+        assert_eq!(v["renditions"][0]["definition"], "HD-MP4");
+        assert_eq!(plain_definition("HD-MP4", "mp4"), "HD");
+        assert_eq!(plain_definition("HD-H265", "mp4"), "HD-H265");
+        assert_eq!(plain_definition("-mp4", "mp4"), "-mp4");
+    }
 
     #[test]
     fn video_and_stream_views_have_the_documented_shape() {
@@ -290,6 +352,7 @@ mod tests {
         assert_eq!(r["bitrate"], "900");
         assert_eq!(v["transcode"]["status"], "submitted");
         assert_eq!(v["play_urls"][0]["url"], "http://x/hd.m3u8");
+        assert_eq!(v["play_urls"].as_array().map(Vec::len), Some(1));
         assert_eq!(
             (v["events"].as_u64(), v["duplicates"].as_u64()),
             (Some(2), Some(1))

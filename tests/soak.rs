@@ -65,12 +65,21 @@ fn env_u64(name: &str, default: u64) -> u64 {
     }
 }
 
+/// Where a role is in its kill cycle.
+enum State {
+    /// Running and ready; SIGKILLed at this instant.
+    Up(Instant),
+    /// Killed; restarted at this instant.
+    Down(Instant),
+    /// Restarted; waiting for `/readyz` at this URL (not blocking the other roles: a fold
+    /// restoring a long history takes a while), since this instant.
+    Starting(String, Instant),
+}
+
 /// One role's place in its kill cycle.
 struct Slot {
     role: Role,
-    /// `Some(t)`: killed, restarted at `t`.
-    down_until: Option<Instant>,
-    next_kill: Instant,
+    state: State,
 }
 
 #[test]
@@ -119,21 +128,20 @@ fn soak_every_role_sigkilled_with_callbacks_dropped_at_vod_loses_nothing_and_dou
         .iter()
         .map(|&role| Slot {
             role,
-            down_until: None,
-            next_kill: t0 + Duration::from_secs_f64(cycle(role, &mut rng).0),
+            state: State::Up(t0 + Duration::from_secs_f64(cycle(role, &mut rng).0)),
         })
         .collect();
     let mut kills: BTreeMap<Role, u64> = BTreeMap::new();
     let mut total = 0u64;
     let mut last_report = Instant::now();
-    let ready = Duration::from_secs(60);
+    let mut slowest_start = Duration::ZERO;
     // Kill until the target is reached or the scenario ended; then bring everything back.
-    while !task.is_finished() || slots.iter().any(|s| s.down_until.is_some()) {
+    loop {
         let now = Instant::now();
         let killing = total < target && !task.is_finished();
         for s in &mut slots {
-            match s.down_until {
-                None if killing && now >= s.next_kill => {
+            match &s.state {
+                State::Up(at) if killing && now >= *at => {
                     match s.role {
                         Role::Relay => p.relay.kill9(),
                         Role::Fold => p.fold.kill9(),
@@ -144,33 +152,47 @@ fn soak_every_role_sigkilled_with_callbacks_dropped_at_vod_loses_nothing_and_dou
                     *kills.entry(s.role).or_default() += 1;
                     total += 1;
                     let (_, down) = cycle(s.role, &mut rng);
-                    s.down_until = Some(now + Duration::from_secs_f64(down));
+                    s.state = State::Down(now + Duration::from_secs_f64(down));
                 }
-                Some(t) if now >= t => {
-                    match s.role {
+                State::Down(at) if now >= *at => {
+                    let url = match s.role {
                         Role::Relay => {
                             p.relay = p.spawn_relay();
-                            let url = format!("http://{}/readyz", p.relay_listen);
-                            wait_http_ok(&url, ready, &p.relay);
+                            format!("http://{}/readyz", p.relay_listen)
                         }
                         Role::Fold => {
                             p.fold = p.spawn_fold();
-                            let url = format!("http://{}/readyz", p.fold_metrics);
-                            wait_http_ok(&url, ready, &p.fold);
+                            format!("http://{}/readyz", p.fold_metrics)
                         }
-                        Role::Worker => p.workers[0] = p.start_worker(),
+                        Role::Worker => {
+                            let (w, metrics) = p.spawn_worker();
+                            p.workers[0] = w;
+                            format!("http://{metrics}/readyz")
+                        }
                         Role::Api => {
                             p.api = p.spawn_api();
-                            let url = format!("http://{}/readyz", p.api_listen);
-                            wait_http_ok(&url, ready, &p.api);
+                            format!("http://{}/readyz", p.api_listen)
                         }
                         Role::Reconcile => {
-                            reconcile = p.start_reconcile(&reconcile_metrics, 50.0);
+                            reconcile = p.spawn_reconcile(&reconcile_metrics, 50.0);
+                            format!("http://{reconcile_metrics}/readyz")
                         }
+                    };
+                    s.state = State::Starting(url, now);
+                }
+                State::Starting(url, since) => {
+                    if http_get_status(url) == Some(200) {
+                        slowest_start = slowest_start.max(since.elapsed());
+                        let (up, _) = cycle(s.role, &mut rng);
+                        s.state = State::Up(Instant::now() + Duration::from_secs_f64(up));
+                    } else {
+                        assert!(
+                            since.elapsed() < Duration::from_secs(180),
+                            "seed {seed}: {:?} not ready 180 s after its restart:\n{}",
+                            s.role,
+                            p.logs()
+                        );
                     }
-                    s.down_until = None;
-                    let (up, _) = cycle(s.role, &mut rng);
-                    s.next_kill = Instant::now() + Duration::from_secs_f64(up);
                 }
                 _ => {}
             }
@@ -178,12 +200,14 @@ fn soak_every_role_sigkilled_with_callbacks_dropped_at_vod_loses_nothing_and_dou
         if last_report.elapsed() > Duration::from_secs(30) {
             last_report = Instant::now();
             println!(
-                "{:7.1} s: {total} SIGKILLs {kills:?}; {}",
+                "{:7.1} s: {total} SIGKILLs {kills:?}; slowest restart {:.1} s; {}",
                 t0.elapsed().as_secs_f64(),
+                slowest_start.as_secs_f64(),
                 sim.progress()
             );
         }
-        if total >= target && task.is_finished() {
+        let all_up = slots.iter().all(|s| matches!(s.state, State::Up(_)));
+        if all_up && (total >= target || task.is_finished()) {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -212,6 +236,7 @@ fn soak_every_role_sigkilled_with_callbacks_dropped_at_vod_loses_nothing_and_dou
         "lost": report.diffs.len(),
         "doubled_jobs": doubled,
         "transcode_jobs": stats.jobs_started.values().sum::<u32>(),
+        "slowest_restart_secs": slowest_start.as_secs(),
         "secs": started.elapsed().as_secs(),
     });
     println!("{report}\n{stats}");

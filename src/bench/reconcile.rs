@@ -45,16 +45,22 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
         s.dedup();
         s
     };
-    let recordings = sim
-        .scenario()
-        .events
-        .iter()
-        .filter(|e| e.event_type == "AddLiveRecordVideoComplete")
-        .count();
+    // What ListLiveRecordVideo lists: every recorded segment and every composed video.
+    let listed_of = |event_type: &str| {
+        sim.scenario()
+            .events
+            .iter()
+            .filter(|e| e.event_type == event_type)
+            .map(|e| e.video_id.as_str())
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    };
+    let segments = listed_of(crate::domain::vocab::event_type::ADD_LIVE_RECORD_VIDEO_COMPLETE);
+    let composed = listed_of(crate::domain::vocab::event_type::LIVE_RECORD_VIDEO_COMPOSE_START);
+    let recordings = segments + composed;
     println!(
-        "scenario: {} streams, {} recordings ({:.1} s to generate)",
+        "scenario: {} streams, {recordings} listed videos ({segments} segments, {composed} composed; {:.1} s to generate)",
         streams.len(),
-        recordings,
         generated.elapsed().as_secs_f64()
     );
     let (from, to) = {
@@ -118,7 +124,7 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
     println!("whole app: {app_calls} calls, {app_found} recordings, {app_secs:.2} s");
     anyhow::ensure!(
         found == recordings && app_found == recordings,
-        "sweeps found {found} / {app_found} of {recordings} recordings"
+        "sweeps found {found} / {app_found} of {recordings} listed videos"
     );
     println!(
         "{}",
@@ -126,6 +132,8 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
             "bench": "reconcile",
             "streams": streams.len(),
             "recordings": recordings,
+            "segments": segments,
+            "composed": composed,
             "per_stream_calls": per_stream_calls,
             "per_stream_wall_secs": per_stream_secs,
             "app_calls": app_calls,

@@ -652,6 +652,17 @@ impl Pipeline {
     /// the simulator's whole history (its recordings started long before VOD reports them),
     /// probing after 5 s, at most `max_qps` calls a second; returns once it is ready.
     pub fn start_reconcile(&self, metrics: &str, max_qps: f64) -> Proc {
+        let r = self.spawn_reconcile(metrics, max_qps);
+        wait_http_ok(
+            &format!("http://{metrics}/readyz"),
+            Duration::from_secs(60),
+            &r,
+        );
+        r
+    }
+
+    /// [`Pipeline::start_reconcile`] without waiting until it is ready.
+    pub fn spawn_reconcile(&self, metrics: &str, max_qps: f64) -> Proc {
         let vod_endpoint = format!("http://{}/", self.sim_listen);
         let lookback = (86_400 * 30).to_string();
         let qps = max_qps.to_string();
@@ -684,13 +695,7 @@ impl Pipeline {
             "--max-qps",
             &qps,
         ]);
-        let r = Self::role(&self.dir, "reconcile", &args, &self.extra);
-        wait_http_ok(
-            &format!("http://{metrics}/readyz"),
-            Duration::from_secs(60),
-            &r,
-        );
-        r
+        Self::role(&self.dir, "reconcile", &args, &self.extra)
     }
 
     fn role(dir: &Path, name: &str, args: &[String], extra: &[String]) -> Proc {
@@ -701,6 +706,17 @@ impl Pipeline {
     /// Starts a new worker (log `worker-<generation>.log`, a metrics port of its own) and
     /// waits until it is ready.
     pub fn start_worker(&mut self) -> Proc {
+        let (w, metrics) = self.spawn_worker();
+        wait_http_ok(
+            &format!("http://{metrics}/readyz"),
+            Duration::from_secs(60),
+            &w,
+        );
+        w
+    }
+
+    /// Starts a new worker without waiting; returns it and its metrics address.
+    pub fn spawn_worker(&mut self) -> (Proc, String) {
         self.worker_generation += 1;
         let name = format!("worker-{}", self.worker_generation);
         let metrics = format!("127.0.0.1:{}", free_port());
@@ -718,13 +734,7 @@ impl Pipeline {
             "--metrics-listen",
             &metrics,
         ]);
-        let w = Self::role(&self.dir, &name, &args, &self.extra);
-        wait_http_ok(
-            &format!("http://{metrics}/readyz"),
-            Duration::from_secs(60),
-            &w,
-        );
-        w
+        (Self::role(&self.dir, &name, &args, &self.extra), metrics)
     }
 
     /// Starts `live2vod sim --verify` against this pipeline (`extra`: more sim flags).

@@ -102,14 +102,7 @@ fn relay_down_for_30_s_loses_callbacks_at_vod_and_reconcile_recovers_every_fact(
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let cfg = sim_config(&p, seed);
     let api = cfg.api_url.clone().expect("api url");
-    let sim = std::sync::Arc::new(
-        rt.block_on(live2vod::sim::Simulator::start(cfg))
-            .expect("start the simulator"),
-    );
-    let task = {
-        let s = sim.clone();
-        rt.spawn(async move { s.deliver_all().await })
-    };
+    let (sim, task) = start_delivering(&rt, cfg);
 
     std::thread::sleep(Duration::from_secs(8));
     let before = sim.progress();
@@ -166,14 +159,7 @@ fn reconcile_killed_mid_sweep_and_restarted_goes_on_from_its_positions() {
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let cfg = sim_config(&p, seed);
     let api = cfg.api_url.clone().expect("api url");
-    let sim = std::sync::Arc::new(
-        rt.block_on(live2vod::sim::Simulator::start(cfg))
-            .expect("start the simulator"),
-    );
-    let task = {
-        let s = sim.clone();
-        rt.spawn(async move { s.deliver_all().await })
-    };
+    let (sim, task) = start_delivering(&rt, cfg);
     let started = Instant::now();
     let mut kills = 0;
     for at in [6.0, 18.0, 30.0] {

@@ -113,14 +113,7 @@ fn soak_every_role_sigkilled_with_callbacks_dropped_at_vod_loses_nothing_and_dou
     cfg.throttle_rate = 0.1;
     assert_eq!(cfg.attempts, 3, "VOD's real delivery: 3 attempts");
     let api = cfg.api_url.clone().expect("api url");
-    let sim = std::sync::Arc::new(
-        rt.block_on(live2vod::sim::Simulator::start(cfg))
-            .expect("start the simulator"),
-    );
-    let task = {
-        let s = sim.clone();
-        rt.spawn(async move { s.deliver_all().await })
-    };
+    let (sim, task) = start_delivering(&rt, cfg);
     println!("soak: seed {seed}, {sessions} sessions, {target} SIGKILLs to make");
 
     let t0 = Instant::now();

@@ -949,6 +949,26 @@ pub fn assert_commands_finished(
 /// Starts the simulator `cfg` on `rt`, in the test process (so its ground truth and job counts
 /// can be read): it delivers every callback, then verifies the api (`cfg.api_url`) for up to
 /// `verify`. Returns the simulator and the task that ends with the verification's report.
+/// Starts the simulator with `cfg` and its delivery of the whole scenario (not verified: the
+/// caller does that when it wants); the returned task ends when everything was delivered.
+pub fn start_delivering(
+    rt: &tokio::runtime::Runtime,
+    cfg: live2vod::sim::SimConfig,
+) -> (
+    std::sync::Arc<live2vod::sim::SimHandle>,
+    tokio::task::JoinHandle<live2vod::sim::Progress>,
+) {
+    let sim = std::sync::Arc::new(
+        rt.block_on(live2vod::sim::Simulator::start(cfg))
+            .expect("start the simulator"),
+    );
+    let task = {
+        let sim = sim.clone();
+        rt.spawn(async move { sim.deliver_all().await })
+    };
+    (sim, task)
+}
+
 pub fn start_sim(
     rt: &tokio::runtime::Runtime,
     cfg: live2vod::sim::SimConfig,

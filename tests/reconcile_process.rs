@@ -22,12 +22,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// `live2vod_reconcile_api_calls_total` summed over actions and outcomes, from `metrics`.
 fn api_calls(metrics: &str) -> Option<f64> {
     let body = http_get_body(&format!("http://{metrics}/metrics"))?;
-    Some(
-        body.lines()
-            .filter(|l| l.starts_with("live2vod_reconcile_api_calls_total"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum(),
-    )
+    Some(metric_sum(&body, live2vod::metrics::RECONCILE_API_CALLS))
 }
 
 /// What both tests check at the end: the api holds everything VOD did, including what it

@@ -245,5 +245,4 @@ fn soak_every_role_sigkilled_with_callbacks_dropped_at_vod_loses_nothing_and_dou
         total >= target,
         "seed {seed}: the scenario ended after {total} of {target} SIGKILLs; raise LIVE2VOD_SOAK_SESSIONS"
     );
-    drop(reconcile);
 }

@@ -663,19 +663,10 @@ impl Pipeline {
 
     /// [`Pipeline::start_reconcile`] without waiting until it is ready.
     pub fn spawn_reconcile(&self, metrics: &str, max_qps: f64) -> Proc {
-        let vod_endpoint = format!("http://{}/", self.sim_listen);
         let lookback = (86_400 * 30).to_string();
         let qps = max_qps.to_string();
-        let args = strings(&[
-            "reconcile",
-            "--brokers",
-            &self.brokers,
-            "--vod-endpoint",
-            &vod_endpoint,
-            "--access-key-id",
-            AK_ID,
-            "--access-key-secret",
-            AK_SECRET,
+        let mut args = self.vod_role_args("reconcile");
+        args.extend(strings(&[
             "--policy",
             self.policy.to_str().expect("utf-8"),
             "--metrics-listen",
@@ -694,8 +685,25 @@ impl Pipeline {
             "4",
             "--max-qps",
             &qps,
-        ]);
+        ]));
         Self::role(&self.dir, "reconcile", &args, &self.extra)
+    }
+
+    /// `<role> --brokers B --vod-endpoint <the simulator> --access-key-id .. --access-key-secret ..`:
+    /// the arguments of a role that calls VOD's OpenAPI (worker, reconcile).
+    fn vod_role_args(&self, role: &str) -> Vec<String> {
+        let vod_endpoint = format!("http://{}/", self.sim_listen);
+        strings(&[
+            role,
+            "--brokers",
+            &self.brokers,
+            "--vod-endpoint",
+            &vod_endpoint,
+            "--access-key-id",
+            AK_ID,
+            "--access-key-secret",
+            AK_SECRET,
+        ])
     }
 
     fn role(dir: &Path, name: &str, args: &[String], extra: &[String]) -> Proc {
@@ -720,20 +728,8 @@ impl Pipeline {
         self.worker_generation += 1;
         let name = format!("worker-{}", self.worker_generation);
         let metrics = format!("127.0.0.1:{}", free_port());
-        let vod_endpoint = format!("http://{}/", self.sim_listen);
-        let args = strings(&[
-            "worker",
-            "--brokers",
-            &self.brokers,
-            "--vod-endpoint",
-            &vod_endpoint,
-            "--access-key-id",
-            AK_ID,
-            "--access-key-secret",
-            AK_SECRET,
-            "--metrics-listen",
-            &metrics,
-        ]);
+        let mut args = self.vod_role_args("worker");
+        args.extend(strings(&["--metrics-listen", &metrics]));
         (Self::role(&self.dir, &name, &args, &self.extra), metrics)
     }
 
@@ -792,6 +788,18 @@ impl Pipeline {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// The sum of every series of the metric `name` in a Prometheus text exposition `body`
+/// (all label sets).
+pub fn metric_sum(body: &str, name: &str) -> f64 {
+    body.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// The distinct observation events reconcile wrote to the callbacks topic, by event type

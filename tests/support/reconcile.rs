@@ -44,9 +44,8 @@ pub fn pipeline(seed: u64) -> (EmbeddedBroker, PipelineConfig) {
 
 /// The recoveries counted by `live2vod_reconcile_recovered_total`, all kinds.
 pub fn recovered_total() -> f64 {
-    live2vod::metrics::render()
-        .lines()
-        .filter(|l| l.starts_with("live2vod_reconcile_recovered_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    super::metric_sum(
+        &live2vod::metrics::render(),
+        live2vod::metrics::RECONCILE_RECOVERED,
+    )
 }

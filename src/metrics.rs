@@ -60,15 +60,17 @@ pub const API_AGGREGATES: &str = "live2vod_api_aggregates";
 pub const REPLAY_EVENTS: &str = "live2vod_replay_events_total";
 
 // --- reconcile ---
-/// Counter; label `what` = recording | source | transcode: facts recovered by reconciliation
-/// that no callback had brought (each one is a callback VOD lost or never sent).
+/// Counter; label `what` = recording | compose | source | transcode | cover
+/// ([`crate::domain::vocab::Fact`]): facts an observation event of reconcile brought to the
+/// fold before any callback did (a callback VOD lost or never sent). Exported by the fold,
+/// the only role that knows whether a callback came first.
 pub const RECONCILE_RECOVERED: &str = "live2vod_reconcile_recovered_total";
 /// Counter; labels `kind` = stream | app, `outcome` = ok | error: ListLiveRecordVideo sweeps.
 pub const RECONCILE_SWEEPS: &str = "live2vod_reconcile_sweeps_total";
 /// Counter; labels `action`, `outcome` = ok | VOD's error code: calls made by reconcile.
 pub const RECONCILE_API_CALLS: &str = "live2vod_reconcile_api_calls_total";
-/// Histogram (seconds): a recovered fact's source time (RecordEndTime, CreationTime) to the
-/// moment reconcile wrote it.
+/// Histogram (seconds, fold): a recovered fact's source time (RecordEndTime, CreationTime) to
+/// the moment the fold folded its observation.
 pub const RECONCILE_RECOVERY_DELAY: &str = "live2vod_reconcile_source_to_recovery_seconds";
 /// Counter; label `what`: observation events written (recovered or confirming).
 pub const RECONCILE_OBSERVATIONS: &str = "live2vod_reconcile_observations_total";

@@ -22,7 +22,7 @@ use super::policy::Policy;
 use super::projector::project;
 use super::stream::StreamAggregate;
 use super::video::{InputPos, VideoAggregate};
-use super::vocab::event_type;
+use super::vocab::{event_type, Fact};
 use crate::proto::Command;
 
 /// What applying one record did.
@@ -42,6 +42,9 @@ pub struct Applied {
     pub commands: Vec<Command>,
     /// Stream facts to produce to the callbacks topic: (key, JSON body).
     pub derived: Vec<(String, Vec<u8>)>,
+    /// An observation event (`live2vod reconcile`) brought a fact no event had brought before,
+    /// with the observation's event time (the source's time): a callback VOD lost, recovered.
+    pub recovered: Option<(Fact, i64)>,
     /// The aggregate's `AggregateSnapshot` changed (state, counters or the input position), i.e.
     /// true for every record that was not `already_applied`. The bytes are not encoded here:
     /// callers that write snapshots encode them with [`Engine::snapshot_bytes`] when they write
@@ -262,7 +265,11 @@ fn evolve(
         Aggregate::Video(v) => {
             let reach = Reach::of(&ev.body);
             let before = if reach.derives { v.stream_fact() } else { None };
+            let observed = Fact::of_observation(&ev.event_type)
+                .filter(|f| !v.has_fact(*f))
+                .map(|f| (f, ev.event_time_ms));
             out.changed = v.fold_owned(ev);
+            out.recovered = observed.filter(|(f, _)| v.has_fact(*f));
             if out.changed && reach.projects {
                 react(v, policy, reach.derives.then_some(before), out);
             }
@@ -331,6 +338,56 @@ mod tests {
             partition: 2,
             offset,
         }
+    }
+
+    fn observed_recording() -> Vec<u8> {
+        crate::domain::observation::recording_observed(&crate::domain::observation::Recording {
+            video_id: "v1".into(),
+            domain: "live.example.com".into(),
+            app: "app".into(),
+            stream: "store-1".into(),
+            record_start_ms: 1_512_718_856_000,
+            record_end_ms: 1_512_724_777_000,
+            video_status: Some("Normal".into()),
+            created_ms: Some(1_512_724_777_000),
+        })
+    }
+
+    #[test]
+    fn an_observation_counts_as_recovered_only_when_no_event_brought_the_fact_first() {
+        // Callback first: the observation confirms, recovers nothing.
+        let mut e = Engine::new(Policy::default());
+        assert_eq!(
+            e.apply("v1", ACR.as_bytes(), pos(0)).unwrap().recovered,
+            None
+        );
+        let obs = e.apply("v1", &observed_recording(), pos(1)).unwrap();
+        assert!(!obs.duplicate);
+        assert_eq!(obs.recovered, None);
+        // Observation first: recovered once; the late callback and a repeat recover nothing.
+        let mut e = Engine::new(Policy::default());
+        let obs = e.apply("v1", &observed_recording(), pos(0)).unwrap();
+        assert_eq!(obs.recovered, Some((Fact::Recording, 1_512_724_777_000)));
+        assert_eq!(
+            e.apply("v1", &observed_recording(), pos(1))
+                .unwrap()
+                .recovered,
+            None
+        );
+        assert_eq!(
+            e.apply("v1", ACR.as_bytes(), pos(2)).unwrap().recovered,
+            None
+        );
+        // A re-delivered position (after a crash) is not counted again.
+        let mut e = Engine::new(Policy::default());
+        assert!(e
+            .apply("v1", &observed_recording(), pos(0))
+            .unwrap()
+            .recovered
+            .is_some());
+        let again = e.apply("v1", &observed_recording(), pos(0)).unwrap();
+        assert!(again.already_applied);
+        assert_eq!(again.recovered, None);
     }
 
     fn policy(text: &str) -> Policy {

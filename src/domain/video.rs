@@ -14,6 +14,7 @@ pub use super::compact::packed::{InfoRef, PackedInfo, RenditionInfo};
 use super::compact::text::Text;
 use super::event::{Event, EventBody, StreamFact, StreamInfo};
 use super::lattice::{join_keyed, join_reg, set_insert, Origin, OriginKind, Reg, Status, F64};
+use super::vocab::Fact;
 
 /// Position of an input record on the callbacks topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -233,6 +234,18 @@ impl VideoAggregate {
         VideoAggregate {
             id: id.into(),
             ..Default::default()
+        }
+    }
+
+    /// Whether the state holds `fact`, whichever event brought it.
+    pub fn has_fact(&self, fact: Fact) -> bool {
+        let origin = |k: OriginKind| self.origin.as_ref().is_some_and(|o| o.value.kind == k);
+        match fact {
+            Fact::Recording => origin(OriginKind::LiveSegment),
+            Fact::Compose => origin(OriginKind::Composed),
+            Fact::Source => self.source.is_some(),
+            Fact::Transcode => !self.transcodes.is_empty(),
+            Fact::Cover => self.cover.is_some(),
         }
     }
 

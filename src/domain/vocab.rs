@@ -110,6 +110,74 @@ pub mod event_type {
     ];
 }
 
+/// A fact about a video that one kind of VOD callback brings and one kind of observation event
+/// (`live2vod reconcile`) can stand in for. The unit in which VOD's losses and reconciliation's
+/// recoveries are counted: a lost callback whose fact another delivered callback carried (a
+/// StreamTranscodeComplete whose rendition the TranscodeComplete lists too, a second copy) loses
+/// nothing, and one recovered fact may stand for several lost callbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fact {
+    /// The segment exists (AddLiveRecordVideoComplete / `live2vod.RecordingObserved`).
+    Recording,
+    /// The composed video exists (LiveRecordVideoComposeStart / `live2vod.ComposeObserved`).
+    Compose,
+    /// The composed video's source upload ended (FileUploadComplete / `live2vod.SourceObserved`).
+    Source,
+    /// A transcode ended (TranscodeComplete / `live2vod.TranscodeObserved`).
+    Transcode,
+    /// The cover exists (SnapshotComplete / `live2vod.SnapshotObserved`).
+    Cover,
+}
+
+impl Fact {
+    /// Every fact.
+    pub const ALL: [Fact; 5] = [
+        Fact::Recording,
+        Fact::Compose,
+        Fact::Source,
+        Fact::Transcode,
+        Fact::Cover,
+    ];
+
+    /// The `what` label of the reconcile metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Fact::Recording => "recording",
+            Fact::Compose => "compose",
+            Fact::Source => "source",
+            Fact::Transcode => "transcode",
+            Fact::Cover => "cover",
+        }
+    }
+
+    /// The fact a VOD callback of this `EventType` brings. StreamTranscodeComplete has none of
+    /// its own: VOD always follows it with the TranscodeComplete that lists every rendition.
+    pub fn of_callback(ty: &str) -> Option<Fact> {
+        use event_type as t;
+        Some(match ty {
+            t::ADD_LIVE_RECORD_VIDEO_COMPLETE => Fact::Recording,
+            t::LIVE_RECORD_VIDEO_COMPOSE_START => Fact::Compose,
+            t::FILE_UPLOAD_COMPLETE => Fact::Source,
+            t::TRANSCODE_COMPLETE => Fact::Transcode,
+            t::SNAPSHOT_COMPLETE => Fact::Cover,
+            _ => return None,
+        })
+    }
+
+    /// The fact an observation event of this `EventType` stands in for.
+    pub fn of_observation(ty: &str) -> Option<Fact> {
+        use event_type as t;
+        Some(match ty {
+            t::RECORDING_OBSERVED => Fact::Recording,
+            t::COMPOSE_OBSERVED => Fact::Compose,
+            t::SOURCE_OBSERVED => Fact::Source,
+            t::TRANSCODE_OBSERVED => Fact::Transcode,
+            t::SNAPSHOT_OBSERVED => Fact::Cover,
+            _ => return None,
+        })
+    }
+}
+
 /// The kinds of [`Command`]: the one place a kind's name (log field, metric label, ledger
 /// record, header value), its command-id prefix and its one-byte key tag are spelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -190,6 +258,25 @@ impl CommandKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_fact_has_one_callback_and_one_observation() {
+        for f in Fact::ALL {
+            let cbs: Vec<_> = event_type::KNOWN
+                .iter()
+                .filter(|t| Fact::of_callback(t) == Some(f))
+                .collect();
+            let obs: Vec<_> = event_type::KNOWN
+                .iter()
+                .filter(|t| Fact::of_observation(t) == Some(f))
+                .collect();
+            assert_eq!((cbs.len(), obs.len()), (1, 1), "{f:?}: {cbs:?} {obs:?}");
+        }
+        assert_eq!(
+            Fact::of_callback(event_type::STREAM_TRANSCODE_COMPLETE),
+            None
+        );
+    }
 
     #[test]
     fn kinds_are_told_apart_by_each_of_their_spellings() {

@@ -393,6 +393,14 @@ impl Fold {
                     self.stats.duplicates += 1;
                     metrics::counter!(m::FOLD_DUPLICATES).increment(1);
                 }
+                if let Some((fact, source_ms)) = applied.recovered {
+                    // Counted here, not where reconcile writes the observation: only the fold
+                    // knows whether a callback brought the fact first (reconcile's view of the
+                    // aggregates trails the fold by a snapshot).
+                    metrics::counter!(m::RECONCILE_RECOVERED, "what" => fact.name()).increment(1);
+                    let delay = (now_ms() - source_ms).max(0) as f64 / 1000.0;
+                    metrics::histogram!(m::RECONCILE_RECOVERY_DELAY).record(delay);
+                }
                 let received_at = header_i64(msg, crate::domain::vocab::header::RECEIVED_AT_MS);
                 pending.commands.extend(
                     applied

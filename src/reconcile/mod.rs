@@ -28,6 +28,7 @@ pub use config::{Args, ReconcileConfig};
 
 use crate::domain::lattice::{OriginKind, StreamKey};
 use crate::domain::observation;
+use crate::domain::vocab::Fact;
 use crate::domain::{decode_snapshot, Aggregate};
 use crate::http::Health;
 use crate::kafka::read::{read_records, ReadTo};
@@ -67,8 +68,15 @@ pub struct Known {
 
 impl Known {
     /// Builds the view from the latest snapshot of each aggregate key.
+    ///
+    /// A transcode is expected of a video when live2vod submitted one, when VOD reported a
+    /// rendition, and, for the streams whose recording configuration makes VOD transcode on
+    /// its own (flow 1, and the composed videos of flow 3a), when VOD transcoded another video
+    /// of the same stream and origin kind without a submission: otherwise a video all of whose
+    /// transcode callbacks VOD lost would look like one that is never transcoded.
     pub fn from_snapshots<'a>(snapshots: impl IntoIterator<Item = &'a [u8]>) -> Known {
         let mut k = Known::default();
+        let mut vod_transcodes: BTreeSet<(StreamKey, bool)> = BTreeSet::new();
         for bytes in snapshots {
             match decode_snapshot(bytes) {
                 Ok(Aggregate::Stream(s)) => {
@@ -76,25 +84,37 @@ impl Known {
                 }
                 Ok(Aggregate::Video(v)) => {
                     let origin = v.origin.as_ref();
+                    let submitted = v
+                        .submissions
+                        .iter()
+                        .any(|s| s.reg.value.status.is_success());
+                    let transcoded = !v.renditions.is_empty() || !v.transcodes.is_empty();
                     let facts = VideoFacts {
                         stream: origin.map(|o| o.value.stream.clone()),
                         composed: origin.is_some_and(|o| o.value.kind == OriginKind::Composed),
                         origin_ms: origin.map_or(0, |o| o.at_ms),
                         has_source: v.source.is_some(),
                         has_transcode_outcome: !v.transcodes.is_empty(),
-                        transcode_expected: !v.renditions.is_empty()
-                            || v.submissions
-                                .iter()
-                                .any(|s| s.reg.value.status.is_success()),
+                        transcode_expected: !v.renditions.is_empty() || submitted,
                         has_cover: v.cover.is_some(),
                         last_event_ms: v.last_event_ms.unwrap_or(0),
                     };
                     if let Some(s) = &facts.stream {
                         k.streams.insert(s.clone());
+                        if transcoded && !submitted && v.requests.is_empty() {
+                            vod_transcodes.insert((s.clone(), facts.composed));
+                        }
                     }
                     k.videos.insert(v.id.to_string(), facts);
                 }
                 Err(_) => {}
+            }
+        }
+        for v in k.videos.values_mut() {
+            if let Some(s) = &v.stream {
+                if vod_transcodes.contains(&(s.clone(), v.composed)) {
+                    v.transcode_expected = true;
+                }
             }
         }
         k
@@ -141,7 +161,9 @@ pub struct CycleStats {
     pub sweep_errors: u64,
     pub recordings_seen: u64,
     pub probes: u64,
-    pub recovered: u64,
+    /// Observation events written: for facts the aggregates lacked when reconcile last read
+    /// them (whether they were still missing when the fold got them, the fold counts in
+    /// `live2vod_reconcile_recovered_total`).
     pub events_written: u64,
 }
 
@@ -169,12 +191,17 @@ enum ProbeKind {
 }
 
 impl ProbeKind {
-    fn name(self) -> &'static str {
+    /// The fact the probe looks for: its name labels the metrics and keys the probe's slot.
+    fn fact(self) -> Fact {
         match self {
-            ProbeKind::Source => "source",
-            ProbeKind::Transcode => "transcode",
-            ProbeKind::Cover => "snapshot",
+            ProbeKind::Source => Fact::Source,
+            ProbeKind::Transcode => Fact::Transcode,
+            ProbeKind::Cover => Fact::Cover,
         }
+    }
+
+    fn name(self) -> &'static str {
+        self.fact().name()
     }
 }
 
@@ -282,12 +309,6 @@ impl Reconciler {
         }
     }
 
-    fn recovered(what: &'static str, source_ms: i64) {
-        metrics::counter!(m::RECONCILE_RECOVERED, "what" => what).increment(1);
-        let delay = (now_ms() - source_ms).max(0) as f64 / 1000.0;
-        metrics::histogram!(m::RECONCILE_RECOVERY_DELAY).record(delay);
-    }
-
     /// One cycle over the partitions in `owned`.
     pub async fn cycle(&mut self, owned: &[i32]) -> anyhow::Result<CycleStats> {
         let mut st = CycleStats::default();
@@ -326,14 +347,12 @@ impl Reconciler {
                             continue;
                         }
                         let (what, body) = if composed.contains(&r.video_id) {
-                            ("compose", observation::compose_observed(&r))
+                            (Fact::Compose.name(), observation::compose_observed(&r))
                         } else {
-                            ("recording", observation::recording_observed(&r))
+                            (Fact::Recording.name(), observation::recording_observed(&r))
                         };
                         self.write(what, &r.video_id, &body).await?;
                         st.events_written += 1;
-                        st.recovered += 1;
-                        Self::recovered(what, r.created_ms.unwrap_or(r.record_end_ms));
                         self.written.insert(r.video_id.clone());
                     }
                     self.positions.put(&key, to).await?;
@@ -427,29 +446,25 @@ impl Reconciler {
         id: &str,
         st: &mut CycleStats,
     ) -> anyhow::Result<bool> {
-        let found = match kind {
+        let body = match kind {
             ProbeKind::Source => match probe::source(&self.api, id).await {
-                Probed::Terminal(s) => Some((observation::source_observed(&s), s.created_ms)),
+                Probed::Terminal(s) => observation::source_observed(&s),
                 Probed::Nothing => return Ok(true),
                 Probed::Pending => return Ok(false),
             },
             ProbeKind::Transcode => match probe::transcode(&self.api, id).await {
-                Probed::Terminal(t) => Some((observation::transcode_observed(&t), t.at_ms)),
+                Probed::Terminal(t) => observation::transcode_observed(&t),
                 Probed::Nothing => return Ok(true),
                 Probed::Pending => return Ok(false),
             },
             ProbeKind::Cover => match probe::cover(&self.api, id).await {
-                Probed::Terminal(c) => Some((observation::snapshot_observed(&c), c.created_ms)),
+                Probed::Terminal(c) => observation::snapshot_observed(&c),
                 Probed::Nothing => return Ok(true),
                 Probed::Pending => return Ok(false),
             },
         };
-        if let Some((body, source_ms)) = found {
-            self.write(kind.name(), id, &body).await?;
-            Self::recovered(kind.name(), source_ms);
-            st.recovered += 1;
-            st.events_written += 1;
-        }
+        self.write(kind.name(), id, &body).await?;
+        st.events_written += 1;
         Ok(true)
     }
 }

@@ -32,6 +32,7 @@ pub mod truth;
 pub mod verify;
 pub mod vod_model;
 
+use crate::domain::vocab::Fact;
 use crate::vod::client::Secret;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -231,14 +232,21 @@ pub(crate) struct Shared {
     pub nonces: Mutex<HashMap<String, i64>>,
     pub sessions: Mutex<HashMap<String, TaskRecord>>,
     pub session_dedup_hits: AtomicU64,
-    acked: Arc<Mutex<HashSet<u64>>>,
+    acked: Arc<Mutex<Acked>>,
     operator: Option<Arc<Operator>>,
+}
+
+/// What the relay acknowledged: events (any copy) and the video facts they brought.
+#[derive(Debug, Default)]
+struct Acked {
+    events: HashSet<u64>,
+    facts: HashSet<(String, Fact)>,
 }
 
 /// Delivery feeds VOD's state (on emit), the acknowledged set and the operator (on 200).
 struct Hooks {
     model: Arc<Mutex<VodModel>>,
-    acked: Arc<Mutex<HashSet<u64>>>,
+    acked: Arc<Mutex<Acked>>,
     operator: Option<Arc<Operator>>,
 }
 
@@ -251,7 +259,10 @@ impl DeliveryHooks for Hooks {
 
     fn acknowledged(&self, ev: &ScenarioEvent, _duplicate: bool) {
         if let Ok(mut a) = self.acked.lock() {
-            a.insert(ev.id);
+            a.events.insert(ev.id);
+            if let Some(f) = Fact::of_callback(ev.event_type) {
+                a.facts.insert((ev.video_id.clone(), f));
+            }
         }
         if let (Some(op), Flow::StoreOnly, Effect::Recorded { .. }) =
             (&self.operator, ev.flow, &ev.effect)
@@ -354,7 +365,7 @@ impl Simulator {
             None => None,
         };
         let model = Arc::new(Mutex::new(VodModel::default()));
-        let acked = Arc::new(Mutex::new(HashSet::new()));
+        let acked = Arc::new(Mutex::new(Acked::default()));
         let hooks = Arc::new(Hooks {
             model: model.clone(),
             acked: acked.clone(),
@@ -527,7 +538,7 @@ impl SimHandle {
             .shared
             .acked
             .lock()
-            .map(|a| a.clone())
+            .map(|a| a.events.clone())
             .unwrap_or_default();
         let d = &self.shared.deliverer;
         let mut seen = HashSet::new();
@@ -539,14 +550,35 @@ impl SimHandle {
             .collect()
     }
 
+    /// The video facts ([`Fact`]) that only undelivered callbacks carried, per fact: what live2vod
+    /// can learn only by asking VOD, and so what reconciliation must recover (one each). A lost
+    /// callback whose fact a delivered one brought too (a StreamTranscodeComplete, whose
+    /// rendition the TranscodeComplete lists) is not among them.
+    pub fn lost_facts(&self) -> BTreeMap<Fact, usize> {
+        let undelivered = self.undelivered();
+        let Ok(acked) = self.shared.acked.lock() else {
+            return BTreeMap::new();
+        };
+        let lost: HashSet<(&str, Fact)> = undelivered
+            .iter()
+            .filter_map(|l| Some((l.video_id.as_str(), Fact::of_callback(&l.event_type)?)))
+            .filter(|(v, f)| !acked.facts.contains(&(v.to_string(), *f)))
+            .collect();
+        let mut by = BTreeMap::new();
+        for (_, f) in lost {
+            *by.entry(f).or_insert(0) += 1;
+        }
+        by
+    }
+
     /// The ground truth, with the videos and streams affected by undelivered callbacks
     /// (lost, dropped or never sent; no copy acknowledged) marked, so verify skips them.
     pub fn truth(&self) -> Truth {
         let mut t = Truth::of(&self.shared.scenario);
         for l in self.undelivered() {
             let affects_stream = matches!(
-                l.event_type.as_str(),
-                "AddLiveRecordVideoComplete" | "LiveRecordVideoComposeStart" | "FileUploadComplete"
+                Fact::of_callback(&l.event_type),
+                Some(Fact::Recording | Fact::Compose | Fact::Source)
             );
             t.mark_lost(&l.video_id, &l.stream, affects_stream);
         }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use live2vod::domain::event::{parse_event, EventError};
+use live2vod::domain::event::{parse_event, route, EventError};
 use live2vod::http::ServeLimits;
 use live2vod::kafka::mock::EmbeddedBroker;
 use live2vod::kafka::KafkaArgs;
@@ -157,6 +157,16 @@ fn assert_topic_holds_exactly(kafka: &KafkaArgs, accepted: &[Vec<u8>]) {
         );
     }
     for (key, body) in &records {
+        if route(body).is_err() {
+            // Authentic JSON the fold cannot route is kept under the empty key, for the fold
+            // to dead-letter with the reason (issue 12: nothing authentic is refused).
+            assert_eq!(
+                key,
+                live2vod::relay::UNROUTED_KEY,
+                "an unroutable body keyed {key:?}: {}",
+                String::from_utf8_lossy(body)
+            );
+        }
         if let Ok(ev) = parse_event(body) {
             assert_eq!(
                 key,
@@ -900,39 +910,42 @@ fn body_case(max_body: usize) -> impl Strategy<Value = BodyCase> {
 }
 
 /// Whether a 200 or a 400 for `body` (signed, within the size limit) agrees with the fold's
-/// parser and an independent JSON check.
+/// parser and an independent JSON check: 400 only for what the fold's router refuses as not a
+/// JSON object or as a reserved `stream:` id, or what names an internal `live2vod.` event; every
+/// other signed body is kept (200), also one that names no routing id (the fold dead-letters it
+/// with the reason, issue 12).
 fn judge(status: u16, body: &[u8]) -> Result<(), String> {
     let object = matches!(serde_json::from_slice::<Value>(body), Ok(Value::Object(_)));
-    let fold = parse_event(body);
+    let routed = route(body);
+    let refused = matches!(&routed, Err(e) if !matches!(e, EventError::NoRoutingId));
+    let internal = match &routed {
+        Ok(r) => r.event_type.as_deref().is_some_and(is_internal),
+        Err(_) => live2vod::domain::event::event_type_of(body)
+            .as_deref()
+            .is_some_and(is_internal),
+    };
     match status {
         200 => {
             if !object {
                 return Err("accepted a body serde_json does not read as an object".into());
             }
-            match &fold {
-                Ok(ev) if is_internal(&ev.event_type) => {
-                    Err(format!("accepted internal event {:?}", ev.event_type))
-                }
-                Ok(ev) if ev.id.starts_with("stream:") => {
-                    Err("accepted a reserved stream: id".into())
-                }
-                Err(
-                    e @ (EventError::NoRoutingId
-                    | EventError::NotJson(_)
-                    | EventError::NotObject(_)),
-                ) => Err(format!("accepted a body the fold cannot route: {e}")),
-                _ => Ok(()),
+            if refused {
+                return Err(format!("accepted a body the router refuses: {routed:?}"));
             }
+            if internal {
+                return Err("accepted an internal live2vod. event".into());
+            }
+            Ok(())
         }
-        400 => match &fold {
-            Ok(ev) if !is_internal(&ev.event_type) && !ev.id.starts_with("stream:") => {
+        400 => {
+            if refused || internal {
+                Ok(())
+            } else {
                 Err(format!(
-                    "refused a body the fold folds (event {:?}, id {:?})",
-                    ev.event_type, ev.id
+                    "refused a signed JSON object (router: {routed:?}): it must be kept"
                 ))
             }
-            _ => Ok(()),
-        },
+        }
         other => Err(format!(
             "answered {other} to a signed body within the size limit"
         )),

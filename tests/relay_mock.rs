@@ -198,15 +198,6 @@ async fn signed_callbacks_are_stored_verbatim_and_bad_ones_are_refused() {
         ),
         ("not json", signed(&relay, b"VideoId=bad-7").await, 400),
         (
-            "no id",
-            signed(
-                &relay,
-                br#"{"EventType":"SnapshotComplete","CoverUrl":"x"}"#,
-            )
-            .await,
-            400,
-        ),
-        (
             "internal event",
             signed(
                 &relay,
@@ -235,15 +226,31 @@ async fn signed_callbacks_are_stored_verbatim_and_bad_ones_are_refused() {
         );
     }
 
+    // Authentic, but naming no id live2vod routes by: kept (VOD would drop it after 3
+    // refusals), under the empty key, for the fold to dead-letter with the reason.
+    let unrouted_body = br#"{"EventType":"SnapshotComplete","CoverUrl":"x"}"#;
+    let unrouted = signed(&relay, unrouted_body).await;
+    assert_eq!(unrouted.status, 200, "{:?}", unrouted.body);
+    assert_eq!(unrouted.body["routed"], false, "{:?}", unrouted.body);
+    assert!(
+        unrouted.body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("routing id")),
+        "{:?}",
+        unrouted.body
+    );
+
     let records = read_callbacks(broker.bootstrap(), Duration::from_secs(30));
     let keys: Vec<&str> = records.iter().map(|r| r.key.as_str()).collect();
     let mut sorted = keys.clone();
     sorted.sort_unstable();
     assert_eq!(
         sorted,
-        ["media-c", "video-a", "video-b"],
+        ["", "media-c", "video-a", "video-b"],
         "only accepted callbacks are on the topic"
     );
+    let kept = records.iter().find(|r| r.key.is_empty()).expect("unrouted");
+    assert_eq!(kept.payload, unrouted_body.to_vec(), "kept byte for byte");
 
     let a = records
         .iter()

@@ -128,6 +128,8 @@ fn soak_every_role_sigkilled_with_callbacks_dropped_at_vod_loses_nothing_and_dou
     let mut total = 0u64;
     let mut last_report = Instant::now();
     let mut slowest_start = Duration::ZERO;
+    // Per role: the slowest restart (SIGKILL's restart to /readyz) and the latest one.
+    let mut restarts: BTreeMap<Role, (Duration, Duration)> = BTreeMap::new();
     // Kill until the target is reached or the scenario ended; then bring everything back.
     loop {
         let now = Instant::now();
@@ -176,6 +178,8 @@ fn soak_every_role_sigkilled_with_callbacks_dropped_at_vod_loses_nothing_and_dou
                 State::Starting(url, since) => {
                     if http_get_status(url) == Some(200) {
                         slowest_start = slowest_start.max(since.elapsed());
+                        let r = restarts.entry(s.role).or_default();
+                        *r = (r.0.max(since.elapsed()), since.elapsed());
                         let (up, _) = cycle(s.role, &mut rng);
                         s.state = State::Up(Instant::now() + Duration::from_secs_f64(up));
                     } else {
@@ -192,10 +196,16 @@ fn soak_every_role_sigkilled_with_callbacks_dropped_at_vod_loses_nothing_and_dou
         }
         if last_report.elapsed() > Duration::from_secs(30) {
             last_report = Instant::now();
+            let per_role: Vec<String> = restarts
+                .iter()
+                .map(|(r, (max, last))| {
+                    format!("{r:?} {:.1}/{:.1}", last.as_secs_f64(), max.as_secs_f64())
+                })
+                .collect();
             println!(
-                "{:7.1} s: {total} SIGKILLs {kills:?}; slowest restart {:.1} s; {}",
+                "{:7.1} s: {total} SIGKILLs {kills:?}; restart s latest/slowest: {}; {}",
                 t0.elapsed().as_secs_f64(),
-                slowest_start.as_secs_f64(),
+                per_role.join(", "),
                 sim.progress()
             );
         }

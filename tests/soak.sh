@@ -20,7 +20,7 @@ mkdir -p target
 log="target/soak-$(date -u +%Y%m%dT%H%M%SZ).log"
 echo "==> soak: ${LIVE2VOD_SOAK_KILLS:-1000} SIGKILLs; output in $log"
 set +e
-cargo test --test soak -- --ignored --nocapture 2>&1 | tee "$log"
+cargo test --release --test soak -- --ignored --nocapture 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 echo "==> figures:"

@@ -40,7 +40,7 @@ pub struct Args {
 
     /// Policy file (the fold's): `POST .../transcode` answers 409 with the reason when it
     /// refuses the request, and the console greys the button. Without it the api accepts
-    /// every request and the fold decides.
+    /// every request and the fold decides (by its own policy; without one, it honours them).
     #[command(flatten)]
     pub policy: crate::fold::PolicyArgs,
 

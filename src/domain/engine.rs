@@ -474,7 +474,7 @@ mod tests {
 
     #[test]
     fn manual_request_waits_for_the_origin_and_is_refused_under_none() {
-        let mut e = Engine::new(Policy::default());
+        let mut e = Engine::new(policy("[defaults]\nsegments = { action = \"none\" }\n"));
         assert!(e
             .apply("v1", REQ.as_bytes(), pos(1))
             .unwrap()
@@ -489,7 +489,8 @@ mod tests {
         assert_eq!(v.transcode_status(), "rejected");
         assert_eq!(v.transcode_rejection().as_deref(), Some("policy"));
 
-        let mut e = Engine::new(policy("[defaults]\nsegments = { action = \"manual\" }\n"));
+        // No policy file: manual requests are honoured.
+        let mut e = Engine::new(Policy::default());
         assert!(
             e.apply("v1", REQ.as_bytes(), pos(1))
                 .unwrap()
@@ -500,6 +501,36 @@ mod tests {
         let out = e.apply("v1", ACR.as_bytes(), pos(2)).unwrap();
         assert_eq!(out.commands.len(), 1);
         assert_eq!(out.commands[0].cause, "manual:r1");
+    }
+
+    #[test]
+    fn a_manual_request_for_a_composed_video_waits_for_its_source() {
+        const REQ_C: &str = r#"{"EventTime":"2017-12-08T10:01:00Z","EventType":"live2vod.TranscodeRequested","VideoId":"c1","TemplateGroupId":"tg-m","RequestId":"r2"}"#;
+        const FUC_FAIL: &str = r#"{"EventTime":"2017-12-08T10:02:00Z","EventType":"FileUploadComplete","VideoId":"c1","Status":"fail"}"#;
+        let submits = |out: &Applied| {
+            out.commands
+                .iter()
+                .filter(|c| matches!(c.kind, Some(Kind::SubmitTranscode(_))))
+                .count()
+        };
+        let mut e = Engine::new(Policy::default());
+        assert_eq!(submits(&e.apply("c1", CS.as_bytes(), pos(1)).unwrap()), 0);
+        let req = e.apply("c1", REQ_C.as_bytes(), pos(2)).unwrap();
+        assert_eq!(submits(&req), 0, "the source is still uploading");
+        assert_eq!(e.video("c1").unwrap().transcode_status(), "requested");
+        let failed = e.apply("c1", FUC_FAIL.as_bytes(), pos(3)).unwrap();
+        assert_eq!(submits(&failed), 0, "a failed upload is no source");
+        let out = e.apply("c1", FUC.as_bytes(), pos(4)).unwrap();
+        assert_eq!(submits(&out), 1);
+        assert_eq!(out.commands[0].cause, "manual:r2");
+        // Any order: the upload first, then the request.
+        let mut e = Engine::new(Policy::default());
+        e.apply("c1", FUC.as_bytes(), pos(1)).unwrap();
+        e.apply("c1", CS.as_bytes(), pos(2)).unwrap();
+        assert_eq!(
+            submits(&e.apply("c1", REQ_C.as_bytes(), pos(3)).unwrap()),
+            1
+        );
     }
 
     #[test]

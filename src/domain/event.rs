@@ -25,7 +25,7 @@ pub enum EventError {
     NotObject(&'static str),
     /// None of `VideoId`, `MediaId`, `ImageId` is a non-empty string (or, for
     /// `live2vod.StreamFact`, the stream is incomplete).
-    #[error("no routing id: none of VideoId, MediaId, ImageId is a non-empty string")]
+    #[error("no routing id: none of VideoId, MediaId, ImageId, AttachedMediaId, JobId is a non-empty string")]
     NoRoutingId,
     /// A field the event type cannot do without.
     #[error("{event_type}: missing or empty field {field}")]
@@ -66,6 +66,10 @@ pub enum IdField {
     MediaId,
     /// `ImageId`.
     ImageId,
+    /// `AttachedMediaId` (AttachedMediaUploadComplete carries no other id).
+    AttachedMediaId,
+    /// `JobId` (a failed UploadByURLComplete has no VideoId yet).
+    JobId,
 }
 
 impl IdField {
@@ -75,6 +79,8 @@ impl IdField {
             IdField::VideoId => "VideoId",
             IdField::MediaId => "MediaId",
             IdField::ImageId => "ImageId",
+            IdField::AttachedMediaId => "AttachedMediaId",
+            IdField::JobId => "JobId",
         }
     }
 }
@@ -698,6 +704,8 @@ fn take_routing_id<'a>(m: &mut Fields<'a>) -> Option<(Cow<'a, str>, IdField)> {
         ("VideoId", IdField::VideoId),
         ("MediaId", IdField::MediaId),
         ("ImageId", IdField::ImageId),
+        ("AttachedMediaId", IdField::AttachedMediaId),
+        ("JobId", IdField::JobId),
     ] {
         if let Some(id) = take_nonempty(m, name) {
             return Some((trimmed(id), f));
@@ -715,7 +723,8 @@ pub struct Route {
     pub event_type: Option<String>,
 }
 
-/// The Kafka key for a callback body: `VideoId`, else `MediaId`, else `ImageId`; for
+/// The Kafka key for a callback body: `VideoId`, else `MediaId`, else `ImageId`, else
+/// `AttachedMediaId`, else `JobId`; for
 /// `live2vod.StreamFact` the stream key `stream:<domain>/<app>/<stream>`.
 pub fn routing_key(body: &[u8]) -> Result<String, EventError> {
     route(body).map(|r| r.key)
@@ -750,6 +759,14 @@ pub fn route(body: &[u8]) -> Result<Route, EventError> {
         key: key.into_owned(),
         event_type,
     })
+}
+
+/// `EventType` as [`parse_event`] reads it, for a body [`route`] could not key (what the relay
+/// logs and checks against the internal namespace); `None` when the body is not a JSON object
+/// or has none.
+pub fn event_type_of(body: &[u8]) -> Option<String> {
+    let mut m = parse_object(body).ok()?;
+    take_nonempty(&mut m, "EventType").map(|t| t.into_owned())
 }
 
 fn required<'a>(

@@ -2,8 +2,8 @@
 //!
 //! ```toml
 //! [defaults]
-//! segments = { action = "none" }        # none | manual | transcode (needs template_group)
-//! composed = { action = "none" }
+//! segments = { action = "manual" }      # none | manual (the default) | transcode (needs template_group)
+//! composed = { action = "manual" }
 //! compose_deadline_secs = 600
 //!
 //! [[rules]]                             # first match wins, in file order
@@ -37,9 +37,10 @@ pub struct PolicyError {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Action {
     /// Never transcode; refuse manual requests.
-    #[default]
     None,
-    /// Only manual requests lead to a transcode.
+    /// Only manual requests lead to a transcode: the default, so that without a policy file
+    /// (or where it says nothing) a `POST .../transcode` does what it asks.
+    #[default]
     Manual,
     /// Submit a transcode automatically (and honour manual requests).
     Transcode {
@@ -85,8 +86,8 @@ impl StreamPolicy {
 impl Default for StreamPolicy {
     fn default() -> Self {
         StreamPolicy {
-            segments: Action::None,
-            composed: Action::None,
+            segments: Action::Manual,
+            composed: Action::Manual,
             compose_deadline_secs: 600,
         }
     }
@@ -422,13 +423,15 @@ composed = { action = "transcode", template_group = "tg-compose" }
     }
 
     #[test]
-    fn default_policy_is_none_none_600() {
+    fn default_policy_is_manual_manual_600() {
+        // Without a policy file (or where it says nothing) manual requests are honoured and
+        // nothing is transcoded on live2vod's own initiative.
         let p = Policy::default();
         assert_eq!(
             p.defaults,
             StreamPolicy {
-                segments: Action::None,
-                composed: Action::None,
+                segments: Action::Manual,
+                composed: Action::Manual,
                 compose_deadline_secs: 600
             }
         );

@@ -148,7 +148,9 @@ fn submit(
 ///   succeeded; a composed video once a FileUploadComplete succeeded.
 /// - **SubmitTranscode** (manual `live2vod.TranscodeRequested`), unless the policy for the video
 ///   is `none` (then `refused`). Manual requests wait until the video's origin is known, because
-///   only then is it known which policy governs them (and deciding earlier could not be undone).
+///   only then is it known which policy governs them (and deciding earlier could not be undone),
+///   and then until its source is ready (a segment's AddLiveRecordVideoComplete succeeded, a
+///   composed video's FileUploadComplete succeeded), as VOD refuses to transcode before.
 /// - **RefreshPlayInfo** for every successful TranscodeComplete.
 ///
 /// Ids collide on purpose: policy and manual causes for the same group are one command.
@@ -212,9 +214,19 @@ pub fn project(video: &VideoAggregate, policy: &Policy) -> Projection {
                 );
             }
         }
+        // A manual request goes to VOD once the source is there: VOD answers
+        // Forbidden.IllegalStatus for a composed video still uploading, and the worker takes
+        // that as final. Both facts only grow, so waiting keeps the projector monotone.
+        let source_ready = match o.kind {
+            OriginKind::LiveSegment => o.status.is_success(),
+            OriginKind::Composed => video.source_success_ms.is_some(),
+        };
         for r in &video.requests {
             if *action == Action::None {
                 out.refused = true;
+                continue;
+            }
+            if !source_ready {
                 continue;
             }
             let cause = format!("manual:{}", r.request_id.as_deref().unwrap_or(""));

@@ -29,7 +29,8 @@ pub const DEFAULT_DLQ_MIN: u64 = 100;
 pub struct PolicyArgs {
     /// Policy file (TOML) deciding what happens to segments and composed videos (see
     /// deploy/policy.example.toml). Without it nothing is transcoded automatically and
-    /// manual requests are refused. A bad file stops the fold at start, naming the line.
+    /// manual requests (`POST /v1/videos/{id}/transcode`) are honoured. A bad file stops the
+    /// fold at start, naming the line.
     #[arg(long, env = "LIVE2VOD_POLICY")]
     pub policy: Option<PathBuf>,
 }

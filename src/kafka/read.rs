@@ -78,21 +78,7 @@ pub fn read_records(
             Some(Ok(msg)) => {
                 last_progress = Instant::now();
                 let (p, off) = (msg.partition(), msg.offset());
-                let headers = msg
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out.push(RawRecord {
-                    partition: p,
-                    offset: off,
-                    key: msg.key().map(<[u8]>::to_vec),
-                    value: msg.payload().map(<[u8]>::to_vec),
-                    headers,
-                });
+                out.push(raw(&msg));
                 if to == ReadTo::HighWatermark && open.get(&p).is_some_and(|end| off + 1 >= *end) {
                     open.remove(&p);
                 }
@@ -111,6 +97,117 @@ pub fn read_records(
         }
     }
     Ok(out)
+}
+
+/// Follows every given partition of a topic outside any group: each [`Tail::catch_up`] reads
+/// what was written since the previous one, up to the high watermarks seen when it starts. For
+/// a reader that needs a whole topic again and again (reconcile's view of the aggregates):
+/// reading it from the start each time costs the topic's size per cycle, and on a broker that
+/// does not compact (tansu 0.6) every snapshot ever written.
+pub struct Tail {
+    consumer: BaseConsumer,
+    topic: String,
+    /// Partition -> the next offset to read.
+    next: std::collections::HashMap<i32, i64>,
+}
+
+impl Tail {
+    /// Assigns `partitions` of `topic` from their first retained record.
+    pub fn open(kafka: &KafkaArgs, topic: &str, partitions: &[i32]) -> Result<Tail, KafkaError> {
+        let consumer: BaseConsumer = reader(kafka, READER, true)?;
+        let mut tpl = TopicPartitionList::new();
+        let mut next = std::collections::HashMap::new();
+        for &p in partitions {
+            let (low, _) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+            tpl.add_partition_offset(topic, p, Offset::Offset(low))?;
+            next.insert(p, low);
+        }
+        consumer.assign(&tpl)?;
+        Ok(Tail {
+            consumer,
+            topic: topic.to_string(),
+            next,
+        })
+    }
+
+    /// How many partitions it follows.
+    pub fn partitions(&self) -> usize {
+        self.next.len()
+    }
+
+    /// Hands `f` every record written since the previous call, up to the high watermarks seen
+    /// now (or a partition's end under `read_committed`, where transaction markers take the
+    /// last offsets); returns how many. Records produced meanwhile may come too.
+    pub fn catch_up(&mut self, mut f: impl FnMut(RawRecord)) -> Result<u64, KafkaError> {
+        let mut n = 0u64;
+        // Events queued since the last call: records are kept, end-of-partition notices are
+        // stale.
+        while let Some(ev) = self.consumer.poll(Duration::ZERO) {
+            match ev {
+                Ok(msg) => {
+                    self.next.insert(msg.partition(), msg.offset() + 1);
+                    f(raw(&msg));
+                    n += 1;
+                }
+                Err(KafkaError::PartitionEOF(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut open = std::collections::HashMap::new();
+        for (&p, &next) in &self.next {
+            let (_, high) =
+                self.consumer
+                    .fetch_watermarks(&self.topic, p, Duration::from_secs(10))?;
+            if high > next {
+                open.insert(p, high);
+            }
+        }
+        let mut last_progress = Instant::now();
+        while !open.is_empty() {
+            match self.consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(msg)) => {
+                    last_progress = Instant::now();
+                    let (p, off) = (msg.partition(), msg.offset());
+                    self.next.insert(p, off + 1);
+                    f(raw(&msg));
+                    n += 1;
+                    if open.get(&p).is_some_and(|end| off + 1 >= *end) {
+                        open.remove(&p);
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    last_progress = Instant::now();
+                    open.remove(&p);
+                }
+                Some(Err(e)) => return Err(e),
+                None if last_progress.elapsed() > Duration::from_secs(30) => {
+                    return Err(KafkaError::MessageConsumption(
+                        RDKafkaErrorCode::OperationTimedOut,
+                    ))
+                }
+                None => {}
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn raw<M: Message>(msg: &M) -> RawRecord {
+    let headers = msg
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default();
+    RawRecord {
+        partition: msg.partition(),
+        offset: msg.offset(),
+        key: msg.key().map(<[u8]>::to_vec),
+        value: msg.payload().map(<[u8]>::to_vec),
+        headers,
+    }
 }
 
 /// [`read_records`] as `(partition, key, value)`: tombstones and keyless records are left

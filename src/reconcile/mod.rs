@@ -31,7 +31,7 @@ use crate::domain::observation;
 use crate::domain::vocab::Fact;
 use crate::domain::{decode_snapshot, Aggregate};
 use crate::http::Health;
-use crate::kafka::read::{read_records, ReadTo};
+use crate::kafka::read::Tail;
 use crate::metrics as m;
 use crate::vod::client::VodClient;
 use api::Api;
@@ -54,6 +54,9 @@ pub struct VideoFacts {
     pub has_transcode_outcome: bool,
     /// A transcode is under way (a submission succeeded, or VOD reported renditions).
     pub transcode_expected: bool,
+    /// VOD transcoded it with no submission or request of live2vod's: the recording
+    /// configuration of its stream transcodes (see [`Known::vod_transcodes`]).
+    pub vod_transcoded: bool,
     /// A SnapshotComplete (or its observation) gave the video a cover.
     pub has_cover: bool,
     pub last_event_ms: i64,
@@ -68,56 +71,59 @@ pub struct Known {
 
 impl Known {
     /// Builds the view from the latest snapshot of each aggregate key.
-    ///
-    /// A transcode is expected of a video when live2vod submitted one, when VOD reported a
-    /// rendition, and, for the streams whose recording configuration makes VOD transcode on
-    /// its own (flow 1, and the composed videos of flow 3a), when VOD transcoded another video
-    /// of the same stream and origin kind without a submission: otherwise a video all of whose
-    /// transcode callbacks VOD lost would look like one that is never transcoded.
     pub fn from_snapshots<'a>(snapshots: impl IntoIterator<Item = &'a [u8]>) -> Known {
         let mut k = Known::default();
-        let mut vod_transcodes: BTreeSet<(StreamKey, bool)> = BTreeSet::new();
         for bytes in snapshots {
-            match decode_snapshot(bytes) {
-                Ok(Aggregate::Stream(s)) => {
-                    k.streams.insert(s.key.clone());
-                }
-                Ok(Aggregate::Video(v)) => {
-                    let origin = v.origin.as_ref();
-                    let submitted = v
-                        .submissions
-                        .iter()
-                        .any(|s| s.reg.value.status.is_success());
-                    let transcoded = !v.renditions.is_empty() || !v.transcodes.is_empty();
-                    let facts = VideoFacts {
-                        stream: origin.map(|o| o.value.stream.clone()),
-                        composed: origin.is_some_and(|o| o.value.kind == OriginKind::Composed),
-                        origin_ms: origin.map_or(0, |o| o.at_ms),
-                        has_source: v.source.is_some(),
-                        has_transcode_outcome: !v.transcodes.is_empty(),
-                        transcode_expected: !v.renditions.is_empty() || submitted,
-                        has_cover: v.cover.is_some(),
-                        last_event_ms: v.last_event_ms.unwrap_or(0),
-                    };
-                    if let Some(s) = &facts.stream {
-                        k.streams.insert(s.clone());
-                        if transcoded && !submitted && v.requests.is_empty() {
-                            vod_transcodes.insert((s.clone(), facts.composed));
-                        }
-                    }
-                    k.videos.insert(v.id.to_string(), facts);
-                }
-                Err(_) => {}
-            }
-        }
-        for v in k.videos.values_mut() {
-            if let Some(s) = &v.stream {
-                if vod_transcodes.contains(&(s.clone(), v.composed)) {
-                    v.transcode_expected = true;
-                }
-            }
+            k.apply_snapshot(bytes);
         }
         k
+    }
+
+    /// Folds in one aggregate snapshot, the latest of its key (it replaces what the key said
+    /// before). Snapshots that do not decode are skipped: the fold wrote them, the api shows
+    /// the same, and reconcile must not stop on one.
+    pub fn apply_snapshot(&mut self, bytes: &[u8]) {
+        match decode_snapshot(bytes) {
+            Ok(Aggregate::Stream(s)) => {
+                self.streams.insert(s.key.clone());
+            }
+            Ok(Aggregate::Video(v)) => {
+                let origin = v.origin.as_ref();
+                let submitted = v
+                    .submissions
+                    .iter()
+                    .any(|s| s.reg.value.status.is_success());
+                let transcoded = !v.renditions.is_empty() || !v.transcodes.is_empty();
+                let facts = VideoFacts {
+                    stream: origin.map(|o| o.value.stream.clone()),
+                    composed: origin.is_some_and(|o| o.value.kind == OriginKind::Composed),
+                    origin_ms: origin.map_or(0, |o| o.at_ms),
+                    has_source: v.source.is_some(),
+                    has_transcode_outcome: !v.transcodes.is_empty(),
+                    transcode_expected: !v.renditions.is_empty() || submitted,
+                    vod_transcoded: transcoded && !submitted && v.requests.is_empty(),
+                    has_cover: v.cover.is_some(),
+                    last_event_ms: v.last_event_ms.unwrap_or(0),
+                };
+                if let Some(s) = &facts.stream {
+                    self.streams.insert(s.clone());
+                }
+                self.videos.insert(v.id.to_string(), facts);
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// The (stream, composed) classes whose videos VOD transcodes on its own: a video of that
+    /// class was transcoded with no submission or request of live2vod's (flow 1's segments,
+    /// flow 3a's composed videos). A transcode is expected of every video of such a class, so
+    /// one all of whose transcode callbacks VOD lost does not look like one never transcoded.
+    pub fn vod_transcodes(&self) -> BTreeSet<(&StreamKey, bool)> {
+        self.videos
+            .values()
+            .filter(|v| v.vod_transcoded)
+            .filter_map(|v| Some((v.stream.as_ref()?, v.composed)))
+            .collect()
     }
 
     fn has_origin(&self, video_id: &str) -> bool {
@@ -215,8 +221,11 @@ pub struct Reconciler {
     aggregates_topic: String,
     probes: HashMap<String, ProbeSlot>,
     /// Recordings written by this process that the aggregates may not show yet: not written
-    /// (nor counted as recovered) again.
+    /// again.
     written: std::collections::HashSet<String>,
+    /// What the aggregates topic says, kept up to date by `tail` (None until the first cycle,
+    /// or after a read failed: then the next cycle reads the topic from the start again).
+    view: Option<(Tail, Known)>,
 }
 
 use crate::clock::now_ms;
@@ -244,6 +253,7 @@ impl Reconciler {
             aggregates_topic: topics.aggregates,
             probes: HashMap::new(),
             written: Default::default(),
+            view: None,
             cfg,
         })
     }
@@ -258,24 +268,40 @@ impl Reconciler {
         self.positions.owned()
     }
 
-    /// Reads what the fold knows (the aggregates topic to its high watermark).
-    pub async fn load_known(&self) -> anyhow::Result<Known> {
+    /// Brings what the fold knows up to date: the aggregates topic to its high watermark,
+    /// read from the start once and then only what was written since the last cycle (reading
+    /// it all every cycle made the broker's load grow with the topic's history). Returns the
+    /// view, with how many records this call read.
+    pub async fn refresh_known(&mut self) -> anyhow::Result<(Known, u64)> {
         let kafka = self.cfg.kafka.clone();
         let topic = self.aggregates_topic.clone();
-        tokio::task::spawn_blocking(move || {
+        let view = self.view.take();
+        let (tail, known, n) = tokio::task::spawn_blocking(move || {
             let counts = crate::kafka::admin::partition_counts(&kafka, Duration::from_secs(10))?;
-            let n = counts.get(&topic).copied().unwrap_or(0) as i32;
-            let parts: Vec<i32> = (0..n).collect();
-            let records = read_records(&kafka, &topic, &parts, ReadTo::HighWatermark)?;
-            let mut latest: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
-            for r in records {
-                if let (Some(k), Some(v)) = (r.key, r.value) {
-                    latest.insert(k, v);
+            let parts = counts.get(&topic).copied().unwrap_or(0);
+            let (mut tail, mut known) = match view {
+                // Partitions added: read everything again with the new count.
+                Some((t, k)) if t.partitions() == parts => (t, k),
+                _ => {
+                    let parts: Vec<i32> = (0..parts as i32).collect();
+                    (Tail::open(&kafka, &topic, &parts)?, Known::default())
                 }
-            }
-            Ok::<_, anyhow::Error>(Known::from_snapshots(latest.values().map(|v| &v[..])))
+            };
+            let n = tail.catch_up(|r| match (r.key, r.value) {
+                (_, Some(v)) => known.apply_snapshot(&v),
+                (Some(k), None) => {
+                    // A tombstone: the key's aggregate is gone.
+                    if let Ok(k) = std::str::from_utf8(&k) {
+                        known.videos.remove(k);
+                    }
+                }
+                (None, None) => {}
+            })?;
+            Ok::<_, anyhow::Error>((tail, known, n))
         })
-        .await?
+        .await??;
+        self.view = Some((tail, known.clone()));
+        Ok((known, n))
     }
 
     async fn write(&self, what: &'static str, video_id: &str, body: &[u8]) -> anyhow::Result<()> {
@@ -312,7 +338,7 @@ impl Reconciler {
     /// One cycle over the partitions in `owned`.
     pub async fn cycle(&mut self, owned: &[i32]) -> anyhow::Result<CycleStats> {
         let mut st = CycleStats::default();
-        let known = self.load_known().await?;
+        let (known, _) = self.refresh_known().await?;
         let n = self.positions.partitions();
         let now = now_ms();
         let to = now - self.cfg.settle.as_millis() as i64;
@@ -380,9 +406,12 @@ impl Reconciler {
         let mut ids: Vec<&String> = known.videos.keys().collect();
         ids.sort();
         let probe_after = self.cfg.probe_after.as_millis() as i64;
+        let vod_transcodes = known.vod_transcodes();
         for id in ids {
             let v = &known.videos[id];
             let Some(stream) = &v.stream else { continue };
+            let transcode_expected =
+                v.transcode_expected || vod_transcodes.contains(&(stream, v.composed));
             if !owned.contains(&partition_of(&stream.path(), n)) {
                 continue;
             }
@@ -398,7 +427,7 @@ impl Reconciler {
                     ProbeKind::Transcode,
                     // Not while a composed video still waits for its source (that is the
                     // source probe's case).
-                    (v.has_source_or_segment() && v.transcode_expected && !v.has_transcode_outcome)
+                    (v.has_source_or_segment() && transcode_expected && !v.has_transcode_outcome)
                         .then_some(v.last_event_ms + probe_after),
                 ),
                 (

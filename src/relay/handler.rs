@@ -13,7 +13,7 @@ use rdkafka::producer::FutureProducer;
 use tracing::Instrument;
 
 use super::{Auth, Config};
-use crate::domain::event::{route, EventError};
+use crate::domain::event::{event_type_of, route, EventError};
 use crate::kafka::producer::{fatal_error, produce_acked, AckError};
 use crate::metrics::{RELAY_LATENCY, RELAY_REQUESTS, RELAY_VERIFIED};
 use crate::vod::callback_auth::AuthError;
@@ -26,6 +26,12 @@ pub const HEADER_EVENT_TYPE: &str = crate::domain::vocab::header::EVENT_TYPE;
 
 /// Event types in this namespace are produced by live2vod itself, never accepted from outside.
 const INTERNAL_NAMESPACE: &str = crate::domain::vocab::event_type::LIVE2VOD_PREFIX;
+
+/// The Kafka key of an authentic JSON object that names no id live2vod routes by (no VideoId,
+/// MediaId, ImageId, AttachedMediaId or JobId): it is written all the same and answered 200,
+/// because VOD would retry a refusal 3 times and then drop a genuine callback; the fold cannot
+/// fold it and keeps it in its dead-letter topic with the reason.
+pub const UNROUTED_KEY: &str = "";
 
 /// Shared state of the callback handler.
 #[derive(Clone)]
@@ -150,7 +156,7 @@ async fn callback(
     );
     let result = accept(&st, req).instrument(span.clone()).await;
     let outcome = match &result {
-        Ok(_) => "ok",
+        Ok((_, outcome)) => *outcome,
         Err(e) => e.outcome(),
     };
     metrics::counter!(RELAY_REQUESTS, "outcome" => outcome).increment(1);
@@ -163,14 +169,24 @@ async fn callback(
         }
     }
     span.in_scope(|| match &result {
+        Ok((_, OUTCOME_UNROUTED)) => tracing::warn!(
+            "callback acknowledged without a routing id: written with an empty key, the fold dead-letters it"
+        ),
         Ok(_) => tracing::debug!("callback acknowledged"),
         Err(e @ RelayError::Unavailable(_)) => tracing::warn!(error = %e, "callback answered 503"),
         Err(e) => tracing::info!(error = %e, status = e.status().as_u16(), "callback refused"),
     });
-    result
+    result.map(|(body, _)| body)
 }
 
-async fn accept(st: &RelayState, req: Request) -> Result<Json<serde_json::Value>, RelayError> {
+/// The `outcome` label of an acknowledged body that names no routing id.
+const OUTCOME_UNROUTED: &str = "unrouted";
+
+/// Verifies, reads and writes one callback; the JSON answer and the `outcome` label.
+async fn accept(
+    st: &RelayState,
+    req: Request,
+) -> Result<(Json<serde_json::Value>, &'static str), RelayError> {
     let st = &st.inner;
     let headers = req.headers();
     let received_at_ms = crate::clock::now_ms();
@@ -198,9 +214,16 @@ async fn accept(st: &RelayState, req: Request) -> Result<Json<serde_json::Value>
                 RelayError::BadBody(rejection.body_text())
             }
         })?;
-    let route = route(&body)?;
-    let key = route.key;
-    let event_type = route.event_type;
+    let (key, event_type, unrouted) = match route(&body) {
+        Ok(r) => (r.key, r.event_type, None),
+        // Authentic (verified above) and a JSON object, but naming no id: kept, see
+        // UNROUTED_KEY.
+        Err(e @ EventError::NoRoutingId) => {
+            (UNROUTED_KEY.to_string(), event_type_of(&body), Some(e))
+        }
+        // Not JSON, not an object, or an id in the reserved `stream:` namespace.
+        Err(e) => return Err(RelayError::NoRoute(e)),
+    };
     let span = tracing::Span::current();
     span.record("video_id", key.as_str());
     if let Some(t) = &event_type {
@@ -242,11 +265,26 @@ async fn accept(st: &RelayState, req: Request) -> Result<Json<serde_json::Value>
         st.ack_timeout,
     )
     .await?;
-    Ok(Json(serde_json::json!({
-        "status": "ok",
-        "partition": delivery.partition,
-        "offset": delivery.offset,
-    })))
+    match unrouted {
+        None => Ok((
+            Json(serde_json::json!({
+                "status": "ok",
+                "partition": delivery.partition,
+                "offset": delivery.offset,
+            })),
+            "ok",
+        )),
+        Some(e) => Ok((
+            Json(serde_json::json!({
+                "status": "ok",
+                "partition": delivery.partition,
+                "offset": delivery.offset,
+                "routed": false,
+                "reason": e.to_string(),
+            })),
+            OUTCOME_UNROUTED,
+        )),
+    }
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -24,7 +24,7 @@ pub use config::{
 
 pub use handler::{
     router, RelayError, RelayState, HEADER_EVENT_TYPE, HEADER_KEY_VERSION, HEADER_RECEIVED_AT_MS,
-    HEADER_RELAY_ID,
+    HEADER_RELAY_ID, UNROUTED_KEY,
 };
 
 /// The relay could not start.

@@ -72,14 +72,27 @@ pub fn read_records(
         return Ok(out);
     }
     c.assign(&tpl)?;
+    drain(&c, &mut open, to == ReadTo::HighWatermark, |r| out.push(r))?;
+    Ok(out)
+}
+
+/// Polls `c` until every partition in `open` (partition -> high watermark) reached its end:
+/// the record before the watermark when `stop_at_high`, else librdkafka's partition EOF (under
+/// `read_committed`, where transaction markers take the last offsets). Hands `f` each record.
+fn drain(
+    c: &BaseConsumer,
+    open: &mut std::collections::HashMap<i32, i64>,
+    stop_at_high: bool,
+    mut f: impl FnMut(RawRecord),
+) -> Result<(), KafkaError> {
     let mut last_progress = Instant::now();
     while !open.is_empty() {
         match c.poll(Duration::from_millis(200)) {
             Some(Ok(msg)) => {
                 last_progress = Instant::now();
                 let (p, off) = (msg.partition(), msg.offset());
-                out.push(raw(&msg));
-                if to == ReadTo::HighWatermark && open.get(&p).is_some_and(|end| off + 1 >= *end) {
+                f(raw(&msg));
+                if stop_at_high && open.get(&p).is_some_and(|end| off + 1 >= *end) {
                     open.remove(&p);
                 }
             }
@@ -96,7 +109,7 @@ pub fn read_records(
             None => {}
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Follows every given partition of a topic outside any group: each [`Tail::catch_up`] reads
@@ -162,32 +175,12 @@ impl Tail {
                 open.insert(p, high);
             }
         }
-        let mut last_progress = Instant::now();
-        while !open.is_empty() {
-            match self.consumer.poll(Duration::from_millis(200)) {
-                Some(Ok(msg)) => {
-                    last_progress = Instant::now();
-                    let (p, off) = (msg.partition(), msg.offset());
-                    self.next.insert(p, off + 1);
-                    f(raw(&msg));
-                    n += 1;
-                    if open.get(&p).is_some_and(|end| off + 1 >= *end) {
-                        open.remove(&p);
-                    }
-                }
-                Some(Err(KafkaError::PartitionEOF(p))) => {
-                    last_progress = Instant::now();
-                    open.remove(&p);
-                }
-                Some(Err(e)) => return Err(e),
-                None if last_progress.elapsed() > Duration::from_secs(30) => {
-                    return Err(KafkaError::MessageConsumption(
-                        RDKafkaErrorCode::OperationTimedOut,
-                    ))
-                }
-                None => {}
-            }
-        }
+        let next = &mut self.next;
+        drain(&self.consumer, &mut open, true, |r| {
+            next.insert(r.partition, r.offset + 1);
+            f(r);
+            n += 1;
+        })?;
         Ok(n)
     }
 }

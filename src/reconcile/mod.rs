@@ -225,7 +225,9 @@ pub struct Reconciler {
     written: std::collections::HashSet<String>,
     /// What the aggregates topic says, kept up to date by `tail` (None until the first cycle,
     /// or after a read failed: then the next cycle reads the topic from the start again).
-    view: Option<(Tail, Known)>,
+    /// Shared with the cycle that reads it (an `Arc`, so a refresh after the cycle dropped its
+    /// handle updates it in place instead of copying every video's facts).
+    view: Option<(Tail, std::sync::Arc<Known>)>,
 }
 
 use crate::clock::now_ms;
@@ -272,7 +274,7 @@ impl Reconciler {
     /// read from the start once and then only what was written since the last cycle (reading
     /// it all every cycle made the broker's load grow with the topic's history). Returns the
     /// view, with how many records this call read.
-    pub async fn refresh_known(&mut self) -> anyhow::Result<(Known, u64)> {
+    pub async fn refresh_known(&mut self) -> anyhow::Result<(std::sync::Arc<Known>, u64)> {
         let kafka = self.cfg.kafka.clone();
         let topic = self.aggregates_topic.clone();
         let view = self.view.take();
@@ -284,15 +286,16 @@ impl Reconciler {
                 Some((t, k)) if t.partitions() == parts => (t, k),
                 _ => {
                     let parts: Vec<i32> = (0..parts as i32).collect();
-                    (Tail::open(&kafka, &topic, &parts)?, Known::default())
+                    (Tail::open(&kafka, &topic, &parts)?, Default::default())
                 }
             };
+            let view = std::sync::Arc::make_mut(&mut known);
             let n = tail.catch_up(|r| match (r.key, r.value) {
-                (_, Some(v)) => known.apply_snapshot(&v),
+                (_, Some(v)) => view.apply_snapshot(&v),
                 (Some(k), None) => {
                     // A tombstone: the key's aggregate is gone.
                     if let Ok(k) = std::str::from_utf8(&k) {
-                        known.videos.remove(k);
+                        view.videos.remove(k);
                     }
                 }
                 (None, None) => {}

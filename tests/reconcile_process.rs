@@ -67,10 +67,11 @@ fn finish(
     )
 }
 
-/// 25 sessions paced at 12 callbacks a second (about 65 s of delivery), VOD's real retries,
+/// 40 sessions paced at 12 callbacks a second (about 105 s of delivery: long enough to outlast
+/// the relay's 30 s outage and its restart on a busy 2-core machine), VOD's real retries,
 /// 5 % of callbacks never posted, 10 % duplicates, failed compose uploads half silent.
 fn sim_config(p: &Pipeline, seed: u64) -> live2vod::sim::SimConfig {
-    let mut cfg = p.sim_config(25, seed);
+    let mut cfg = p.sim_config(40, seed);
     cfg.rate = Some(12.0);
     cfg.drop_rate = 0.05;
     cfg.silent_failure_rate = 0.5;

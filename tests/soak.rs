@@ -130,6 +130,9 @@ fn soak_every_role_sigkilled_with_callbacks_dropped_at_vod_loses_nothing_and_dou
     let mut slowest_start = Duration::ZERO;
     // Per role: the slowest restart (SIGKILL's restart to /readyz) and the latest one.
     let mut restarts: BTreeMap<Role, (Duration, Duration)> = BTreeMap::new();
+    // Per role: starts that ended with the process exiting on its own (e.g. the broker did not
+    // answer in time); it is started again, as a supervisor would.
+    let mut start_exits: BTreeMap<Role, u64> = BTreeMap::new();
     // Kill until the target is reached or the scenario ended; then bring everything back.
     loop {
         let now = Instant::now();
@@ -175,6 +178,27 @@ fn soak_every_role_sigkilled_with_callbacks_dropped_at_vod_loses_nothing_and_dou
                     };
                     s.state = State::Starting(url, now);
                 }
+                State::Starting(_, since)
+                    if {
+                        let proc = match s.role {
+                            Role::Relay => &mut p.relay,
+                            Role::Fold => &mut p.fold,
+                            Role::Worker => &mut p.workers[0],
+                            Role::Api => &mut p.api,
+                            Role::Reconcile => &mut reconcile,
+                        };
+                        proc.exited()
+                    } =>
+                {
+                    *start_exits.entry(s.role).or_default() += 1;
+                    println!(
+                        "{:7.1} s: {:?} exited while starting ({:.1} s after its spawn); starting it again",
+                        t0.elapsed().as_secs_f64(),
+                        s.role,
+                        since.elapsed().as_secs_f64()
+                    );
+                    s.state = State::Down(now);
+                }
                 State::Starting(url, since) => {
                     if http_get_status(url) == Some(200) {
                         slowest_start = slowest_start.max(since.elapsed());
@@ -203,7 +227,7 @@ fn soak_every_role_sigkilled_with_callbacks_dropped_at_vod_loses_nothing_and_dou
                 })
                 .collect();
             println!(
-                "{:7.1} s: {total} SIGKILLs {kills:?}; restart s latest/slowest: {}; {}",
+                "{:7.1} s: {total} SIGKILLs {kills:?}; restart s latest/slowest: {}; exits while starting {start_exits:?}; {}",
                 t0.elapsed().as_secs_f64(),
                 per_role.join(", "),
                 sim.progress()
@@ -240,6 +264,7 @@ fn soak_every_role_sigkilled_with_callbacks_dropped_at_vod_loses_nothing_and_dou
         "doubled_jobs": doubled,
         "transcode_jobs": stats.jobs_started.values().sum::<u32>(),
         "slowest_restart_secs": slowest_start.as_secs(),
+        "exits_while_starting": start_exits.values().sum::<u64>(),
         "secs": started.elapsed().as_secs(),
     });
     println!("{report}\n{stats}");

@@ -102,6 +102,11 @@ impl Proc {
         let _ = self.child.wait();
     }
 
+    /// Whether the process has exited on its own (and is reaped).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// SIGTERM and wait (up to `timeout`) for a graceful exit; returns whether it exited.
     pub fn term(&mut self, timeout: Duration) -> bool {
         let pid = self.child.id().to_string();

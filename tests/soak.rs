@@ -140,67 +140,32 @@ fn soak_every_role_sigkilled_with_callbacks_dropped_at_vod_loses_nothing_and_dou
         for s in &mut slots {
             match &s.state {
                 State::Up(at) if killing && now >= *at => {
-                    match s.role {
-                        Role::Relay => p.relay.kill9(),
-                        Role::Fold => p.fold.kill9(),
-                        Role::Worker => p.workers[0].kill9(),
-                        Role::Api => p.api.kill9(),
-                        Role::Reconcile => reconcile.kill9(),
-                    }
+                    proc_of(s.role, &mut p, &mut reconcile).kill9();
                     *kills.entry(s.role).or_default() += 1;
                     total += 1;
                     let (_, down) = cycle(s.role, &mut rng);
                     s.state = State::Down(now + Duration::from_secs_f64(down));
                 }
                 State::Down(at) if now >= *at => {
-                    let url = match s.role {
-                        Role::Relay => {
-                            p.relay = p.spawn_relay();
-                            format!("http://{}/readyz", p.relay_listen)
-                        }
-                        Role::Fold => {
-                            p.fold = p.spawn_fold();
-                            format!("http://{}/readyz", p.fold_metrics)
-                        }
-                        Role::Worker => {
-                            let (w, metrics) = p.spawn_worker();
-                            p.workers[0] = w;
-                            format!("http://{metrics}/readyz")
-                        }
-                        Role::Api => {
-                            p.api = p.spawn_api();
-                            format!("http://{}/readyz", p.api_listen)
-                        }
-                        Role::Reconcile => {
-                            reconcile = p.spawn_reconcile(&reconcile_metrics, 50.0);
-                            format!("http://{reconcile_metrics}/readyz")
-                        }
-                    };
+                    let url = respawn(s.role, &mut p, &mut reconcile, &reconcile_metrics);
                     s.state = State::Starting(url, now);
                 }
-                State::Starting(_, since)
-                    if {
-                        let proc = match s.role {
-                            Role::Relay => &mut p.relay,
-                            Role::Fold => &mut p.fold,
-                            Role::Worker => &mut p.workers[0],
-                            Role::Api => &mut p.api,
-                            Role::Reconcile => &mut reconcile,
-                        };
-                        proc.exited()
-                    } =>
-                {
-                    *start_exits.entry(s.role).or_default() += 1;
-                    println!(
-                        "{:7.1} s: {:?} exited while starting ({:.1} s after its spawn); starting it again",
-                        t0.elapsed().as_secs_f64(),
-                        s.role,
-                        since.elapsed().as_secs_f64()
-                    );
-                    s.state = State::Down(now);
-                }
                 State::Starting(url, since) => {
-                    if http_get_status(url) == Some(200) {
+                    let since = *since;
+                    if proc_of(s.role, &mut p, &mut reconcile).exited() {
+                        // It gave up on its own (e.g. the broker did not answer in time): start
+                        // it again, as a supervisor would. Its restart time runs on from the
+                        // first spawn.
+                        *start_exits.entry(s.role).or_default() += 1;
+                        println!(
+                            "{:7.1} s: {:?} exited while starting ({:.1} s after its restart); starting it again",
+                            t0.elapsed().as_secs_f64(),
+                            s.role,
+                            since.elapsed().as_secs_f64()
+                        );
+                        let url = respawn(s.role, &mut p, &mut reconcile, &reconcile_metrics);
+                        s.state = State::Starting(url, since);
+                    } else if http_get_status(url) == Some(200) {
                         slowest_start = slowest_start.max(since.elapsed());
                         let r = restarts.entry(s.role).or_default();
                         *r = (r.0.max(since.elapsed()), since.elapsed());
@@ -280,4 +245,42 @@ fn soak_every_role_sigkilled_with_callbacks_dropped_at_vod_loses_nothing_and_dou
         total >= target,
         "seed {seed}: the scenario ended after {total} of {target} SIGKILLs; raise LIVE2VOD_SOAK_SESSIONS"
     );
+}
+
+/// The process that plays `role` now.
+fn proc_of<'a>(role: Role, p: &'a mut Pipeline, reconcile: &'a mut Proc) -> &'a mut Proc {
+    match role {
+        Role::Relay => &mut p.relay,
+        Role::Fold => &mut p.fold,
+        Role::Worker => &mut p.workers[0],
+        Role::Api => &mut p.api,
+        Role::Reconcile => reconcile,
+    }
+}
+
+/// Starts `role` again; returns the URL that answers 200 once it is ready.
+fn respawn(role: Role, p: &mut Pipeline, reconcile: &mut Proc, reconcile_metrics: &str) -> String {
+    match role {
+        Role::Relay => {
+            p.relay = p.spawn_relay();
+            format!("http://{}/readyz", p.relay_listen)
+        }
+        Role::Fold => {
+            p.fold = p.spawn_fold();
+            format!("http://{}/readyz", p.fold_metrics)
+        }
+        Role::Worker => {
+            let (w, metrics) = p.spawn_worker();
+            p.workers[0] = w;
+            format!("http://{metrics}/readyz")
+        }
+        Role::Api => {
+            p.api = p.spawn_api();
+            format!("http://{}/readyz", p.api_listen)
+        }
+        Role::Reconcile => {
+            *reconcile = p.spawn_reconcile(reconcile_metrics, 50.0);
+            format!("http://{reconcile_metrics}/readyz")
+        }
+    }
 }

@@ -132,6 +132,7 @@ impl Console {
                 Some(Action::Transcode {
                     template_group,
                     priority,
+                    ..
                 }) => (Some(template_group), priority),
                 _ => (None, None),
             };

@@ -44,7 +44,10 @@ RUN apt-get update \
 # A fixed numeric uid so Kubernetes' runAsNonRoot can verify it without a passwd lookup.
 RUN groupadd --system --gid 10001 live2vod \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
-      --shell /usr/sbin/nologin live2vod
+      --shell /usr/sbin/nologin live2vod \
+ && install -d -o 10001 -g 10001 -m 0750 /var/lib/live2vod/state
+# /var/lib/live2vod/state: the fold's --state-dir (a named volume or a Kubernetes claim is
+# mounted there; a new named volume takes this directory's owner).
 
 COPY --from=builder /usr/local/bin/live2vod /usr/local/bin/live2vod
 # `live2vod-healthcheck PORT PATH`: HTTP probe for docker-compose healthchecks (no curl here).

@@ -20,7 +20,9 @@ import tomllib
 
 import yaml
 
-ROLES_WITH_DEPLOYMENT = {"relay", "fold", "worker", "api", "reconcile"}
+ROLES_WITH_DEPLOYMENT = {"relay", "worker", "api", "reconcile"}
+# Roles with a local state store on a volume of their own.
+ROLES_WITH_STATEFULSET = {"fold"}
 REFERENCED_SECRETS = {"live2vod-vod", "live2vod-callback", "live2vod-kafka"}
 
 
@@ -110,6 +112,26 @@ def cmd_k8s(rendered, secret_example):
                   for d in by_kind.get("Deployment", [])}
     p.check(components == ROLES_WITH_DEPLOYMENT,
             f"Deployments for {sorted(components)}, expected {sorted(ROLES_WITH_DEPLOYMENT)}")
+    stateful = {d["metadata"]["labels"].get("app.kubernetes.io/component")
+                for d in by_kind.get("StatefulSet", [])}
+    p.check(stateful == ROLES_WITH_STATEFULSET,
+            f"StatefulSets for {sorted(stateful)}, expected {sorted(ROLES_WITH_STATEFULSET)}")
+    # A StatefulSet's state directory is on its claim, and it names its governing Service.
+    service_names = {d["metadata"]["name"] for d in by_kind.get("Service", [])}
+    for sts in by_kind.get("StatefulSet", []):
+        n = name_of(sts)
+        p.check(sts["spec"].get("serviceName") in service_names,
+                f"{n}: serviceName {sts['spec'].get('serviceName')} is not a Service of the base")
+        claims = {c["metadata"]["name"] for c in sts["spec"].get("volumeClaimTemplates", [])}
+        for c in sts["spec"]["template"]["spec"]["containers"]:
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+            state_dir = env.get("LIVE2VOD_STATE_DIR")
+            p.check(state_dir is not None, f"{n}: no LIVE2VOD_STATE_DIR")
+            mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+            p.check(mounts.get(state_dir) in claims,
+                    f"{n}: LIVE2VOD_STATE_DIR {state_dir} is not mounted from a volume claim")
+        psc = sts["spec"]["template"]["spec"].get("securityContext", {})
+        p.check(psc.get("fsGroup") is not None, f"{n}: no fsGroup (the claim must be writable)")
     jobs = by_kind.get("Job", [])
     p.check(len(jobs) == 1 and jobs[0]["spec"].get("suspend") is True,
             "exactly one Job (replay) with spec.suspend: true")
@@ -143,7 +165,7 @@ def cmd_k8s(rendered, secret_example):
             p.check({"memory"} <= set(res.get("limits", {})), f"{cn}: memory limit")
             ports = {pt["name"]: pt["containerPort"] for pt in c.get("ports", [])}
             p.check(ports.get("metrics") == 9464, f"{cn}: metrics port 9464")
-            if w["kind"] == "Deployment":
+            if w["kind"] in ("Deployment", "StatefulSet"):
                 live = c.get("livenessProbe", {}).get("httpGet", {})
                 ready = c.get("readinessProbe", {}).get("httpGet", {})
                 p.check(live.get("path") == "/healthz" and live.get("port") in ports,
@@ -166,7 +188,9 @@ def cmd_k8s(rendered, secret_example):
                     p.check(shown, f"{cn}: Secret {ref['name']} key {ref['key']} is missing "
                                    f"from {secret_example}")
             for m in c.get("volumeMounts", []):
-                p.check(m["name"] in volumes, f"{cn}: mount of undeclared volume {m['name']}")
+                claims = {t["metadata"]["name"] for t in w.get("spec", {}).get("volumeClaimTemplates", [])}
+                p.check(m["name"] in volumes or m["name"] in claims,
+                        f"{cn}: mount of undeclared volume {m['name']}")
         for v in volumes.values():
             if "configMap" in v:
                 p.check(v["configMap"]["name"] in configmaps,
@@ -187,12 +211,13 @@ def cmd_k8s(rendered, secret_example):
 
     # PDBs and the HPA point at something that exists.
     deployments = {d["metadata"]["name"]: d for d in by_kind.get("Deployment", [])}
+    replicated = deployments | {d["metadata"]["name"]: d for d in by_kind.get("StatefulSet", [])}
     for pdb in by_kind.get("PodDisruptionBudget", []):
         sel = pdb["spec"]["selector"]["matchLabels"]
-        p.check(any(selects(sel, pod_spec(d)[1]) for d in deployments.values()),
-                f"{name_of(pdb)} selects no Deployment")
-    p.check(len(by_kind.get("PodDisruptionBudget", [])) == len(deployments),
-            "one PodDisruptionBudget per Deployment")
+        p.check(any(selects(sel, pod_spec(d)[1]) for d in replicated.values()),
+                f"{name_of(pdb)} selects no Deployment or StatefulSet")
+    p.check(len(by_kind.get("PodDisruptionBudget", [])) == len(replicated),
+            "one PodDisruptionBudget per Deployment and StatefulSet")
     for hpa in by_kind.get("HorizontalPodAutoscaler", []):
         target = hpa["spec"]["scaleTargetRef"]["name"]
         p.check(target in deployments, f"{name_of(hpa)} targets missing {target}")
@@ -209,7 +234,7 @@ def cmd_k8s(rendered, secret_example):
         sel = sm["spec"]["selector"].get("matchLabels", {})
         scraped = [s for s in services if selects(sel, s["metadata"].get("labels", {}))]
         comps = {s["metadata"]["labels"].get(sm["spec"].get("jobLabel", "")) for s in scraped}
-        p.check(ROLES_WITH_DEPLOYMENT | {"replay"} <= comps,
+        p.check(ROLES_WITH_DEPLOYMENT | ROLES_WITH_STATEFULSET | {"replay"} <= comps,
                 f"{name_of(sm)} scrapes {sorted(c for c in comps if c)}; every role must be "
                 f"scraped, with its jobLabel set")
         for ep in sm["spec"]["endpoints"]:
@@ -228,8 +253,13 @@ def cmd_compose(rendered):
     for name, svc in services.items():
         for v in svc.get("volumes", []):
             src = v.get("source") if isinstance(v, dict) else v.split(":")[0]
-            typ = v.get("type", "bind") if isinstance(v, dict) else "bind"
-            if typ == "bind" or (src and src.startswith("/")):
+            named = cfg.get("volumes") or {}
+            # The short form names a volume when its source is not a path.
+            default = "bind" if src and src[0] in "./~" else "volume"
+            typ = v.get("type", default) if isinstance(v, dict) else default
+            if typ == "volume":
+                p.check(src in named, f"{name}: volume {src} is not declared under volumes:")
+            elif typ == "bind" or (src and src.startswith("/")):
                 p.check(os.path.exists(src), f"{name}: bind-mount source {src} does not exist")
     for role in ("relay", "fold", "worker", "api"):
         svc = services.get(role)
@@ -295,7 +325,9 @@ def cmd_dashboard_rules(dashboard, out):
 ACTIONS = {"none", "manual", "transcode"}
 RULE_KEYS = {"streams", "segments", "composed", "compose_deadline_secs"}
 DEFAULT_KEYS = {"segments", "composed", "compose_deadline_secs"}
-ACTION_KEYS = {"action", "template_group", "priority"}
+ACTION_KEYS = {"action", "template_group", "priority", "retries", "retry_backoff_secs"}
+# Keys only a transcode action takes (src/domain/policy.rs refuses them elsewhere).
+TRANSCODE_ONLY_KEYS = {"template_group", "priority", "retries", "retry_backoff_secs"}
 
 
 def cmd_policy(path):
@@ -317,6 +349,14 @@ def cmd_policy(path):
                 p.check(a.get("action") in ACTIONS, f"{where}.{k}: action {a.get('action')!r}")
                 if a.get("action") == "transcode":
                     p.check(bool(a.get("template_group")), f"{where}.{k}: transcode needs template_group")
+                    r = a.get("retries", 0)
+                    p.check(isinstance(r, int) and 0 <= r <= 10, f"{where}.{k}: retries {r!r} (0..=10)")
+                    b = a.get("retry_backoff_secs", 60)
+                    p.check(isinstance(b, int) and 1 <= b <= 86400,
+                            f"{where}.{k}: retry_backoff_secs {b!r} (1..=86400)")
+                else:
+                    extra = sorted(set(a) & TRANSCODE_ONLY_KEYS)
+                    p.check(not extra, f"{where}.{k}: {extra} only go with action \"transcode\"")
         if "compose_deadline_secs" in t:
             v = t["compose_deadline_secs"]
             p.check(isinstance(v, int) and v > 0, f"{where}: compose_deadline_secs {v!r}")

@@ -22,6 +22,7 @@ pub mod replay;
 pub mod retry;
 pub mod role;
 pub mod sim;
+pub mod store;
 pub mod telemetry;
 pub mod vod;
 pub mod worker;

@@ -75,6 +75,21 @@ pub const RECONCILE_RECOVERY_DELAY: &str = "live2vod_reconcile_source_to_recover
 /// Counter; label `what`: observation events written (recovered or confirming).
 pub const RECONCILE_OBSERVATIONS: &str = "live2vod_reconcile_observations_total";
 
+// --- state store (fold --state-dir) ---
+/// Counter; label `partition`: changelog records a restore applied to the partition's store.
+pub const STATE_RESTORE_RECORDS: &str = "live2vod_state_restore_records_total";
+/// Gauge; label `partition`: changelog records a running restore still has to read (0 when
+/// restored).
+pub const STATE_RESTORE_LAG: &str = "live2vod_state_restore_lag_records";
+/// Counter; label `reason` = untrusted | ahead_of_topic | bad_value: partition stores deleted
+/// and rebuilt from the topic.
+pub const STATE_STORE_REBUILT: &str = "live2vod_state_store_rebuilt_total";
+/// Gauge: estimated bytes of the aggregates the fold holds in memory (bounded by
+/// `--state-cache-mb` with a state store).
+pub const STATE_CACHE_BYTES: &str = "live2vod_state_cache_bytes";
+/// Counter: aggregates loaded from the state store into the cache (cache misses).
+pub const STATE_CACHE_LOADS: &str = "live2vod_state_cache_loads_total";
+
 /// Every metric name above, for the dashboard/alert consistency test.
 pub const ALL: &[&str] = &[
     RELAY_REQUESTS,
@@ -102,6 +117,11 @@ pub const ALL: &[&str] = &[
     RECONCILE_API_CALLS,
     RECONCILE_RECOVERY_DELAY,
     RECONCILE_OBSERVATIONS,
+    STATE_RESTORE_RECORDS,
+    STATE_RESTORE_LAG,
+    STATE_STORE_REBUILT,
+    STATE_CACHE_BYTES,
+    STATE_CACHE_LOADS,
 ];
 
 const LATENCY_BUCKETS: &[f64] = &[

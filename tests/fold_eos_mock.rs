@@ -61,6 +61,7 @@ fn fold_config(kafka: &KafkaArgs, group: &str, n: u64, txn: Option<&str>) -> Fol
         dlq_min: 100,
         stop_after_records: Some(n),
         transactional_id: txn.map(str::to_string),
+        state: None,
     }
 }
 

@@ -75,6 +75,7 @@ async fn exactly_once_on_a_broker_without_transactions_fails_with_a_clear_error(
         dlq_min: 100,
         stop_after_records: Some(u64::MAX / 2),
         transactional_id: Some("eos-tansu-0".into()),
+        state: None,
     };
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
     let err = run_fold(cfg, Health::default(), stop_rx)

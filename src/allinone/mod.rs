@@ -33,6 +33,9 @@ pub struct Args {
     pub policy: crate::fold::PolicyArgs,
 
     #[command(flatten)]
+    pub state: crate::fold::StateArgs,
+
+    #[command(flatten)]
     pub vod: crate::worker::VodArgs,
 
     /// Seconds between reconcile sweep cycles (see `live2vod reconcile --help`).
@@ -81,10 +84,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Health::default(),
     )
     .await?;
-    let fold = crate::fold::start(
-        crate::fold::FoldConfig::new(kafka.clone(), policy),
-        Health::default(),
-    );
+    let mut fold_cfg = crate::fold::FoldConfig::new(kafka.clone(), policy);
+    fold_cfg.state = args.state.config();
+    let fold = crate::fold::start(fold_cfg, Health::default());
 
     // One readiness for the process: every role ready.
     let all = Health::default();

@@ -188,10 +188,10 @@ impl Rng {
     fn next(&mut self) -> u64 {
         self.0.next_u64()
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.0.random_range(0..n.max(1))
     }
-    fn hex32(&mut self) -> String {
+    pub(crate) fn hex32(&mut self) -> String {
         format!("{:016x}{:016x}", self.next(), self.next())
     }
 }

@@ -7,6 +7,7 @@ pub mod pipeline;
 pub mod reconcile;
 pub mod relay;
 pub mod replay;
+pub mod state;
 
 /// Which benchmark to run.
 #[derive(Subcommand, Debug, Clone)]
@@ -21,6 +22,9 @@ pub enum Bench {
     Replay(replay::ReplayArgs),
     /// VOD calls and wall time of one full reconcile sweep over simulated streams.
     Reconcile(reconcile::ReconcileArgs),
+    /// The fold's state store: millions of aggregates behind a bounded cache (peak memory,
+    /// fold rate against all-in-memory, GET latency, disk per aggregate).
+    State(state::Args),
 }
 
 /// Runs one benchmark.
@@ -31,5 +35,6 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Relay(args) => relay::run(args).await,
         Bench::Replay(args) => replay::run(args).await,
         Bench::Reconcile(args) => reconcile::run(args).await,
+        Bench::State(args) => tokio::task::block_in_place(|| state::run(args)),
     }
 }

@@ -50,6 +50,9 @@ pub struct Applied {
     /// callers that write snapshots encode them with [`Engine::snapshot_bytes`] when they write
     /// them (the fold once per aggregate and batch, not once per record).
     pub dirty: bool,
+    /// The video's status before the record, when the aggregate existed and is a video (the
+    /// fold's status metrics; an engine that holds only a cache cannot look it up before).
+    pub status_before: Option<super::video::VideoStatus>,
 }
 
 fn static_event_type(ty: &str) -> Cow<'static, str> {
@@ -59,15 +62,61 @@ fn static_event_type(ty: &str) -> Cow<'static, str> {
     }
 }
 
-type AggregateMap = HashMap<Box<str>, Box<Aggregate>, BuildHasherDefault<KeyHasher>>;
+type AggregateMap = HashMap<Box<str>, Cached, BuildHasherDefault<KeyHasher>>;
 
-/// Holds the aggregates of the partitions a fold instance owns, and the policy.
+/// An aggregate held in memory, with what the bounded cache needs to choose what to drop.
+#[derive(Debug, Clone)]
+struct Cached {
+    agg: Box<Aggregate>,
+    /// The engine's use counter when it was last applied to or loaded (least recently used
+    /// goes first).
+    used: u64,
+    /// Estimated bytes it holds in memory (see [`memory_cost`]).
+    cost: usize,
+}
+
+/// Estimated memory of an aggregate whose snapshot is `snapshot_len` bytes: the decoded form
+/// (strings, sets and maps with their headers and spare capacity) is about three times the
+/// encoded one, plus the map entry and the key. `live2vod bench state` checks the estimate
+/// against the process's real peak memory.
+pub fn memory_cost(snapshot_len: usize) -> usize {
+    3 * snapshot_len + 256
+}
+
+/// The cost of an aggregate not encoded yet (new in this batch): about a video's.
+const UNSIZED_COST: usize = 2048;
+
+/// Why [`Engine::apply_loading`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The record: dead-letter it.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// The aggregate could not be loaded from where the caller keeps it (not the record's
+    /// fault: the record must be folded again once the state is sound).
+    #[error("loading aggregate {key}: {error}")]
+    Load {
+        /// The aggregate.
+        key: String,
+        /// What the loader said.
+        error: String,
+    },
+}
+
+/// Holds the aggregates of the partitions a fold instance owns, and the policy. With a backing
+/// store (the fold's `--state-dir`) it holds only a bounded cache of them: the caller loads
+/// missing ones through [`Engine::apply_loading`] and drops the least recently used with
+/// [`Engine::evict_lru`] once their snapshots are stored.
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
     policy: Policy,
     // A hash map with a fixed hash function (no per-process random seed, so nothing here depends
     // on randomness); `aggregates()` sorts by key for a deterministic order.
     aggregates: AggregateMap,
+    /// Use counter (a logical clock: no time is read here).
+    tick: u64,
+    /// Sum of the held aggregates' costs.
+    cached_bytes: usize,
 }
 
 impl Engine {
@@ -75,7 +124,7 @@ impl Engine {
     pub fn new(policy: Policy) -> Self {
         Engine {
             policy,
-            aggregates: HashMap::default(),
+            ..Engine::default()
         }
     }
 
@@ -94,8 +143,19 @@ impl Engine {
                 record_key: key.to_string(),
             });
         }
-        self.aggregates
-            .insert(snapshot_key.into_boxed_str(), Box::new(agg));
+        self.tick += 1;
+        let cached = Cached {
+            agg: Box::new(agg),
+            used: self.tick,
+            cost: memory_cost(bytes.len()),
+        };
+        self.cached_bytes += cached.cost;
+        if let Some(old) = self
+            .aggregates
+            .insert(snapshot_key.into_boxed_str(), cached)
+        {
+            self.cached_bytes -= old.cost;
+        }
         Ok(())
     }
 
@@ -107,21 +167,61 @@ impl Engine {
     /// (re-delivered positions change nothing; repeated events only move counters), then
     /// `evolve` the state and, for videos whose projector inputs changed, `react`.
     pub fn apply(&mut self, key: &str, body: &[u8], pos: InputPos) -> Result<Applied, EventError> {
+        self.apply_loading(key, body, pos, |_| Ok(None))
+            .map_err(|e| match e {
+                ApplyError::Event(e) => e,
+                ApplyError::Load { .. } => unreachable!("a loader that finds nothing cannot fail"),
+            })
+    }
+
+    /// [`Engine::apply`] for an engine that holds only a cache: an aggregate not held is asked
+    /// of `load` (its snapshot, or `None` when it does not exist yet) before the record is
+    /// folded into it.
+    pub fn apply_loading(
+        &mut self,
+        key: &str,
+        body: &[u8],
+        pos: InputPos,
+        load: impl FnOnce(&str) -> Result<Option<Vec<u8>>, String>,
+    ) -> Result<Applied, ApplyError> {
         let ev = parse_event(body)?;
         let aggregate_key = route(key, &ev)?;
         let mut out = Applied {
             event_type: static_event_type(&ev.event_type),
             ..Applied::default()
         };
+        if !self.aggregates.contains_key(aggregate_key.as_str()) {
+            let fail = |error: String| ApplyError::Load {
+                key: aggregate_key.clone(),
+                error,
+            };
+            if let Some(bytes) = load(&aggregate_key).map_err(fail)? {
+                self.restore(&aggregate_key, &bytes)
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+        }
+        self.tick += 1;
+        let tick = self.tick;
         // Looked up by `&str` first: a known key (the common case) allocates no boxed key.
-        let agg = match self.aggregates.get_mut(aggregate_key.as_str()) {
+        let existed = self.aggregates.contains_key(aggregate_key.as_str());
+        let entry = match self.aggregates.get_mut(aggregate_key.as_str()) {
             Some(a) => a,
-            None => self
-                .aggregates
-                .entry(aggregate_key.as_str().into())
-                .or_insert_with(|| new_aggregate(&aggregate_key, &ev)),
+            None => {
+                self.cached_bytes += UNSIZED_COST;
+                self.aggregates
+                    .entry(aggregate_key.as_str().into())
+                    .or_insert_with(|| Cached {
+                        agg: new_aggregate(&aggregate_key, &ev),
+                        used: tick,
+                        cost: UNSIZED_COST,
+                    })
+            }
         };
-        let agg: &mut Aggregate = agg;
+        entry.used = tick;
+        let agg: &mut Aggregate = &mut entry.agg;
+        if existed {
+            out.status_before = agg.as_video().map(VideoAggregate::status);
+        }
         out.duplicate = agg.has_event(ev.dedup_key);
         if agg.meta().already_applied(pos) {
             out.already_applied = true;
@@ -141,20 +241,71 @@ impl Engine {
         Ok(out)
     }
 
+    /// Records the size of an aggregate's newest snapshot (the fold knows it when it writes
+    /// the snapshot), so the cache's estimate follows the aggregate's growth.
+    pub fn note_snapshot_len(&mut self, key: &str, len: usize) {
+        if let Some(c) = self.aggregates.get_mut(key) {
+            let cost = memory_cost(len);
+            self.cached_bytes = self.cached_bytes - c.cost + cost;
+            c.cost = cost;
+        }
+    }
+
+    /// Estimated bytes of the aggregates held.
+    pub fn cached_bytes(&self) -> usize {
+        self.cached_bytes
+    }
+
+    /// When the held aggregates' estimated memory is over `budget` bytes, drops the least
+    /// recently used until it is at most 90% of it (so that the next batches do not evict
+    /// again at once); returns how many were dropped. Only for aggregates whose newest state
+    /// the caller has stored: a dropped aggregate is loaded again from there when needed.
+    pub fn evict_lru(&mut self, budget: usize) -> usize {
+        if self.cached_bytes <= budget {
+            return 0;
+        }
+        let target = budget / 10 * 9;
+        let mut by_use: Vec<(u64, usize)> =
+            self.aggregates.values().map(|c| (c.used, c.cost)).collect();
+        by_use.sort_unstable();
+        // The use count below which everything goes.
+        let mut freed = 0usize;
+        let mut cut = 0u64;
+        for (used, cost) in by_use {
+            if self.cached_bytes - freed <= target {
+                break;
+            }
+            freed += cost;
+            cut = used;
+        }
+        let before = self.aggregates.len();
+        self.aggregates.retain(|_, c| c.used > cut);
+        self.cached_bytes -= freed;
+        before - self.aggregates.len()
+    }
+
     /// Drops the aggregates last fed from `partition` (after a revoke); returns how many.
     pub fn evict_partition(&mut self, partition: i32) -> usize {
         let before = self.aggregates.len();
-        self.aggregates.retain(|_, a| {
-            a.meta()
+        let mut freed = 0;
+        self.aggregates.retain(|_, c| {
+            let keep = c
+                .agg
+                .meta()
                 .last_applied
-                .is_none_or(|p| p.partition != partition)
+                .is_none_or(|p| p.partition != partition);
+            if !keep {
+                freed += c.cost;
+            }
+            keep
         });
+        self.cached_bytes -= freed;
         before - self.aggregates.len()
     }
 
     /// An aggregate by key.
     pub fn get(&self, key: &str) -> Option<&Aggregate> {
-        self.aggregates.get(key).map(|b| &**b)
+        self.aggregates.get(key).map(|c| &*c.agg)
     }
 
     /// A video aggregate by id.
@@ -180,8 +331,11 @@ impl Engine {
 
     /// Every aggregate, in key order.
     pub fn aggregates(&self) -> impl Iterator<Item = (&str, &Aggregate)> {
-        let mut all: Vec<(&str, &Aggregate)> =
-            self.aggregates.iter().map(|(k, v)| (&**k, &**v)).collect();
+        let mut all: Vec<(&str, &Aggregate)> = self
+            .aggregates
+            .iter()
+            .map(|(k, c)| (&**k, &*c.agg))
+            .collect();
         all.sort_unstable_by(|a, b| a.0.cmp(b.0));
         all.into_iter()
     }

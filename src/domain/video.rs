@@ -201,6 +201,16 @@ pub enum VideoStatus {
 }
 
 impl VideoStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [VideoStatus; 6] = [
+        VideoStatus::Recorded,
+        VideoStatus::Composing,
+        VideoStatus::SourceReady,
+        VideoStatus::Transcoding,
+        VideoStatus::Ready,
+        VideoStatus::Failed,
+    ];
+
     /// API spelling.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args as ClapArgs;
 
+use super::state::StateConfig;
 use crate::domain::Policy;
 use crate::kafka::KafkaArgs;
 
@@ -39,6 +40,36 @@ impl PolicyArgs {
     /// Reads and checks the file (no file: the default policy).
     pub fn load(&self) -> anyhow::Result<Policy> {
         load_policy(self.policy.as_deref())
+    }
+}
+
+/// `--state-dir` and `--state-cache-mb`: shared by `fold` and `run`.
+#[derive(ClapArgs, Debug, Clone, Default)]
+pub struct StateArgs {
+    /// Directory of the local state store: one file per owned partition of the aggregates
+    /// topic, a cache of that topic. With it, the fold keeps only --state-cache-mb of
+    /// aggregates in memory and a restart restores only what the store does not reflect yet
+    /// (a kept volume: the tail written since; a new one: the whole partition). Deleting it
+    /// loses nothing. Without it, every aggregate of the owned partitions stays in memory and
+    /// every start reads the whole partitions back (fine for a demo, not for a year of
+    /// recordings). One directory per instance (a StatefulSet volume).
+    #[arg(long, env = "LIVE2VOD_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Memory budget (MiB) of the state with --state-dir: three quarters for decoded
+    /// aggregates (least recently used dropped first), one quarter for the store's page cache.
+    /// Size it to the working set (videos still receiving events); see docs/OPERATIONS.md.
+    #[arg(long, env = "LIVE2VOD_STATE_CACHE_MB", default_value_t = super::state::DEFAULT_CACHE_MB as u64, value_parser = clap::value_parser!(u64).range(8..=1_048_576))]
+    pub state_cache_mb: u64,
+}
+
+impl StateArgs {
+    /// The fold's state configuration (`None` without --state-dir).
+    pub fn config(&self) -> Option<StateConfig> {
+        self.state_dir.clone().map(|dir| StateConfig {
+            dir,
+            cache_bytes: (self.state_cache_mb as usize) << 20,
+        })
     }
 }
 
@@ -99,6 +130,9 @@ pub struct Args {
     #[arg(long, env = "LIVE2VOD_TRANSACTIONAL_ID")]
     pub transactional_id: Option<String>,
 
+    #[command(flatten)]
+    pub state: StateArgs,
+
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, env = "LIVE2VOD_METRICS_LISTEN", default_value = crate::http::DEFAULT_METRICS_LISTEN)]
     pub metrics_listen: SocketAddr,
@@ -123,6 +157,7 @@ impl Args {
                     .clone()
                     .unwrap_or_else(super::txn::default_transactional_id)
             }),
+            state: self.state.config(),
         })
     }
 }
@@ -154,6 +189,9 @@ pub struct FoldConfig {
     /// `--exactly-once`: commit each batch's output and input offsets in one Kafka transaction
     /// under this transactional id (stable and unique per instance). `None`: the default mode.
     pub transactional_id: Option<String>,
+    /// `--state-dir`: a local store per partition with a bounded cache. `None`: everything
+    /// in memory.
+    pub state: Option<StateConfig>,
 }
 
 impl FoldConfig {
@@ -171,6 +209,7 @@ impl FoldConfig {
             dlq_min: DEFAULT_DLQ_MIN,
             stop_after_records: None,
             transactional_id: None,
+            state: None,
         }
     }
 }

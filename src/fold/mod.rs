@@ -3,13 +3,14 @@
 //! and snapshots, and commits input offsets only once what they caused is durable.
 mod config;
 mod runner;
+pub mod state;
 mod txn;
 
 use crate::http::Health;
 use crate::role::RoleHandle;
 
 pub use config::{
-    load_policy, Args, FoldConfig, PolicyArgs, DEFAULT_BATCH_MAX, DEFAULT_BATCH_MS,
+    load_policy, Args, FoldConfig, PolicyArgs, StateArgs, DEFAULT_BATCH_MAX, DEFAULT_BATCH_MS,
     DEFAULT_DLQ_MAX_RATIO, DEFAULT_DLQ_MIN, DEFAULT_DLQ_WINDOW, DEFAULT_GROUP,
 };
 pub use runner::{run_fold, FoldError, FoldStats};

@@ -34,7 +34,9 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
+use super::state::{self as local, StateConfig};
 use super::txn::{self, Outcome, TxnError};
+use crate::domain::engine::ApplyError;
 use crate::domain::video::VideoStatus;
 use crate::domain::{Engine, InputPos};
 use crate::http::Health;
@@ -44,6 +46,7 @@ use crate::kafka::read::ReadTo;
 use crate::kafka::sink::{self, OutRecord};
 use crate::kafka::{KafkaArgs, Topics};
 use crate::metrics as m;
+use crate::store::{PartitionStore, StoreBatch};
 
 use super::config::FoldConfig;
 
@@ -68,6 +71,8 @@ pub enum FoldError {
         error: String,
         hint: &'static str,
     },
+    #[error("state store (--state-dir): {0}")]
+    State(String),
     #[error("--exactly-once: fatal transaction error, the producer cannot continue (another instance with the same --transactional-id fenced this one?): {0}")]
     TransactionFatal(String),
     #[error("dead-letter circuit breaker open: {dead} of the last {seen} records went to the DLQ, more than --dlq-max-ratio {max_ratio} (last error: {last}); the input topic probably carries foreign data — inspect the DLQ topic {dlq_topic}, fix the producer, then restart (the records up to the one that tripped it are dead-lettered and committed; tune with --dlq-max-ratio, --dlq-window, --dlq-min)")]
@@ -108,6 +113,12 @@ pub struct FoldStats {
     pub offsets: std::collections::BTreeMap<i32, i64>,
     /// `--exactly-once`: batches whose transaction was aborted (and folded again).
     pub aborted: u64,
+    /// `--state-dir`: changelog records the restores of this run read (a kept store: only
+    /// the tail it did not reflect).
+    pub restored_records: u64,
+    /// `--state-dir`: partition stores found untrusted (unreadable file, another partition's,
+    /// ahead of the topic, a value failing its checksum), deleted and rebuilt from the topic.
+    pub stores_rebuilt: u64,
 }
 
 /// Output of a batch waiting to be made durable.
@@ -168,6 +179,9 @@ struct Output<'t> {
     records: Vec<OutRecord<'t>>,
     snapshots: Vec<OutRecord<'t>>,
     kinds: Vec<&'static str>,
+    /// With a state store: per snapshot (in the order of `snapshots`), what the store gets
+    /// once the snapshot is durable: key, video status, bytes.
+    store_puts: Vec<(String, Option<VideoStatus>, Vec<u8>)>,
 }
 
 /// Runs the fold until `stop` turns true (then the batch in flight is finished and committed).
@@ -202,7 +216,16 @@ pub async fn run_fold(
         transactional_id: cfg.transactional_id.clone().unwrap_or_default(),
         dlq_max_message: crate::kafka::dlq::max_message_bytes(&cfg.kafka),
         tripped: None,
+        state: cfg.state.clone().map(|cfg| State {
+            cfg,
+            stores: HashMap::new(),
+        }),
+        health: health.clone(),
     };
+    match &cfg.state {
+        Some(s) => tracing::info!(dir = %s.dir.display(), cache_mb = s.cache_bytes >> 20, "fold state: a local store per partition with a bounded cache"),
+        None => tracing::info!("fold state: no --state-dir, every aggregate of the owned partitions is kept in memory and every start restores whole partitions from the topic; set --state-dir for bounded memory and restarts"),
+    }
     health.set_ready(true);
     tracing::info!(group = %cfg.group_id, topic = %fold.topics.callbacks, transactional_id = ?cfg.transactional_id, "fold started");
 
@@ -259,6 +282,7 @@ pub async fn run_fold(
     }
     .await;
     health.set_ready(false);
+    fold.close_stores();
     outcome?;
     consumer.unsubscribe();
     tracing::info!(stats = ?fold.stats, "fold stopping");
@@ -288,6 +312,16 @@ struct Fold {
     dlq_max_message: usize,
     /// The dead-letter breaker tripped in the current batch: write the batch so far, then stop.
     tripped: Option<FoldError>,
+    /// `--state-dir`: the stores of the owned partitions.
+    state: Option<State>,
+    /// Readiness: false while partitions restore.
+    health: Health,
+}
+
+/// The local state of the owned partitions (`--state-dir`).
+struct State {
+    cfg: StateConfig,
+    stores: HashMap<i32, PartitionStore>,
 }
 
 impl Fold {
@@ -311,6 +345,7 @@ impl Fold {
                         self.assigned.remove(&p);
                         self.restored.remove(&p);
                         self.engine.evict_partition(p);
+                        self.close_store(p);
                     }
                     self.recount_statuses();
                 }
@@ -377,10 +412,24 @@ impl Fold {
             };
             return self.dead(msg, pending, "unroutable", error.to_string());
         };
-        let before = self.engine.video(key).map(|v| v.status());
-        match self.engine.apply(key, body, InputPos { partition, offset }) {
+        let pos = InputPos { partition, offset };
+        let result = match self.state.as_ref().and_then(|s| s.stores.get(&partition)) {
+            Some(store) => self.engine.apply_loading(key, body, pos, |k| {
+                let got = store.get(k).map_err(|e| e.to_string())?;
+                if got.is_some() {
+                    metrics::counter!(m::STATE_CACHE_LOADS).increment(1);
+                }
+                Ok(got)
+            }),
+            None => self.engine.apply(key, body, pos).map_err(ApplyError::Event),
+        };
+        match result {
+            Err(ApplyError::Load { key, error }) => {
+                self.untrusted_store(consumer, pending, partition, &key, &error)?;
+                Ok(())
+            }
             Ok(applied) => {
-                self.track_status(key, before);
+                self.track_status(&applied);
                 self.breaker.record(false);
                 if applied.already_applied {
                     self.stats.already_applied += 1;
@@ -418,25 +467,81 @@ impl Fold {
                 }
                 Ok(())
             }
-            Err(e) => self.dead(msg, pending, "undecodable", e.to_string()),
+            Err(ApplyError::Event(e)) => self.dead(msg, pending, "undecodable", e.to_string()),
         }
     }
 
-    /// Keeps the videos-by-status gauge and the record-to-playable histogram (the user's SLO:
-    /// RecordEndTime of a segment, or compose start of a composed video, to the
+    /// A value of `partition`'s store failed its checksum or does not decode: nothing of the
+    /// store is trusted any more. It is deleted, the batch's output from the partition is
+    /// dropped, and the partition is rewound to its committed offset, so its next record
+    /// restores it from the topic (the record that hit the bad value comes again).
+    fn untrusted_store(
+        &mut self,
+        consumer: &StreamConsumer<GroupContext>,
+        pending: &mut Pending,
+        partition: i32,
+        key: &str,
+        error: &str,
+    ) -> Result<(), FoldError> {
+        tracing::error!(partition, key, error, "state store value cannot be trusted; deleting the store and restoring the partition from the topic");
+        metrics::counter!(m::STATE_STORE_REBUILT, "reason" => "bad_value").increment(1);
+        self.stats.stores_rebuilt += 1;
+        if let Some(store) = self
+            .state
+            .as_mut()
+            .and_then(|s| s.stores.remove(&partition))
+        {
+            store.wipe().map_err(|e| FoldError::State(e.to_string()))?;
+        }
+        pending.drop_partition(partition);
+        self.rewind(consumer, &[partition])
+    }
+
+    /// Makes a partition's store durable and closes it (revoked: the file stays for when it
+    /// comes back).
+    fn close_store(&mut self, partition: i32) {
+        if let Some(mut store) = self
+            .state
+            .as_mut()
+            .and_then(|s| s.stores.remove(&partition))
+        {
+            if let Err(e) = store.sync() {
+                tracing::warn!(partition, error = %e, "state store could not be synced on close (the next restore reads a longer tail)");
+            }
+        }
+    }
+
+    /// Closes every store (the fold stops).
+    fn close_stores(&mut self) {
+        let parts: Vec<i32> = self
+            .state
+            .as_ref()
+            .map(|s| s.stores.keys().copied().collect())
+            .unwrap_or_default();
+        for p in parts {
+            self.close_store(p);
+        }
+    }
+
+    /// Keeps the videos-by-status gauge (without a state store; with one, the gauge is set from
+    /// the stores' counts after each batch) and the record-to-playable histogram (the user's
+    /// SLO: RecordEndTime of a segment, or compose start of a composed video, to the
     /// TranscodeComplete that made it playable, both in event time).
-    fn track_status(&self, key: &str, before: Option<VideoStatus>) {
-        let Some(v) = self.engine.video(key) else {
+    fn track_status(&self, applied: &crate::domain::Applied) {
+        let Some(v) = self.engine.video(&applied.aggregate_key) else {
             return;
         };
+        let before = applied.status_before;
         let after = v.status();
         if before == Some(after) {
             return;
         }
-        if let Some(b) = before {
-            metrics::gauge!(m::VIDEOS_BY_STATUS, "status" => b.as_str()).decrement(1.0);
+        if self.state.is_none() {
+            if let Some(b) = before {
+                metrics::gauge!(m::VIDEOS_BY_STATUS, "status" => b.as_str()).decrement(1.0);
+            }
+            metrics::gauge!(m::VIDEOS_BY_STATUS, "status" => after.as_str()).increment(1.0);
         }
-        metrics::gauge!(m::VIDEOS_BY_STATUS, "status" => after.as_str()).increment(1.0);
         if after == VideoStatus::Ready {
             let start = v
                 .origin
@@ -452,21 +557,34 @@ impl Fold {
     }
 
     /// Sets the videos-by-status gauge from the aggregates held (after a restore or eviction).
+    /// With a state store, from the stores' per-status counts (the cache holds only part).
     fn recount_statuses(&self) {
-        let mut counts = std::collections::BTreeMap::new();
-        for (_, agg) in self.engine.aggregates() {
-            if let Some(v) = agg.as_video() {
-                *counts.entry(v.status().as_str()).or_insert(0u64) += 1;
+        let mut counts: std::collections::BTreeMap<String, i64> = Default::default();
+        match &self.state {
+            Some(state) => {
+                for (p, store) in &state.stores {
+                    match store.status_counts() {
+                        Ok(c) => {
+                            for (s, n) in c {
+                                *counts.entry(s).or_default() += n;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(partition = p, error = %e, "state store counts unreadable; the videos gauge is partial")
+                        }
+                    }
+                }
+                metrics::gauge!(m::STATE_CACHE_BYTES).set(self.engine.cached_bytes() as f64);
+            }
+            None => {
+                for (_, agg) in self.engine.aggregates() {
+                    if let Some(v) = agg.as_video() {
+                        *counts.entry(v.status().as_str().to_string()).or_default() += 1;
+                    }
+                }
             }
         }
-        for s in [
-            VideoStatus::Recorded,
-            VideoStatus::Composing,
-            VideoStatus::SourceReady,
-            VideoStatus::Transcoding,
-            VideoStatus::Ready,
-            VideoStatus::Failed,
-        ] {
+        for s in VideoStatus::ALL {
             let n = counts.get(s.as_str()).copied().unwrap_or(0);
             metrics::gauge!(m::VIDEOS_BY_STATUS, "status" => s.as_str()).set(n as f64);
         }
@@ -508,6 +626,12 @@ impl Fold {
     /// Reads the aggregates partitions with the same numbers from the beginning to their high
     /// watermarks and restores every snapshot (the newest of a key wins).
     async fn restore(&mut self, partitions: &[i32]) -> Result<(), FoldError> {
+        if self.state.is_some() {
+            self.health.set_ready(false);
+            let result = self.restore_stores(partitions).await;
+            self.health.set_ready(true);
+            return result;
+        }
         let topic = self.topics.aggregates.clone();
         let kafka = self.kafka.clone();
         let started = Instant::now();
@@ -543,6 +667,91 @@ impl Fold {
             ms = started.elapsed().as_millis() as u64,
             "partitions restored"
         );
+        Ok(())
+    }
+
+    /// Brings the stores of `partitions` up to the end of their aggregates partitions, one
+    /// after the other, off the async threads (`/readyz` is false meanwhile). The engine loads
+    /// aggregates from them as records need them.
+    async fn restore_stores(&mut self, partitions: &[i32]) -> Result<(), FoldError> {
+        let to = if self.exactly_once {
+            ReadTo::CommittedEnd
+        } else {
+            ReadTo::HighWatermark
+        };
+        let owned = self.assigned.len().max(partitions.len());
+        for &p in partitions {
+            let state = self
+                .state
+                .as_mut()
+                .expect("restore_stores with a state store");
+            let cfg = state.cfg.clone();
+            let existing = state.stores.remove(&p);
+            let (kafka, topic) = (self.kafka.clone(), self.topics.aggregates.clone());
+            let page_cache = cfg.page_cache_bytes(owned);
+            let fail = |error: String| FoldError::Restore {
+                topic: self.topics.aggregates.clone(),
+                partitions: vec![p],
+                error,
+            };
+            let restored = tokio::task::spawn_blocking(move || {
+                local::restore_partition(&kafka, &topic, p, &cfg, page_cache, existing, to)
+            })
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .map_err(fail)?;
+            tracing::info!(
+                partition = p,
+                state = ?restored.opened,
+                from = restored.from,
+                to = restored.high,
+                records = restored.records,
+                ms = restored.elapsed.as_millis() as u64,
+                "partition state restored"
+            );
+            self.stats.restored_records += restored.records;
+            if matches!(restored.opened, crate::store::Opened::Discarded { .. }) {
+                self.stats.stores_rebuilt += 1;
+            }
+            let state = self
+                .state
+                .as_mut()
+                .expect("restore_stores with a state store");
+            state.stores.insert(p, restored.store);
+        }
+        Ok(())
+    }
+
+    /// Writes a durable batch's snapshots to the stores, each partition's with the offset after
+    /// the last of its snapshots (`deliveries`: partition and offset of each snapshot, in the
+    /// order of `puts`), then drops least recently used aggregates from the cache to fit.
+    fn write_back(
+        &mut self,
+        puts: Vec<(String, Option<VideoStatus>, Vec<u8>)>,
+        deliveries: &[(i32, i64)],
+    ) -> Result<(), FoldError> {
+        let Some(state) = self.state.as_mut() else {
+            return Ok(());
+        };
+        let mut batches: HashMap<i32, StoreBatch> = HashMap::new();
+        for (put, &(p, offset)) in puts.into_iter().zip(deliveries) {
+            self.engine.note_snapshot_len(&put.0, put.2.len());
+            let b = batches.entry(p).or_default();
+            b.next_offset = Some(b.next_offset.unwrap_or(0).max(offset + 1));
+            b.puts.push(put);
+        }
+        for (p, batch) in batches {
+            let Some(store) = state.stores.get_mut(&p) else {
+                // Revoked since: the snapshots are in the topic, its next owner reads them.
+                continue;
+            };
+            store
+                .write(&batch)
+                .map_err(|e| FoldError::State(e.to_string()))?;
+        }
+        let budget = state.cfg.engine_bytes();
+        self.engine.evict_lru(budget);
+        self.recount_statuses();
         Ok(())
     }
 
@@ -598,10 +807,16 @@ impl Fold {
                 headers: Some(dl.headers()),
             });
         }
+        let with_store = self.state.is_some();
+        let mut store_puts = Vec::new();
         let snapshots = std::mem::take(&mut pending.dirty)
             .into_iter()
             .filter_map(|(key, p)| {
                 let bytes = self.engine.snapshot_bytes(&key)?;
+                if with_store {
+                    let status = self.engine.video(&key).map(|v| v.status());
+                    store_puts.push((key.clone(), status, bytes.clone()));
+                }
                 Some(OutRecord::keyed(&topics.aggregates, key, bytes).to_partition(p))
             })
             .collect();
@@ -609,6 +824,7 @@ impl Fold {
             records,
             snapshots,
             kinds,
+            store_puts,
         }
     }
 
@@ -628,6 +844,7 @@ impl Fold {
             mut records,
             snapshots,
             kinds,
+            store_puts,
         } = self.output(&topics, &mut pending);
         let snapshot_count = snapshots.len() as u64;
         let offsets = sink::offset_list(&topics.callbacks, &pending.offsets)?;
@@ -642,16 +859,22 @@ impl Fold {
                 self.committed_txn,
             )
             .await?;
-            if let Outcome::Aborted(reason) = outcome {
-                let aborted = self.stats.aborted + 1;
-                self.stats = stats_before;
-                self.stats.aborted = aborted;
-                let parts: Vec<i32> = pending.offsets.keys().copied().collect();
-                self.rewind(consumer, &parts)?;
-                tracing::warn!(partitions = ?parts, %reason, "batch aborted; partitions rewound to their committed offsets and will be restored and folded again");
-                return Ok(());
-            }
+            let deliveries = match outcome {
+                Outcome::Aborted(reason) => {
+                    let aborted = self.stats.aborted + 1;
+                    self.stats = stats_before;
+                    self.stats.aborted = aborted;
+                    let parts: Vec<i32> = pending.offsets.keys().copied().collect();
+                    self.rewind(consumer, &parts)?;
+                    tracing::warn!(partitions = ?parts, %reason, "batch aborted; partitions rewound to their committed offsets and will be restored and folded again");
+                    return Ok(());
+                }
+                Outcome::Committed(deliveries) => deliveries,
+            };
             self.committed_txn = true;
+            // The snapshots went last into the transaction.
+            let first_snapshot = deliveries.len().saturating_sub(store_puts.len());
+            self.write_back(store_puts, &deliveries[first_snapshot..])?;
             self.durable(&pending, &kinds, started_ms);
             self.stats.offsets.extend(&pending.offsets);
         } else {
@@ -662,10 +885,12 @@ impl Fold {
                 .await
                 .map_err(failed)?;
             self.durable(&pending, &kinds, started_ms);
-            // 2. Snapshots of what changed, co-partitioned with the input.
-            sink::produce_all(producer, snapshots, timeout)
+            // 2. Snapshots of what changed, co-partitioned with the input (then the same bytes
+            // to the local stores, with the offsets the broker gave them).
+            let deliveries = sink::produce_all(producer, snapshots, timeout)
                 .await
                 .map_err(failed)?;
+            self.write_back(store_puts, &deliveries)?;
             // 3. Input offsets.
             if !pending.offsets.is_empty() {
                 if let Err(e) = sink::commit_offsets(consumer, &offsets) {

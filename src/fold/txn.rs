@@ -37,7 +37,8 @@ pub(super) enum TxnError {
 
 /// What became of a batch's transaction.
 pub(super) enum Outcome {
-    Committed,
+    /// Committed; the partition and offset of each record, in order.
+    Committed(Vec<(i32, i64)>),
     /// Aborted (an abortable error): nothing of the batch is visible to read_committed
     /// consumers and its offsets were not committed; the caller rewinds.
     Aborted(String),
@@ -98,12 +99,17 @@ pub(super) async fn commit_batch(
     if let Err(e) = producer.begin_transaction() {
         return Err(fatal(&e.to_string()));
     }
+    let mut deliveries = Vec::with_capacity(records.len());
     for r in &records {
         loop {
             match producer.send_result(r.future_record(r.headers.clone())) {
-                // The delivery outcome is not awaited: commit_transaction flushes every
-                // record and fails (abortably) if one of them failed.
-                Ok(_delivery) => break,
+                // The delivery outcome is not awaited here: commit_transaction flushes every
+                // record and fails (abortably) if one of them failed; the offsets are read
+                // after the commit.
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    break;
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
@@ -127,7 +133,26 @@ pub(super) async fn commit_batch(
     .await
     .map_err(|e| TxnError::Fatal(e.to_string()))?;
     match result {
-        Ok(()) => Ok(Outcome::Committed),
+        Ok(()) => {
+            // Every delivery resolved before the commit returned.
+            let mut offsets = Vec::with_capacity(deliveries.len());
+            for d in deliveries {
+                match d.await {
+                    Ok(Ok(d)) => offsets.push((d.partition, d.offset)),
+                    Ok(Err((e, _))) => {
+                        return Err(TxnError::Fatal(format!(
+                            "a record of a committed transaction reports {e}"
+                        )))
+                    }
+                    Err(_) => {
+                        return Err(TxnError::Fatal(
+                            "a committed record's delivery report was lost".into(),
+                        ))
+                    }
+                }
+            }
+            Ok(Outcome::Committed(offsets))
+        }
         Err(e) if requires_abort(&e.error) && !unsupported(&e.text) => {
             abort(producer, e.text, &fatal).await
         }

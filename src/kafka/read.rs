@@ -72,18 +72,58 @@ pub fn read_records(
         return Ok(out);
     }
     c.assign(&tpl)?;
-    drain(&c, &mut open, to == ReadTo::HighWatermark, |r| out.push(r))?;
+    drain(&c, &mut open, to == ReadTo::HighWatermark, |r| {
+        out.push(r);
+        true
+    })?;
     Ok(out)
+}
+
+/// The first retained offset and the high watermark of a partition.
+pub fn watermarks(
+    kafka: &KafkaArgs,
+    topic: &str,
+    partition: i32,
+) -> Result<(i64, i64), KafkaError> {
+    let c: BaseConsumer = reader(kafka, READER, false)?;
+    c.fetch_watermarks(topic, partition, Duration::from_secs(10))
+}
+
+/// Reads one partition of `topic` from `start` (or its first retained record when that is
+/// later) to `to`, handing `f` each record as it comes (nothing is collected: a restore of
+/// millions of records holds one at a time); `f` returning `false` stops the read. Returns
+/// the first retained offset and the high watermark seen when it started.
+pub fn stream_partition(
+    kafka: &KafkaArgs,
+    topic: &str,
+    partition: i32,
+    start: i64,
+    to: ReadTo,
+    f: impl FnMut(RawRecord) -> bool,
+) -> Result<(i64, i64), KafkaError> {
+    let c: BaseConsumer = reader(kafka, READER, to == ReadTo::CommittedEnd)?;
+    let (low, high) = c.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+    let from = start.max(low);
+    if from >= high {
+        return Ok((low, high));
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
+    c.assign(&tpl)?;
+    let mut open = std::collections::HashMap::from([(partition, high)]);
+    drain(&c, &mut open, to == ReadTo::HighWatermark, f)?;
+    Ok((low, high))
 }
 
 /// Polls `c` until every partition in `open` (partition -> high watermark) reached its end:
 /// the record before the watermark when `stop_at_high`, else librdkafka's partition EOF (under
-/// `read_committed`, where transaction markers take the last offsets). Hands `f` each record.
+/// `read_committed`, where transaction markers take the last offsets). Hands `f` each record;
+/// `f` returning `false` ends the read.
 fn drain(
     c: &BaseConsumer,
     open: &mut std::collections::HashMap<i32, i64>,
     stop_at_high: bool,
-    mut f: impl FnMut(RawRecord),
+    mut f: impl FnMut(RawRecord) -> bool,
 ) -> Result<(), KafkaError> {
     let mut last_progress = Instant::now();
     while !open.is_empty() {
@@ -91,7 +131,9 @@ fn drain(
             Some(Ok(msg)) => {
                 last_progress = Instant::now();
                 let (p, off) = (msg.partition(), msg.offset());
-                f(raw(&msg));
+                if !f(raw(&msg)) {
+                    return Ok(());
+                }
                 if stop_at_high && open.get(&p).is_some_and(|end| off + 1 >= *end) {
                     open.remove(&p);
                 }
@@ -180,6 +222,7 @@ impl Tail {
             next.insert(r.partition, r.offset + 1);
             f(r);
             n += 1;
+            true
         })?;
         Ok(n)
     }

@@ -69,17 +69,21 @@ impl<'t> OutRecord<'t> {
 
 /// The acked sink: produces every record at once and waits until the broker acknowledged all
 /// of them (each bounded by `timeout` in the local queue); the first failure is returned.
+/// Returns the partition and offset of each record, in order.
 pub async fn produce_all(
     producer: &FutureProducer,
     mut records: Vec<OutRecord<'_>>,
     timeout: Duration,
-) -> Result<(), KafkaError> {
+) -> Result<Vec<(i32, i64)>, KafkaError> {
     let headers: Vec<_> = records.iter_mut().map(|r| r.headers.take()).collect();
     let sends = records
         .iter()
         .zip(headers)
         .map(|(r, h)| producer.send(r.future_record(h), timeout));
-    try_join_all(sends).await.map(|_| ()).map_err(|(e, _)| e)
+    try_join_all(sends)
+        .await
+        .map(|ds| ds.into_iter().map(|d| (d.partition, d.offset)).collect())
+        .map_err(|(e, _)| e)
 }
 
 /// Next offsets to commit (`partition -> offset`) of `topic` as a list.

@@ -1,7 +1,11 @@
 //! Fold crash recovery on a real broker process (tansu): two `live2vod fold` processes share
 //! the partitions of one consumer group while a seeded scenario's callbacks stream in; one of
 //! them is SIGKILLed at seeded instants (and restarted) several times. The survivor takes the
-//! partitions over and restores them from the aggregates topic. Once everything is consumed,
+//! partitions over and restores them from the aggregates topic. The two crashed folds keep a
+//! local state store each (`--state-dir`, kept across their SIGKILLs, so a restart restores
+//! only the tail its store does not reflect; its cache is small enough that aggregates are
+//! loaded from the store all the time); the clean run keeps everything in memory, so the
+//! comparison also checks the store against the in-memory fold. Once everything is consumed,
 //! the latest snapshot of every aggregate must hold the same state as a clean single-fold run
 //! of the same input, and the projectors must have emitted the same set of command ids.
 //!
@@ -82,8 +86,10 @@ fn spawn_fold(
     brokers: &str,
     prefix: &str,
     policy: &Path,
+    state: Option<&Path>,
 ) -> (Proc, String) {
     let metrics = format!("127.0.0.1:{}", free_port());
+    let state = state.map(|p| p.to_str().expect("utf-8 path").to_string());
     let mut args = vec![
         "fold",
         "--brokers",
@@ -99,6 +105,9 @@ fn spawn_fold(
         "--no-create-topics",
     ];
     args.extend(FAST_GROUP);
+    if let Some(state) = &state {
+        args.extend(["--state-dir", state.as_str(), "--state-cache-mb", "8"]);
+    }
     let p = Proc::spawn(dir, name, bin(), &args, &[]);
     wait_http_ok(
         &format!("http://{metrics}/readyz"),
@@ -185,7 +194,7 @@ fn killed_folds_converge_to_the_clean_run() {
     let clean = "clean.";
     create_topics(&brokers, clean, PARTITIONS);
     {
-        let (mut fold, _) = spawn_fold(dir.path(), "clean-fold", &brokers, clean, &policy);
+        let (mut fold, _) = spawn_fold(dir.path(), "clean-fold", &brokers, clean, &policy, None);
         produce(&kafka_args(&brokers, clean), &records, 1, Duration::ZERO);
         wait_drained(
             &brokers,
@@ -209,9 +218,30 @@ fn killed_folds_converge_to_the_clean_run() {
     // drained), while it does expire a silent member when the next one joins after that.
     let crash = "crash.";
     create_topics(&brokers, crash, PARTITIONS);
+    let state = |name: &str| dir.path().join(format!("state-{name}"));
     let mut folds = [
-        Some(spawn_fold(dir.path(), "fold-a", &brokers, crash, &policy).0),
-        Some(spawn_fold(dir.path(), "fold-b", &brokers, crash, &policy).0),
+        Some(
+            spawn_fold(
+                dir.path(),
+                "fold-a",
+                &brokers,
+                crash,
+                &policy,
+                Some(&state("fold-a")),
+            )
+            .0,
+        ),
+        Some(
+            spawn_fold(
+                dir.path(),
+                "fold-b",
+                &brokers,
+                crash,
+                &policy,
+                Some(&state("fold-b")),
+            )
+            .0,
+        ),
     ];
     let kills = rng.random_range(2..=3usize);
     let mut at: Vec<f64> = (0..kills)
@@ -248,7 +278,17 @@ fn killed_folds_converge_to_the_clean_run() {
         }
         std::thread::sleep(Duration::from_secs_f64(*down));
         generations[*victim] += 1;
-        folds[*victim] = Some(spawn_fold(dir.path(), name, &brokers, crash, &policy).0);
+        folds[*victim] = Some(
+            spawn_fold(
+                dir.path(),
+                name,
+                &brokers,
+                crash,
+                &policy,
+                Some(&state(name)),
+            )
+            .0,
+        );
         println!("{:6.2} s: {name} restarted", t0.elapsed().as_secs_f64());
     }
     producer.join().expect("producer thread");

@@ -134,27 +134,60 @@ fn partition_of(key: &str, partitions: usize) -> usize {
     (h % partitions as u64) as usize
 }
 
-/// The timed workload: new sessions with `old_share` of records touching old videos.
-fn workload(args: &Args) -> Vec<(String, Vec<u8>)> {
-    let mut rng = Rng::seeded(args.seed);
-    let mut pick = Rng::seeded(args.seed ^ 0x01d);
-    let mut out = Vec::with_capacity(args.callbacks);
-    let mut n = 100_000;
-    let threshold = (args.old_share.clamp(0.0, 1.0) * 1_000_000.0) as u64;
-    while out.len() < args.callbacks {
-        for rec in session(&mut rng, n, 4).0 {
-            while pick.below(1_000_000) < threshold && out.len() < args.callbacks {
-                out.push(old_touch(&mut pick, args.videos, out.len()));
-            }
-            if out.len() >= args.callbacks {
-                break;
-            }
-            out.push(rec);
-        }
-        n += 1;
-    }
-    out
+/// The timed workload: new sessions with `old_share` of records touching old videos, made a
+/// chunk at a time (the whole input held at once would be most of the process's memory, and
+/// the figure is the state's), the same records for the same seed.
+struct Workload {
+    rng: Rng,
+    pick: Rng,
+    session: usize,
+    threshold: u64,
+    videos: usize,
+    left: usize,
+    made: usize,
+    pending: std::vec::IntoIter<(String, Vec<u8>)>,
 }
+
+impl Workload {
+    fn new(args: &Args) -> Self {
+        Workload {
+            rng: Rng::seeded(args.seed),
+            pick: Rng::seeded(args.seed ^ 0x01d),
+            session: 100_000,
+            threshold: (args.old_share.clamp(0.0, 1.0) * 1_000_000.0) as u64,
+            videos: args.videos,
+            left: args.callbacks,
+            made: 0,
+            pending: Vec::new().into_iter(),
+        }
+    }
+
+    /// The next `max` records (fewer at the end; none once all were made).
+    fn chunk(&mut self, max: usize) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::with_capacity(max.min(self.left));
+        while out.len() < max && self.left > 0 {
+            if self.pick.below(1_000_000) < self.threshold {
+                out.push(old_touch(&mut self.pick, self.videos, self.made));
+            } else {
+                let rec = match self.pending.next() {
+                    Some(r) => r,
+                    None => {
+                        self.pending = session(&mut self.rng, self.session, 4).0.into_iter();
+                        self.session += 1;
+                        continue;
+                    }
+                };
+                out.push(rec);
+            }
+            self.left -= 1;
+            self.made += 1;
+        }
+        out
+    }
+}
+
+/// Records per generated chunk (a multiple of any sensible `--batch`).
+const CHUNK: usize = 50_000;
 
 /// A callback an old video gets: a play-info refresh (its URLs expired) or a re-transcode.
 fn old_touch(rng: &mut Rng, videos: usize, seq: usize) -> (String, Vec<u8>) {
@@ -236,66 +269,75 @@ fn apply_one(
     Ok(out.derived)
 }
 
-/// Folds `records` through `engine`, with `stores` behind it (or all in memory when `None`);
+/// The end of a batch: every changed aggregate's snapshot encoded once (as the fold does for
+/// the topic), and with stores written to them, then the cache trimmed to the budget.
+fn end_batch(
+    engine: &mut Engine,
+    stores: Option<&mut Vec<PartitionStore>>,
+    f: &mut Folding,
+    engine_budget: usize,
+) -> anyhow::Result<()> {
+    let mut batches: Vec<StoreBatch> = (0..f.offsets.len())
+        .map(|_| StoreBatch::default())
+        .collect();
+    for (k, p) in f.dirty.drain() {
+        let Some(bytes) = engine.snapshot_bytes(&k) else {
+            continue;
+        };
+        if stores.is_some() {
+            engine.note_snapshot_len(&k, bytes.len());
+            let status = engine.video(&k).map(|v| v.status());
+            batches[p].puts.push((k, status, bytes));
+        } else {
+            std::hint::black_box(bytes);
+        }
+    }
+    if let Some(s) = stores {
+        for (p, b) in batches.iter_mut().enumerate() {
+            b.next_offset = Some(f.offsets[p]);
+            s[p].write(b)?;
+        }
+        engine.evict_lru(engine_budget);
+    }
+    Ok(())
+}
+
+/// Folds the workload, with `stores` behind it (or all in memory when `None`);
 /// returns the seconds of the timed loop and the aggregates loaded from the stores.
 fn fold_records(
     engine: &mut Engine,
     mut stores: Option<&mut Vec<PartitionStore>>,
-    records: &[(String, Vec<u8>)],
     args: &Args,
     engine_budget: usize,
-) -> anyhow::Result<(f64, u64)> {
+) -> anyhow::Result<(f64, u64, usize)> {
     let parts = args.partitions.max(1);
     let mut f = Folding {
         offsets: vec![0; parts],
         loads: 0,
         dirty: HashMap::new(),
     };
-    let started = Instant::now();
-    for (i, (key, body)) in records.iter().enumerate() {
-        let derived = apply_one(
-            engine,
-            stores.as_deref().map(Vec::as_slice),
-            &mut f,
-            key,
-            body,
-        )?;
-        for (fk, fb) in derived {
-            apply_one(
-                engine,
-                stores.as_deref().map(Vec::as_slice),
-                &mut f,
-                &fk,
-                &fb,
-            )?;
+    let mut workload = Workload::new(args);
+    let (mut secs, mut total) = (0f64, 0usize);
+    loop {
+        // Made outside the timed part.
+        let records = workload.chunk(CHUNK);
+        if records.is_empty() {
+            break;
         }
-        if (i + 1) % args.batch.max(1) != 0 && i + 1 != records.len() {
-            continue;
-        }
-        // The end of a batch: every changed aggregate's snapshot encoded once (as the fold
-        // does for the topic), and with stores written to them, then the cache trimmed.
-        let mut batches: Vec<StoreBatch> = (0..parts).map(|_| StoreBatch::default()).collect();
-        for (k, p) in f.dirty.drain() {
-            let Some(bytes) = engine.snapshot_bytes(&k) else {
-                continue;
-            };
-            if stores.is_some() {
-                engine.note_snapshot_len(&k, bytes.len());
-                let status = engine.video(&k).map(|v| v.status());
-                batches[p].puts.push((k, status, bytes));
-            } else {
-                std::hint::black_box(bytes);
+        total += records.len();
+        let started = Instant::now();
+        for (i, (key, body)) in records.iter().enumerate() {
+            let s = stores.as_deref().map(Vec::as_slice);
+            for (fk, fb) in apply_one(engine, s, &mut f, key, body)? {
+                apply_one(engine, s, &mut f, &fk, &fb)?;
+            }
+            if (i + 1) % args.batch.max(1) == 0 || i + 1 == records.len() {
+                end_batch(engine, stores.as_deref_mut(), &mut f, engine_budget)?;
             }
         }
-        if let Some(s) = stores.as_deref_mut() {
-            for (p, b) in batches.iter_mut().enumerate() {
-                b.next_offset = Some(f.offsets[p]);
-                s[p].write(b)?;
-            }
-            engine.evict_lru(engine_budget);
-        }
+        secs += started.elapsed().as_secs_f64();
     }
-    Ok((started.elapsed().as_secs_f64(), f.loads))
+    Ok((secs, f.loads, total))
 }
 
 /// Runs the benchmark and prints its figures.
@@ -311,7 +353,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     let _ = std::fs::remove_dir_all(&dir);
     let templates = templates(&policy, args.seed)?;
-    let records = workload(&args);
     println!(
         "bench state: {} videos in {parts} stores under {}, cache {} MiB ({} MiB decoded + {} MiB pages), {} callbacks ({:.0}% on old videos), batch {}",
         args.videos,
@@ -319,7 +360,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.cache_mb,
         engine_budget >> 20,
         (page_cache * parts) >> 20,
-        records.len(),
+        args.callbacks,
         args.old_share * 100.0,
         args.batch
     );
@@ -375,17 +416,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     // 2. Fold through the stores.
     let mut engine = Engine::new(policy.clone());
-    let (store_secs, loads) = fold_records(
-        &mut engine,
-        Some(&mut stores),
-        &records,
-        &args,
-        engine_budget,
-    )?;
-    let store_rate = records.len() as f64 / store_secs;
+    let (store_secs, loads, folded) =
+        fold_records(&mut engine, Some(&mut stores), &args, engine_budget)?;
+    let store_rate = folded as f64 / store_secs;
     println!(
-        "fold through the stores: {} callbacks in {store_secs:.2} s = {store_rate:.0} callbacks/s; {loads} aggregates loaded from the stores; cache holds {} aggregates, {:.0} MiB estimated",
-        records.len(),
+        "fold through the stores: {folded} callbacks in {store_secs:.2} s = {store_rate:.0} callbacks/s; {loads} aggregates loaded from the stores; cache holds {} aggregates, {:.0} MiB estimated",
         engine.len(),
         engine.cached_bytes() as f64 / (1u64 << 20) as f64
     );
@@ -438,13 +473,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             engine.restore(&id, &encode_snapshot(&agg))?;
         }
         let load_secs = load_started.elapsed().as_secs_f64();
-        let (secs, _) = fold_records(&mut engine, None, &records, &args, usize::MAX)?;
-        let rate = records.len() as f64 / secs;
+        let (secs, _, n) = fold_records(&mut engine, None, &args, usize::MAX)?;
+        let rate = n as f64 / secs;
         let (peak, _) = memory_mib();
         println!(
-            "baseline, all in memory: {} videos loaded in {load_secs:.1} s; {} callbacks in {secs:.2} s = {rate:.0} callbacks/s; peak {peak:.0} MiB resident",
-            args.videos,
-            records.len()
+            "baseline, all in memory: {} videos loaded in {load_secs:.1} s; {n} callbacks in {secs:.2} s = {rate:.0} callbacks/s; peak {peak:.0} MiB resident",
+            args.videos
         );
         (rate, peak)
     };
@@ -455,7 +489,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         json!({
             "videos": args.videos,
             "cache_mb": args.cache_mb,
-            "callbacks": records.len(),
+            "callbacks": folded,
             "fill_secs": fill_secs,
             "disk_bytes_per_aggregate": disk as f64 / videos,
             "snapshot_bytes_per_aggregate": snapshot_bytes as f64 / videos,

@@ -9,8 +9,8 @@
 //!    videos get), folded exactly as the fold does with `--state-dir`: an aggregate missing from
 //!    the cache is loaded from its store; at the end of each `--batch` the changed aggregates'
 //!    snapshots are encoded, written to the stores, and the cache drops its least recently used
-//!    to fit `--cache-mb` (three quarters for decoded aggregates, one quarter for the stores'
-//!    page caches, as `fold --state-cache-mb`).
+//!    to fit `--cache-mb` (split between decoded aggregates and the stores' page caches as
+//!    `fold --state-cache-mb` splits it: `StateConfig`).
 //! 3. **Reads**: `--gets` random old videos read the way a GET of one is answered from a store:
 //!    store lookup, checksum, decode, JSON view rendered; latency percentiles.
 //! 4. The process's peak resident memory (`VmHWM`) is read here, before the baseline.
@@ -233,6 +233,10 @@ struct Folding {
     offsets: Vec<i64>,
     loads: u64,
     dirty: HashMap<String, usize>,
+    /// Seconds in store reads (cache misses), store writes and cache eviction.
+    load_secs: f64,
+    write_secs: f64,
+    evict_secs: f64,
 }
 
 /// One record, as the fold applies it (loading from `stores` what the cache lacks); returns
@@ -252,10 +256,12 @@ fn apply_one(
     };
     let out = match stores {
         Some(s) => {
-            let loads = &mut f.loads;
+            let (loads, load_secs) = (&mut f.loads, &mut f.load_secs);
             engine
                 .apply_loading(key, body, pos, |k| {
+                    let t = Instant::now();
                     let got = s[p].get(k).map_err(|e| e.to_string())?;
+                    *load_secs += t.elapsed().as_secs_f64();
                     *loads += u64::from(got.is_some());
                     Ok(got)
                 })
@@ -293,11 +299,15 @@ fn end_batch(
         }
     }
     if let Some(s) = stores {
+        let t = Instant::now();
         for (p, b) in batches.iter_mut().enumerate() {
             b.next_offset = Some(f.offsets[p]);
-            s[p].write(b)?;
+            s[p].write(std::mem::take(b))?;
         }
+        let t2 = Instant::now();
         engine.evict_lru(engine_budget);
+        f.write_secs += (t2 - t).as_secs_f64();
+        f.evict_secs += t2.elapsed().as_secs_f64();
     }
     Ok(())
 }
@@ -315,6 +325,9 @@ fn fold_records(
         offsets: vec![0; parts],
         loads: 0,
         dirty: HashMap::new(),
+        load_secs: 0.0,
+        write_secs: 0.0,
+        evict_secs: 0.0,
     };
     let mut workload = Workload::new(args);
     let (mut secs, mut total) = (0f64, 0usize);
@@ -337,6 +350,12 @@ fn fold_records(
         }
         secs += started.elapsed().as_secs_f64();
     }
+    if stores.is_some() {
+        println!(
+            "  of which store reads {:.2} s, store writes {:.2} s, cache eviction {:.2} s",
+            f.load_secs, f.write_secs, f.evict_secs
+        );
+    }
     Ok((secs, f.loads, total))
 }
 
@@ -345,8 +364,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let policy = Policy::parse(super::corpus::POLICY)?;
     let parts = args.partitions.max(1);
     let cache_bytes = args.cache_mb << 20;
-    let engine_budget = cache_bytes / 4 * 3;
-    let page_cache = (cache_bytes / 4 / parts).max(1 << 20);
+    let split = crate::fold::state::StateConfig {
+        dir: PathBuf::new(),
+        cache_bytes,
+    };
+    let engine_budget = split.engine_bytes();
+    let page_cache = split.page_cache_bytes(parts);
     let temp = args.dir.is_none();
     let dir = args.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("live2vod-bench-state-{}", std::process::id()))
@@ -381,8 +404,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let status = agg.as_video().map(|v| v.status());
         batches[p].puts.push((id, status, bytes));
         if batches[p].puts.len() >= 10_000 {
-            stores[p].write(&batches[p])?;
-            batches[p].puts.clear();
+            stores[p].write(std::mem::take(&mut batches[p]))?;
         }
         if (i + 1) % 1_000_000 == 0 {
             println!(
@@ -392,7 +414,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
-    for (p, b) in batches.iter().enumerate() {
+    for (p, b) in batches.into_iter().enumerate() {
         stores[p].write(b)?;
     }
     for s in &mut stores {

@@ -56,8 +56,8 @@ pub struct StateArgs {
     #[arg(long, env = "LIVE2VOD_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 
-    /// Memory budget (MiB) of the state with --state-dir: three quarters for decoded
-    /// aggregates (least recently used dropped first), one quarter for the store's page cache.
+    /// Memory budget (MiB) of the state with --state-dir: half for decoded aggregates (least
+    /// recently used dropped first), half for the stores' page caches.
     /// Size it to the working set (videos still receiving events); see docs/OPERATIONS.md.
     #[arg(long, env = "LIVE2VOD_STATE_CACHE_MB", default_value_t = super::state::DEFAULT_CACHE_MB as u64, value_parser = clap::value_parser!(u64).range(8..=1_048_576))]
     pub state_cache_mb: u64,

@@ -746,7 +746,7 @@ impl Fold {
                 continue;
             };
             store
-                .write(&batch)
+                .write(batch)
                 .map_err(|e| FoldError::State(e.to_string()))?;
         }
         let budget = state.cfg.engine_bytes();

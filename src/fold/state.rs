@@ -35,8 +35,8 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 pub struct StateConfig {
     /// Where the partition stores live (one file per partition).
     pub dir: PathBuf,
-    /// Memory budget of the state, in bytes: three quarters for decoded aggregates (the
-    /// engine's cache), one quarter for the stores' page caches (shared among the owned
+    /// Memory budget of the state, in bytes: half for decoded aggregates (the engine's cache),
+    /// half for the stores' page caches (shared among the owned
     /// partitions).
     pub cache_bytes: usize,
 }
@@ -44,12 +44,12 @@ pub struct StateConfig {
 impl StateConfig {
     /// The engine cache's share of the budget.
     pub fn engine_bytes(&self) -> usize {
-        self.cache_bytes / 4 * 3
+        self.cache_bytes / 2
     }
 
     /// The page cache of one store when `partitions` are owned (at least 1 MiB).
     pub fn page_cache_bytes(&self, partitions: usize) -> usize {
-        (self.cache_bytes / 4 / partitions.max(1)).max(1 << 20)
+        (self.cache_bytes / 2 / partitions.max(1)).max(1 << 20)
     }
 }
 
@@ -137,10 +137,9 @@ pub fn restore_partition(
     let mut failed: Option<String> = None;
     let mut last_progress = Instant::now();
     let flush = |batch: &mut StoreBatch, store: &mut PartitionStore| -> Result<(), String> {
-        store.write(batch).map_err(|e| e.to_string())?;
-        batch.puts.clear();
-        batch.next_offset = None;
-        Ok(())
+        store
+            .write(std::mem::take(batch))
+            .map_err(|e| e.to_string())
     };
     let (_, _) = stream_partition(kafka, topic, partition, from, to, |r| {
         records += 1;

@@ -20,9 +20,11 @@
 //! restores the partition from the topic). A file that fails to open, fails redb's integrity
 //! check on open, belongs to another partition or format, or is ahead of the topic, is deleted
 //! and rebuilt from the topic ([`Opened::Discarded`] says why).
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::domain::video::VideoStatus;
@@ -69,13 +71,142 @@ pub enum Opened {
     Discarded { reason: String },
 }
 
-/// One partition's store.
+/// One partition's store. Writes are committed by a thread of the store's own, one batch
+/// after the other, so the caller goes on folding meanwhile; until its batch is committed a
+/// value is served from memory (`pending`), so a read never sees an older value than the last
+/// one written. A failed commit is reported by the next call.
 #[derive(Debug)]
 pub struct PartitionStore {
-    db: Database,
+    db: Arc<Database>,
     path: PathBuf,
+    /// The changelog offset of the newest batch handed to the writer.
     next_offset: Option<i64>,
-    last_durable: Instant,
+    writer: Option<Writer>,
+    /// Values handed to the writer and not committed yet.
+    pending: Pending,
+    /// The writer's first error.
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+type Pending = Arc<Mutex<HashMap<String, Arc<[u8]>>>>;
+
+/// A put handed to the writer: key, video status, the value shared with `pending`.
+type Put = (String, Option<VideoStatus>, Arc<[u8]>);
+
+#[derive(Debug)]
+struct Writer {
+    tx: SyncSender<Msg>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+enum Msg {
+    /// Commit these puts (the values are the ones in `pending`) and this offset.
+    Write {
+        puts: Vec<Put>,
+        next_offset: Option<i64>,
+    },
+    /// Answer once everything before is committed; `durable`: with an fsync.
+    Barrier { durable: bool, done: SyncSender<()> },
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves a map or an option, never half an update.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The writer thread: commits batches in order, made durable at most [`DURABLE_EVERY`] apart.
+fn writer_loop(
+    db: Arc<Database>,
+    rx: Receiver<Msg>,
+    pending: Pending,
+    failed: Arc<Mutex<Option<String>>>,
+) {
+    let mut last_durable = Instant::now();
+    for msg in rx {
+        if lock(&failed).is_some() {
+            // After a failure nothing more is written (the caller sees the error and stops).
+            if let Msg::Barrier { done, .. } = msg {
+                let _ = done.send(());
+            }
+            continue;
+        }
+        match msg {
+            Msg::Write { puts, next_offset } => {
+                let durable = last_durable.elapsed() >= DURABLE_EVERY;
+                match commit(&db, &puts, next_offset, durable) {
+                    Ok(()) => {
+                        if durable {
+                            last_durable = Instant::now();
+                        }
+                        let mut p = lock(&pending);
+                        for (k, _, v) in &puts {
+                            // Unless a later batch put the key again.
+                            if p.get(k).is_some_and(|x| Arc::ptr_eq(x, v)) {
+                                p.remove(k);
+                            }
+                        }
+                    }
+                    Err(e) => *lock(&failed) = Some(e.to_string()),
+                }
+            }
+            Msg::Barrier { durable, done } => {
+                if durable {
+                    let run = || -> Result<(), redb::Error> {
+                        let tx = db.begin_write()?;
+                        tx.commit()?;
+                        Ok(())
+                    };
+                    match run() {
+                        Ok(()) => last_durable = Instant::now(),
+                        Err(e) => *lock(&failed) = Some(e.to_string()),
+                    }
+                }
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// One batch in one commit, with the per-status counts kept.
+fn commit(
+    db: &Database,
+    puts: &[Put],
+    next_offset: Option<i64>,
+    durable: bool,
+) -> Result<(), redb::Error> {
+    let mut tx = db.begin_write()?;
+    if !durable {
+        tx.set_durability(Durability::None)?;
+    }
+    {
+        let mut t = tx.open_table(AGGREGATES)?;
+        // Per status tag: videos in minus videos out.
+        let mut delta = [0i64; VideoStatus::ALL.len() + 1];
+        for (k, status, v) in puts {
+            let new = frame(*status, v);
+            delta[usize::from(new[4])] += 1;
+            if let Some(old) = t.insert(k.as_str(), new.as_slice())? {
+                // An altered old value counts as no video (the checksum of what is read
+                // later still catches it).
+                let tag = unframe(old.value()).map_or(0, |(tag, _)| tag);
+                delta[usize::from(tag)] -= 1;
+            }
+        }
+        let mut m = tx.open_table(META)?;
+        for (tag, d) in delta.iter().enumerate().skip(1) {
+            let Some(status) = tag_status(tag as u8).filter(|_| *d != 0) else {
+                continue;
+            };
+            let key = format!("{STATUS_PREFIX}{}", status.as_str());
+            let now = m.get(key.as_str())?.map_or(0, |v| v.value());
+            m.insert(key.as_str(), now + d)?;
+        }
+        if let Some(o) = next_offset {
+            m.insert(META_NEXT_OFFSET, o)?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 /// The writes of one batch, applied in one commit.
@@ -212,12 +343,11 @@ impl PartitionStore {
                 meta.get(META_PARTITION)
             ));
         }
-        Ok(PartitionStore {
+        Ok(PartitionStore::with_writer(
             db,
-            path: path.to_path_buf(),
-            next_offset: meta.get(META_NEXT_OFFSET).copied(),
-            last_durable: Instant::now(),
-        })
+            path,
+            meta.get(META_NEXT_OFFSET).copied(),
+        ))
     }
 
     fn create(path: &Path, partition: i32, cache_bytes: usize) -> Result<Self, StoreError> {
@@ -241,12 +371,52 @@ impl PartitionStore {
             Ok(())
         };
         init().map_err(err)?;
-        Ok(PartitionStore {
+        Ok(PartitionStore::with_writer(db, path, None))
+    }
+
+    fn with_writer(db: Database, path: &Path, next_offset: Option<i64>) -> Self {
+        let db = Arc::new(db);
+        let pending: Pending = Arc::default();
+        let failed: Arc<Mutex<Option<String>>> = Arc::default();
+        // Two batches in flight at most: the caller waits when the writer falls behind.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let handle = {
+            let (db, pending, failed) = (db.clone(), pending.clone(), failed.clone());
+            std::thread::Builder::new()
+                .name("store-writer".into())
+                .spawn(move || writer_loop(db, rx, pending, failed))
+                .expect("spawning the state store's writer thread")
+        };
+        PartitionStore {
             db,
             path: path.to_path_buf(),
-            next_offset: None,
-            last_durable: Instant::now(),
-        })
+            next_offset,
+            writer: Some(Writer { tx, handle }),
+            pending,
+            failed,
+        }
+    }
+
+    /// The writer's error, if it failed.
+    fn check(&self) -> Result<(), StoreError> {
+        match lock(&self.failed).as_ref() {
+            Some(e) => Err(StoreError::Db {
+                path: self.path.clone(),
+                error: e.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until every batch handed over so far is committed (`durable`: and fsynced).
+    fn barrier(&self, durable: bool) -> Result<(), StoreError> {
+        if let Some(w) = &self.writer {
+            let (done, wait) = std::sync::mpsc::sync_channel(1);
+            if w.tx.send(Msg::Barrier { durable, done }).is_ok() {
+                let _ = wait.recv();
+            }
+        }
+        self.check()
     }
 
     fn db_error(&self, e: impl Into<redb::Error>) -> StoreError {
@@ -267,8 +437,13 @@ impl PartitionStore {
         self.next_offset
     }
 
-    /// The snapshot of `key`, checked against its checksum.
+    /// The snapshot of `key` (the newest written, committed or not), checked against its
+    /// checksum when read from the file.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.check()?;
+        if let Some(v) = lock(&self.pending).get(key) {
+            return Ok(Some(v.to_vec()));
+        }
         let run = || -> Result<Option<Vec<u8>>, redb::Error> {
             let tx = self.db.begin_read()?;
             let t = tx.open_table(AGGREGATES)?;
@@ -290,6 +465,7 @@ impl PartitionStore {
     /// Every stored aggregate, in key order, each checked against its checksum (a whole-store
     /// read: for checks and tools, not the fold's path).
     pub fn entries(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.barrier(false)?;
         let run = || -> Result<Vec<(String, Vec<u8>)>, redb::Error> {
             let tx = self.db.begin_read()?;
             let t = tx.open_table(AGGREGATES)?;
@@ -315,6 +491,7 @@ impl PartitionStore {
 
     /// Number of aggregates stored.
     pub fn len(&self) -> Result<u64, StoreError> {
+        self.barrier(false)?;
         let run = || -> Result<u64, redb::Error> {
             let tx = self.db.begin_read()?;
             Ok(tx.open_table(AGGREGATES)?.len()?)
@@ -327,8 +504,10 @@ impl PartitionStore {
         Ok(self.len()? == 0)
     }
 
-    /// The number of video aggregates per status.
+    /// The number of video aggregates per status, as of the last committed batch (the batch
+    /// being written may not be counted yet).
     pub fn status_counts(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        self.check()?;
         let run = || -> Result<BTreeMap<String, i64>, redb::Error> {
             let tx = self.db.begin_read()?;
             let t = tx.open_table(META)?;
@@ -345,74 +524,67 @@ impl PartitionStore {
         run().map_err(|e| self.db_error(e))
     }
 
-    /// Applies `batch` in one commit (made durable at most [`DURABLE_EVERY`] apart).
-    pub fn write(&mut self, batch: &StoreBatch) -> Result<(), StoreError> {
+    /// Hands `batch` to the writer, which applies it in one commit (made durable at most
+    /// [`DURABLE_EVERY`] apart); waits only when the writer is two batches behind. Its values
+    /// are readable at once.
+    pub fn write(&mut self, batch: StoreBatch) -> Result<(), StoreError> {
+        self.check()?;
         if batch.is_empty() {
             return Ok(());
         }
-        let durable = self.last_durable.elapsed() >= DURABLE_EVERY;
-        let run = || -> Result<(), redb::Error> {
-            let mut tx = self.db.begin_write()?;
-            if !durable {
-                tx.set_durability(Durability::None)?;
+        let puts: Vec<Put> = batch
+            .puts
+            .into_iter()
+            .map(|(k, s, v)| (k, s, Arc::from(v)))
+            .collect();
+        {
+            let mut p = lock(&self.pending);
+            for (k, _, v) in &puts {
+                p.insert(k.clone(), v.clone());
             }
-            {
-                let mut t = tx.open_table(AGGREGATES)?;
-                // Per status tag: videos in minus videos out.
-                let mut delta = [0i64; VideoStatus::ALL.len() + 1];
-                for (k, status, v) in &batch.puts {
-                    let new = frame(*status, v);
-                    delta[usize::from(new[4])] += 1;
-                    if let Some(old) = t.insert(k.as_str(), new.as_slice())? {
-                        // An altered old value counts as no video (the checksum of what is
-                        // read later still catches it).
-                        let tag = unframe(old.value()).map_or(0, |(tag, _)| tag);
-                        delta[usize::from(tag)] -= 1;
-                    }
-                }
-                let mut m = tx.open_table(META)?;
-                for (tag, d) in delta.iter().enumerate().skip(1) {
-                    let Some(status) = tag_status(tag as u8).filter(|_| *d != 0) else {
-                        continue;
-                    };
-                    let key = format!("{STATUS_PREFIX}{}", status.as_str());
-                    let now = m.get(key.as_str())?.map_or(0, |v| v.value());
-                    m.insert(key.as_str(), now + d)?;
-                }
-                if let Some(o) = batch.next_offset {
-                    m.insert(META_NEXT_OFFSET, o)?;
-                }
-            }
-            tx.commit()?;
-            Ok(())
-        };
-        run().map_err(|e| self.db_error(e))?;
+        }
         if let Some(o) = batch.next_offset {
             self.next_offset = Some(o);
         }
-        if durable {
-            self.last_durable = Instant::now();
+        let msg = Msg::Write {
+            puts,
+            next_offset: batch.next_offset,
+        };
+        let sent = self.writer.as_ref().is_some_and(|w| w.tx.send(msg).is_ok());
+        if !sent {
+            return Err(StoreError::Db {
+                path: self.path.clone(),
+                error: "the store's writer thread is gone".into(),
+            });
         }
         Ok(())
     }
 
-    /// Makes every commit so far durable (before the store is closed on a revoke or a stop).
+    /// Waits until every write so far is committed and durable (before the store is closed on
+    /// a revoke or a stop, and at the end of a restore).
     pub fn sync(&mut self) -> Result<(), StoreError> {
-        let run = || -> Result<(), redb::Error> {
-            let tx = self.db.begin_write()?;
-            tx.commit()?;
-            Ok(())
-        };
-        run().map_err(|e| self.db_error(e))?;
-        self.last_durable = Instant::now();
-        Ok(())
+        self.barrier(true)
     }
 
     /// Closes the store and deletes its file (it cannot be trusted, or the caller rebuilds).
-    pub fn wipe(self) -> Result<(), StoreError> {
+    pub fn wipe(mut self) -> Result<(), StoreError> {
+        self.stop_writer();
         let path = self.path.clone();
-        drop(self.db);
         std::fs::remove_file(&path).map_err(|error| StoreError::Io { path, error })
+    }
+
+    /// Lets the writer finish what it was handed, and waits for it to end.
+    fn stop_writer(&mut self) {
+        if let Some(w) = self.writer.take() {
+            drop(w.tx);
+            let _ = w.handle.join();
+        }
+    }
+}
+
+impl Drop for PartitionStore {
+    fn drop(&mut self) {
+        self.stop_writer();
     }
 }
 
@@ -451,7 +623,7 @@ mod tests {
             ],
             Some(7),
         );
-        s.write(&b).unwrap();
+        s.write(b).unwrap();
         let b = batch(
             &[
                 ("a", Some(VideoStatus::Transcoding), b"dos"),
@@ -459,7 +631,7 @@ mod tests {
             ],
             None,
         );
-        s.write(&b).unwrap();
+        s.write(b).unwrap();
         s.sync().unwrap();
         drop(s);
         let (s, o) = PartitionStore::open(&d, "t", 3, 1 << 20).unwrap();

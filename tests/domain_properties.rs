@@ -9,7 +9,7 @@ use live2vod::domain::codec::{
 };
 use live2vod::domain::event::{parse_event, routing_key};
 use live2vod::domain::projector::{
-    command_id, project, refresh_play_info_command_id, track_compose_command_id, transcode_key_gen,
+    project, refresh_play_info_command_id, track_compose_command_id, transcode_command_id,
 };
 use live2vod::domain::time::format_rfc3339;
 use live2vod::domain::view::{aggregate_json, snapshot_json};
@@ -88,14 +88,11 @@ fn transcode_events(
     at: i64,
     renditions: usize,
     with_play: bool,
-    job: Option<(&str, bool)>,
-) -> bool {
-    // `job`: live2vod's own job (its command id, echoed in Extend) and whether it fails whole.
-    let (extend, fail_all) = job.unwrap_or(("{}", false));
+) {
     let mut infos = Vec::new();
     let mut any_ok = false;
     for (i, def) in DEFS.iter().take(renditions).enumerate() {
-        let ok = !fail_all && !rng.chance(10);
+        let ok = !rng.chance(10);
         any_ok |= ok;
         let fmt = if i % 2 == 0 { "m3u8" } else { "mp4" };
         // Ties on purpose: several renditions finish in the same second.
@@ -126,7 +123,7 @@ fn transcode_events(
     let tc_at = at + 5000;
     let tc = obj(
         json!({"EventType":"TranscodeComplete","EventTime":t(tc_at),"VideoId":vid,
-        "Status": if any_ok {"success"} else {"fail"},"Extend":extend,"StreamInfos":infos}),
+        "Status": if any_ok {"success"} else {"fail"},"Extend":"{}","StreamInfos":infos}),
     );
     let tc_key = parse_event(&tc).expect("tc parses").dedup_key;
     out.push(tc);
@@ -147,7 +144,6 @@ fn transcode_events(
         out.push(obj(json!({"EventType":"live2vod.PlayInfoResolved","EventTime":t(tc_at + 3000),"VideoId":vid,
             "CommandId":refresh_play_info_command_id(vid, tc_key),"Status":"success","PlayInfos":plays})));
     }
-    any_ok
 }
 
 fn manual(out: &mut Vec<Vec<u8>>, rng: &mut Rng, vid: &str, at: i64, renditions: usize) {
@@ -167,39 +163,15 @@ fn manual(out: &mut Vec<Vec<u8>>, rng: &mut Rng, vid: &str, at: i64, renditions:
             "TemplateGroupId":group,"RequestId":"req-again"}),
         ));
     }
-    // Generations: each next one only after the previous ended in a terminal failure and an
-    // operator asked again after it.
-    let mut at = at;
-    for generation in 0..3u32 {
-        let cmd = command_id(&transcode_key_gen(vid, group, generation));
-        let failed = if rng.chance(15) {
-            out.push(obj(json!({"EventType":"live2vod.TranscodeRejected","EventTime":t(at + 2000),"VideoId":vid,"CommandId":cmd,
-                "TemplateGroupId":group,"ErrorCode":"InvalidParameter","ErrorMessage":"m","Status":"fail"})));
-            true
-        } else {
-            out.push(obj(json!({"EventType":"live2vod.TranscodeSubmitted","EventTime":t(at + 2000),"VideoId":vid,"CommandId":cmd,
-                "TemplateGroupId":group,"TranscodeTaskId":format!("task-{vid}-{generation}"),"Status":"success"})));
-            let with_play = rng.chance(70);
-            let fail_all = rng.chance(25);
-            !transcode_events(
-                out,
-                rng,
-                vid,
-                at + 60_000,
-                renditions,
-                with_play,
-                Some((&cmd, fail_all)),
-            )
-        };
-        if !failed || !rng.chance(70) {
-            break;
-        }
-        // Retried by an operator after the failure.
-        at += 200_000;
-        out.push(obj(
-            json!({"EventType":"live2vod.TranscodeRequested","EventTime":t(at),"VideoId":vid,
-            "TemplateGroupId":group,"RequestId":format!("req-retry-{generation}")}),
-        ));
+    let cmd = transcode_command_id(vid, group);
+    if rng.chance(15) {
+        out.push(obj(json!({"EventType":"live2vod.TranscodeRejected","EventTime":t(at + 2000),"VideoId":vid,"CommandId":cmd,
+            "TemplateGroupId":group,"ErrorCode":"Forbidden.IllegalStatus","ErrorMessage":"m","Status":"fail"})));
+    } else {
+        out.push(obj(json!({"EventType":"live2vod.TranscodeSubmitted","EventTime":t(at + 2000),"VideoId":vid,"CommandId":cmd,
+            "TemplateGroupId":group,"TranscodeTaskId":format!("task-{vid}"),"Status":"success"})));
+        let with_play = rng.chance(70);
+        transcode_events(out, rng, vid, at + 60_000, renditions, with_play);
     }
 }
 
@@ -239,8 +211,7 @@ fn generate(s: &Scenario) -> Vec<Vec<u8>> {
                         end + 30_000,
                         s.renditions,
                         with_play,
-                        None,
-                    );
+                    )
                 }
                 Flow::RecordStoreManual if rng.chance(50) => {
                     manual(&mut out, &mut rng, &vid, end + 90_000, s.renditions)
@@ -266,17 +237,14 @@ fn generate(s: &Scenario) -> Vec<Vec<u8>> {
                     "CommandId":track_compose_command_id(&cid),"VideoStatus": if fuc_ok {"UploadSucc"} else {"UploadFail"},"Size":123456789,"Status":"success"})));
                 if fuc_ok {
                     match s.flow {
-                        Flow::ComposeAutoTranscode => {
-                            transcode_events(
-                                &mut out,
-                                &mut rng,
-                                &cid,
-                                fuc_at + 30_000,
-                                s.renditions,
-                                true,
-                                None,
-                            );
-                        }
+                        Flow::ComposeAutoTranscode => transcode_events(
+                            &mut out,
+                            &mut rng,
+                            &cid,
+                            fuc_at + 30_000,
+                            s.renditions,
+                            true,
+                        ),
                         _ if rng.chance(60) => {
                             manual(&mut out, &mut rng, &cid, fuc_at + 300_000, s.renditions)
                         }
@@ -416,28 +384,6 @@ fn run(events: &[Vec<u8>], policy: &Policy, seed: u64, duplicates: bool) -> Outc
                 .map(|(id, _)| id.clone())
                 .collect();
             assert_eq!(warranted, emitted, "video {k}");
-            // A generation only ever follows a terminal failure of the one before it.
-            let view = aggregate_json(a);
-            let attempts = view["transcode"]["attempts"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            for a in &attempts {
-                let g = a["generation"].as_u64().expect("generation");
-                if g == 0 {
-                    continue;
-                }
-                let prev = attempts.iter().find(|p| {
-                    p["template_group_id"] == a["template_group_id"]
-                        && p["generation"].as_u64() == Some(g - 1)
-                });
-                let state = prev.map(|p| p["state"].as_str().unwrap_or(""));
-                assert!(
-                    matches!(state, Some("failed" | "rejected")),
-                    "video {k}: generation {g} without a terminal failure of {}: {attempts:?}",
-                    g - 1
-                );
-            }
         }
     }
     Outcome {

@@ -165,7 +165,6 @@ fn submit(id: &str, video: &str, group: &str) -> Command {
         kind: Some(command::Kind::SubmitTranscode(SubmitTranscode {
             template_group_id: group.into(),
             priority: "5".into(),
-            ..Default::default()
         })),
     }
 }

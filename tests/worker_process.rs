@@ -106,7 +106,6 @@ async fn worker_binary_serves_ops_endpoints_executes_and_exits_cleanly_on_sigter
         kind: Some(command::Kind::SubmitTranscode(SubmitTranscode {
             template_group_id: "tg".into(),
             priority: String::new(),
-            ..Default::default()
         })),
     };
     p.send(

@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use rdkafka::message::{Header, OwnedHeaders};
 
-use super::command::{new_request_id, parse_body, transcode_requested};
+use super::command::{new_request_id, parse_body, transcode_command_id, transcode_requested};
 use super::state::{caught_up, observe, ApiError, ApiState, Inner};
 use crate::kafka::producer::{fatal_error, produce_acked};
 
@@ -97,8 +97,7 @@ async fn transcode(
     let request_id = new_request_id();
     let event = transcode_requested(video_id, &req, &request_id, now_ms / 1000 * 1000);
     let payload = event.to_string();
-    let (command_id, generation) =
-        crate::domain::view::requested_command_id(&view, video_id, &req.template_group_id);
+    let command_id = transcode_command_id(video_id, &req.template_group_id);
     let received = now_ms.to_string();
     let headers = OwnedHeaders::new()
         .insert(Header {
@@ -133,11 +132,7 @@ async fn transcode(
     );
     Ok((
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({
-            "command_id": command_id,
-            "generation": generation,
-            "request_id": request_id,
-        })),
+        Json(serde_json::json!({ "command_id": command_id, "request_id": request_id })),
     )
         .into_response())
 }

@@ -132,7 +132,6 @@ impl Console {
                 Some(Action::Transcode {
                     template_group,
                     priority,
-                    ..
                 }) => (Some(template_group), priority),
                 _ => (None, None),
             };

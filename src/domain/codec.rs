@@ -15,8 +15,8 @@ use super::compact::text::Text;
 use super::lattice::{Origin, OriginKind, Reg, Status, StreamKey, F64};
 use super::stream::{StreamAggregate, StreamVideo};
 use super::video::{
-    AttemptEnd, CommandKey, InputPos, Meta, Observed, PlayUrl, Rendition, SnapshotEntry, Source,
-    Submission, SubmissionInfo, TranscodeRequest, VideoAggregate,
+    CommandKey, InputPos, Meta, Observed, PlayUrl, Rendition, SnapshotEntry, Source, Submission,
+    SubmissionInfo, TranscodeRequest, VideoAggregate,
 };
 use crate::proto as pb;
 
@@ -179,15 +179,6 @@ pub fn video_to_proto(v: &VideoAggregate) -> pb::VideoState {
                 dedup_key: t.value,
             })
             .collect(),
-        attempt_ends: v
-            .attempt_ends
-            .iter()
-            .map(|a| pb::AttemptEnd {
-                command_key: a.key.to_vec(),
-                at_ms: a.at_ms,
-                rank: u32::from(a.rank),
-            })
-            .collect(),
         requests: v
             .requests
             .iter()
@@ -283,20 +274,6 @@ pub(crate) fn transcodes_from(t: Vec<pb::TranscodeCompleteSeen>) -> Vec<Reg<u64>
     )
 }
 
-/// Ends of live2vod's own transcode jobs, sorted.
-pub(crate) fn attempt_ends_from(a: Vec<pb::AttemptEnd>) -> Result<Vec<AttemptEnd>, CodecError> {
-    let mut out = Vec::with_capacity(a.len());
-    for a in a {
-        out.push(AttemptEnd {
-            key: <[u8; 17]>::try_from(a.command_key.as_slice())
-                .map_err(|_| CodecError::Invalid("attempt_ends"))?,
-            at_ms: a.at_ms,
-            rank: rank(a.rank),
-        });
-    }
-    Ok(sorted(out))
-}
-
 /// Manual requests seen, sorted.
 pub(crate) fn requests_from(r: Vec<pb::TranscodeRequestSeen>) -> Vec<TranscodeRequest> {
     sorted(
@@ -381,7 +358,6 @@ pub fn video_from_proto(p: pb::VideoState) -> Result<VideoAggregate, CodecError>
         transcodes: transcodes_from(p.transcodes),
         requests: requests_from(p.requests),
         submissions,
-        attempt_ends: attempt_ends_from(p.attempt_ends)?,
         observed: p.observed.map(|o| {
             Box::new(Reg::new(
                 o.at_ms,

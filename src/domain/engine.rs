@@ -385,8 +385,7 @@ fn new_aggregate(key: &str, ev: &Event<'_>) -> Box<Aggregate> {
 /// Which later steps an event can matter to.
 struct Reach {
     /// It feeds the projector's inputs (origin, successful upload, manual requests,
-    /// TranscodeComplete, TranscodeRejected: a terminal failure advances a generation), so it
-    /// can warrant a new command.
+    /// TranscodeComplete), so it can warrant a new command.
     projects: bool,
     /// It can change the origin or source registers: the video's stream fact.
     derives: bool,
@@ -403,9 +402,7 @@ impl Reach {
         let projects = derives
             || matches!(
                 body,
-                EventBody::TranscodeComplete { .. }
-                    | EventBody::TranscodeRequested { .. }
-                    | EventBody::TranscodeRejected { .. }
+                EventBody::TranscodeComplete { .. } | EventBody::TranscodeRequested { .. }
             );
         Reach { projects, derives }
     }
@@ -628,109 +625,6 @@ mod tests {
             crate::domain::view::video_json(e.video("v1").unwrap())["transcode"]["status"],
             "requested"
         );
-    }
-
-    fn submit_ids(out: &Applied) -> Vec<(String, u32, i64)> {
-        out.commands
-            .iter()
-            .filter_map(|c| match &c.kind {
-                Some(Kind::SubmitTranscode(s)) => {
-                    Some((c.command_id.clone(), s.generation, s.not_before_ms))
-                }
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn transcode_failed(id: &str, time: &str) -> String {
-        format!(
-            r#"{{"EventTime":"{time}","EventType":"TranscodeComplete","VideoId":"v1","Status":"fail","Extend":"{id}",
-            "StreamInfos":[{{"Status":"fail","Definition":"HD","Format":"m3u8","ErrorCode":"x"}}]}}"#
-        )
-    }
-
-    fn request_at(time: &str, id: &str) -> String {
-        format!(
-            r#"{{"EventTime":"{time}","EventType":"live2vod.TranscodeRequested","VideoId":"v1","TemplateGroupId":"tg-m","RequestId":"{id}"}}"#
-        )
-    }
-
-    #[test]
-    fn a_generation_advances_only_on_a_request_after_a_terminal_failure() {
-        use crate::domain::projector::{command_id, transcode_key_gen};
-        let g = |n| command_id(&transcode_key_gen("v1", "tg-m", n));
-        let mut e = Engine::new(Policy::default());
-        e.apply("v1", ACR.as_bytes(), pos(0)).unwrap();
-        let first = e.apply("v1", REQ.as_bytes(), pos(1)).unwrap();
-        assert_eq!(submit_ids(&first), vec![(g(0), 0, 0)]);
-        // A second request while generation 0 is in flight starts nothing.
-        let again = request_at("2017-12-08T11:05:00Z", "r2");
-        assert!(submit_ids(&e.apply("v1", again.as_bytes(), pos(2)).unwrap()).is_empty());
-        // Generation 0 fails at 11:10: the request of 11:05 was before it, so still nothing.
-        let fail0 = transcode_failed(&g(0), "2017-12-08T11:10:00Z");
-        assert!(submit_ids(&e.apply("v1", fail0.as_bytes(), pos(3)).unwrap()).is_empty());
-        let view = crate::domain::view::video_json(e.video("v1").unwrap());
-        assert_eq!(view["transcode"]["attempts"][0]["state"], "failed");
-        assert_eq!(
-            crate::domain::view::requested_command_id(&view, "v1", "tg-m"),
-            (g(1), 1)
-        );
-        // A request after the failure: generation 1, with its own id.
-        let retry = request_at("2017-12-08T11:20:00Z", "r3");
-        let out = e.apply("v1", retry.as_bytes(), pos(4)).unwrap();
-        assert_eq!(submit_ids(&out), vec![(g(1), 1, 0)]);
-        assert_eq!(out.commands[0].cause, "manual:r3");
-        assert_ne!(g(0), g(1));
-        // Re-delivering everything changes nothing.
-        for (n, b) in (5..).zip([ACR.to_string(), REQ.to_string(), fail0, retry]) {
-            assert!(submit_ids(&e.apply("v1", b.as_bytes(), pos(n)).unwrap()).is_empty());
-        }
-        let view = crate::domain::view::video_json(e.video("v1").unwrap());
-        let states: Vec<_> = view["transcode"]["attempts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| {
-                (
-                    a["generation"].as_u64().unwrap(),
-                    a["state"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
-        assert_eq!(states, vec![(0, "failed".into()), (1, "pending".into())]);
-    }
-
-    #[test]
-    fn the_retry_budget_advances_generations_with_backoff_and_then_stops() {
-        use crate::domain::projector::{command_id, transcode_key_gen};
-        let p = policy("[defaults]\nsegments = { action = \"transcode\", template_group = \"tg-m\", retries = 2, retry_backoff_secs = 30 }\n");
-        let g = |n| command_id(&transcode_key_gen("v1", "tg-m", n));
-        let mut e = Engine::new(p);
-        assert_eq!(
-            submit_ids(&e.apply("v1", ACR.as_bytes(), pos(0)).unwrap()),
-            vec![(g(0), 0, 0)]
-        );
-        let t1 = crate::domain::time::parse_event_time("2017-12-08T11:10:00Z").unwrap();
-        let f0 = transcode_failed(&g(0), "2017-12-08T11:10:00Z");
-        let out = e.apply("v1", f0.as_bytes(), pos(1)).unwrap();
-        assert_eq!(submit_ids(&out), vec![(g(1), 1, t1 + 30_000)]);
-        assert_eq!(out.commands[0].cause, "retry:1");
-        // A rejection by SubmitTranscodeJobs is a terminal failure too.
-        let rejected = crate::domain::outcome::transcode_rejected(
-            "v1",
-            &g(1),
-            "tg-m",
-            "InvalidParameter",
-            "bad",
-            t1 + 40_000,
-        )
-        .to_string();
-        let out = e.apply("v1", rejected.as_bytes(), pos(2)).unwrap();
-        assert_eq!(submit_ids(&out).len(), 1);
-        assert_eq!(submit_ids(&out)[0].1, 2);
-        // Budget spent: generation 2's failure starts nothing on its own.
-        let f2 = transcode_failed(&g(2), "2017-12-08T11:30:00Z");
-        assert!(submit_ids(&e.apply("v1", f2.as_bytes(), pos(3)).unwrap()).is_empty());
     }
 
     #[test]

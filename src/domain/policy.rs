@@ -8,8 +8,7 @@
 //!
 //! [[rules]]                             # first match wins, in file order
 //! streams = "live.example.com/app/store-*"
-//! segments = { action = "transcode", template_group = "tg-record", priority = "5",
-//!              retries = 2, retry_backoff_secs = 300 }   # retries: 0 (default) ..= 10
+//! segments = { action = "transcode", template_group = "tg-record", priority = "5" }
 //!
 //! [reconcile]                           # domain/app pairs the reconcile role sweeps even
 //! apps = ["live.example.com/app"]       # before any callback of theirs arrived
@@ -49,18 +48,8 @@ pub enum Action {
         template_group: String,
         /// Priority "1".."10"; `None` for VOD's default.
         priority: Option<String>,
-        /// How many times a job of this group that failed for good is submitted again on its
-        /// own (a new generation each time); 0, the default, leaves retrying to an operator.
-        retries: u32,
-        /// Wait after a terminal failure before the retry, seconds.
-        retry_backoff_secs: u64,
     },
 }
-
-/// Most automatic retries a rule may ask for.
-pub const MAX_RETRIES: u32 = 10;
-/// The retry backoff when a rule gives none, seconds.
-pub const DEFAULT_RETRY_BACKOFF_SECS: u64 = 60;
 
 impl Action {
     /// `none`, `manual` or `transcode`.
@@ -261,8 +250,6 @@ struct ActionSpec {
     action: String,
     template_group: Option<String>,
     priority: Option<String>,
-    retries: Option<u32>,
-    retry_backoff_secs: Option<u64>,
 }
 
 trait Resolve {
@@ -275,13 +262,9 @@ impl Resolve for Spanned<ActionSpec> {
         let spec = self.into_inner();
         let fail = |message: String| PolicyError { line, message };
         let no_extras = |spec: &ActionSpec| -> Result<(), PolicyError> {
-            if spec.template_group.is_some()
-                || spec.priority.is_some()
-                || spec.retries.is_some()
-                || spec.retry_backoff_secs.is_some()
-            {
+            if spec.template_group.is_some() || spec.priority.is_some() {
                 return Err(fail(format!(
-                    "action {:?} takes no template_group, priority, retries or retry_backoff_secs (only \"transcode\" does)",
+                    "action {:?} takes no template_group or priority (only \"transcode\" does)",
                     spec.action
                 )));
             }
@@ -303,25 +286,9 @@ impl Resolve for Spanned<ActionSpec> {
                         }
                     }
                 }
-                let retries = spec.retries.unwrap_or(0);
-                if retries > MAX_RETRIES {
-                    return Err(fail(format!(
-                        "retries must be 0..={MAX_RETRIES}, got {retries}"
-                    )));
-                }
-                let retry_backoff_secs = spec
-                    .retry_backoff_secs
-                    .unwrap_or(DEFAULT_RETRY_BACKOFF_SECS);
-                if !(1..=86_400).contains(&retry_backoff_secs) {
-                    return Err(fail(format!(
-                        "retry_backoff_secs must be 1..=86400, got {retry_backoff_secs}"
-                    )));
-                }
                 Ok(Action::Transcode {
                     template_group,
                     priority: spec.priority,
-                    retries,
-                    retry_backoff_secs,
                 })
             }
             other => Err(fail(format!(
@@ -433,9 +400,7 @@ composed = { action = "transcode", template_group = "tg-compose" }
             store.segments,
             Action::Transcode {
                 template_group: "tg-record".into(),
-                priority: Some("5".into()),
-                retries: 0,
-                retry_backoff_secs: DEFAULT_RETRY_BACKOFF_SECS,
+                priority: Some("5".into())
             }
         );
         assert_eq!(
@@ -449,9 +414,7 @@ composed = { action = "transcode", template_group = "tg-compose" }
             class.composed,
             Action::Transcode {
                 template_group: "tg-compose".into(),
-                priority: None,
-                retries: 0,
-                retry_backoff_secs: DEFAULT_RETRY_BACKOFF_SECS,
+                priority: None
             }
         );
         assert_eq!(class.compose_deadline_secs, 600);

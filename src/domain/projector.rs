@@ -12,10 +12,11 @@ use sha1::{Digest, Sha1};
 
 use super::lattice::{OriginKind, Status};
 use super::policy::{Action, Policy};
-pub use super::video::{command_id, command_key};
-use super::video::{CommandKey, VideoAggregate, HEX};
+use super::video::{CommandKey, VideoAggregate};
 use super::vocab::CommandKind;
 use crate::proto::{command, Command, RefreshPlayInfo, SubmitTranscode, TrackCompose};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 fn key_of(kind: u8, parts: &[&str]) -> CommandKey {
     let mut h = Sha1::new();
@@ -30,6 +31,33 @@ fn key_of(kind: u8, parts: &[&str]) -> CommandKey {
     k[0] = kind;
     k[1..].copy_from_slice(&d[..16]);
     k
+}
+
+/// The command id a [`CommandKey`] stands for (the kind's prefix + 32 hex).
+pub fn command_id(key: &CommandKey) -> String {
+    let prefix = CommandKind::from_key_byte(key[0]).map_or("xx-", CommandKind::id_prefix);
+    let mut s = String::with_capacity(35);
+    s.push_str(prefix);
+    for b in &key[1..] {
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+/// Parses a command id back into its key (None if it is not one of ours).
+pub fn command_key(id: &str) -> Option<CommandKey> {
+    let kind = CommandKind::from_command_id(id)?;
+    let hex = &id[kind.id_prefix().len()..];
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut k = [0u8; 17];
+    k[0] = kind.key_byte();
+    for i in 0..16 {
+        k[1 + i] = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(k)
 }
 
 /// Key of the SubmitTranscode command for (video, group).
@@ -87,139 +115,29 @@ pub struct Projection {
     pub refused: bool,
 }
 
-/// Why a generation of a (video, group) transcode exists.
-struct Cause<'a> {
-    cause: String,
-    at: i64,
-    priority: Option<&'a str>,
-    auto: bool,
-    not_before: i64,
-}
-
-/// Most generations one (video, group) may reach: a bound on the chain, far above what a
-/// retry budget (at most [`super::policy::MAX_RETRIES`]) plus operators' requests make.
-pub const MAX_GENERATIONS: u32 = 1000;
-
-/// Key of generation `generation` of the SubmitTranscode for (video, group). Generation 0 keeps
-/// the id live2vod always gave (ids never change across versions).
-pub fn transcode_key_gen(video_id: &str, template_group: &str, generation: u32) -> CommandKey {
-    if generation == 0 {
-        return transcode_key(video_id, template_group);
-    }
-    let g = format!("g{generation}");
-    key_of(
-        CommandKind::SubmitTranscode.key_byte(),
-        &[video_id, template_group, &g],
-    )
-}
-
-/// When the job of generation `key` (spelled `id`) ended in a terminal failure, if it did:
-/// the earliest failed TranscodeComplete attributed to it (by `Extend`), or the worker's
-/// TranscodeRejected.
-fn failed_at(video: &VideoAggregate, key: &CommandKey, id: &str) -> Option<i64> {
-    let ended = video
-        .attempt_ends
-        .iter()
-        .filter(|e| e.key == *key && e.failed())
-        .map(|e| e.at_ms)
-        .min();
-    let rejected = video
-        .submissions
-        .binary_search_by(|s| (*s.command_id).cmp(id))
-        .ok()
-        .map(|i| &video.submissions[i].reg)
-        .filter(|r| r.value.status == Status::Fail)
-        .map(|r| r.at_ms);
-    ended.into_iter().chain(rejected).min()
-}
-
-/// The manual requests for `group` that may cause a generation (`usable`: the policy honours
-/// them and the source is ready).
-fn requests_of<'a>(
-    video: &'a VideoAggregate,
-    group: &'a str,
-    usable: bool,
-) -> impl Iterator<Item = &'a super::video::TranscodeRequest> + Clone + 'a {
-    video
-        .requests
-        .iter()
-        .filter(move |r| usable && *r.template_group == *group)
-}
-
-/// The generations of (video, group): generation 0 from `first`, and each next one only once
-/// the previous one failed for good, caused by the retry budget (`retry`: retries, backoff
-/// seconds) while it lasts, else by a manual request made after that failure. A request made
-/// while a generation is in flight (or waiting for its retry) starts nothing new.
-fn chain<'a>(
-    out: &mut Projection,
+fn submit(
     video: &VideoAggregate,
     group: &str,
-    first: Cause<'a>,
-    requests: impl Iterator<Item = &'a super::video::TranscodeRequest> + Clone,
-    retry: Option<(u32, u64)>,
-) {
-    let mut cause = first;
-    let mut generation = 0u32;
-    loop {
-        let key = transcode_key_gen(&video.id, group, generation);
-        let id = command_id(&key);
-        let failed = failed_at(video, &key, &id);
-        out.push(Warranted {
-            key,
-            command: Command {
-                command_id: id,
-                video_id: video.id.to_string(),
-                cause: cause.cause,
-                cause_time_ms: cause.at,
-                kind: Some(command::Kind::SubmitTranscode(SubmitTranscode {
-                    template_group_id: group.to_string(),
-                    priority: cause.priority.unwrap_or("").to_string(),
-                    not_before_ms: cause.not_before,
-                    generation,
-                })),
-            },
-            auto_group: cause.auto.then(|| group.to_string()),
-        });
-        let Some(failed) = failed else {
-            return;
-        };
-        if generation + 1 >= MAX_GENERATIONS {
-            return;
-        }
-        cause = match retry.filter(|(n, _)| generation < *n) {
-            Some((_, backoff)) => Cause {
-                cause: format!("retry:{}", generation + 1),
-                at: failed,
-                priority: cause.priority,
-                auto: true,
-                not_before: failed.saturating_add((backoff as i64).saturating_mul(1000)),
-            },
-            None => {
-                let Some(r) = requests
-                    .clone()
-                    .filter(|r| r.at_ms > failed)
-                    .min_by_key(|r| r.at_ms)
-                else {
-                    return;
-                };
-                Cause {
-                    cause: format!("manual:{}", r.request_id.as_deref().unwrap_or("")),
-                    at: r.at_ms,
-                    priority: r.priority.as_deref(),
-                    auto: false,
-                    not_before: 0,
-                }
-            }
-        };
-        generation += 1;
-    }
-}
-
-impl Projection {
-    fn push(&mut self, w: Warranted) {
-        if !self.commands.iter().any(|c| c.key == w.key) {
-            self.commands.push(w);
-        }
+    priority: Option<&str>,
+    cause: String,
+    at: i64,
+    auto: bool,
+) -> Warranted {
+    // One sha1 per command: the id is spelled from the key.
+    let key = transcode_key(&video.id, group);
+    Warranted {
+        key,
+        command: Command {
+            command_id: command_id(&key),
+            video_id: video.id.to_string(),
+            cause,
+            cause_time_ms: at,
+            kind: Some(command::Kind::SubmitTranscode(SubmitTranscode {
+                template_group_id: group.to_string(),
+                priority: priority.unwrap_or("").to_string(),
+            })),
+        },
+        auto_group: auto.then(|| group.to_string()),
     }
 }
 
@@ -238,6 +156,11 @@ impl Projection {
 /// Ids collide on purpose: policy and manual causes for the same group are one command.
 pub fn project(video: &VideoAggregate, policy: &Policy) -> Projection {
     let mut out = Projection::default();
+    let push = |out: &mut Projection, w: Warranted| {
+        if !out.commands.iter().any(|c| c.key == w.key) {
+            out.commands.push(w);
+        }
+    };
     if let Some(origin) = &video.origin {
         let o = &origin.value;
         let sp = policy.for_stream(&o.stream);
@@ -262,27 +185,12 @@ pub fn project(video: &VideoAggregate, policy: &Policy) -> Projection {
                 },
                 auto_group: None,
             };
-            out.push(w);
+            push(&mut out, w);
         }
         let action = sp.action(o.kind);
-        // A manual request goes to VOD once the source is there: VOD answers
-        // Forbidden.IllegalStatus for a composed video still uploading. Both facts only grow,
-        // so waiting keeps the projector monotone.
-        let source_ready = match o.kind {
-            OriginKind::LiveSegment => o.status.is_success(),
-            OriginKind::Composed => video.source_success_ms.is_some(),
-        };
-        let manual_ok = *action != Action::None;
-        if !manual_ok && !video.requests.is_empty() {
-            out.refused = true;
-        }
-        let usable = manual_ok && source_ready;
-        let mut auto = None;
         if let Action::Transcode {
             template_group,
             priority,
-            retries,
-            retry_backoff_secs,
         } = action
         {
             let cause = match o.kind {
@@ -293,47 +201,45 @@ pub fn project(video: &VideoAggregate, policy: &Policy) -> Projection {
                 OriginKind::LiveSegment => None,
             };
             if let Some((cause, at)) = cause {
-                auto = Some(template_group.as_str());
-                let first = Cause {
-                    cause: cause.into(),
-                    at,
-                    priority: priority.as_deref(),
-                    auto: true,
-                    not_before: 0,
-                };
-                chain(
+                push(
                     &mut out,
-                    video,
-                    template_group,
-                    first,
-                    requests_of(video, template_group, usable),
-                    Some((*retries, *retry_backoff_secs)),
+                    submit(
+                        video,
+                        template_group,
+                        priority.as_deref(),
+                        cause.into(),
+                        at,
+                        true,
+                    ),
                 );
             }
         }
-        // Manual requests of the other groups: one chain per group, from its earliest request
-        // (requests are sorted by group, then time).
-        let mut last: Option<&str> = None;
-        for r in video.requests.iter().filter(|_| usable) {
-            let g = &*r.template_group;
-            if last == Some(g) || auto == Some(g) {
+        // A manual request goes to VOD once the source is there: VOD answers
+        // Forbidden.IllegalStatus for a composed video still uploading, and the worker takes
+        // that as final. Both facts only grow, so waiting keeps the projector monotone.
+        let source_ready = match o.kind {
+            OriginKind::LiveSegment => o.status.is_success(),
+            OriginKind::Composed => video.source_success_ms.is_some(),
+        };
+        for r in &video.requests {
+            if *action == Action::None {
+                out.refused = true;
                 continue;
             }
-            last = Some(g);
-            let first = Cause {
-                cause: format!("manual:{}", r.request_id.as_deref().unwrap_or("")),
-                at: r.at_ms,
-                priority: r.priority.as_deref(),
-                auto: false,
-                not_before: 0,
-            };
-            chain(
+            if !source_ready {
+                continue;
+            }
+            let cause = format!("manual:{}", r.request_id.as_deref().unwrap_or(""));
+            push(
                 &mut out,
-                video,
-                g,
-                first,
-                requests_of(video, g, usable),
-                None,
+                submit(
+                    video,
+                    &r.template_group,
+                    r.priority.as_deref(),
+                    cause,
+                    r.at_ms,
+                    false,
+                ),
             );
         }
     }
@@ -353,7 +259,7 @@ pub fn project(video: &VideoAggregate, policy: &Policy) -> Projection {
             },
             auto_group: None,
         };
-        out.push(w);
+        push(&mut out, w);
     }
     out
 }

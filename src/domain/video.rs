@@ -14,7 +14,7 @@ pub use super::compact::packed::{InfoRef, PackedInfo, RenditionInfo};
 use super::compact::text::Text;
 use super::event::{Event, EventBody, StreamFact, StreamInfo};
 use super::lattice::{join_keyed, join_reg, set_insert, Origin, OriginKind, Reg, Status, F64};
-use super::vocab::{CommandKind, Fact};
+use super::vocab::Fact;
 
 /// Position of an input record on the callbacks topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -119,25 +119,6 @@ pub struct Observed {
     pub size: Option<i64>,
 }
 
-/// The end of one of live2vod's own transcode jobs: a TranscodeComplete whose `Extend` names
-/// the SubmitTranscode command (generation) that started it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct AttemptEnd {
-    /// The command (generation) the job belongs to.
-    pub key: CommandKey,
-    /// Event time of the TranscodeComplete.
-    pub at_ms: i64,
-    /// Its status rank ([`Status::rank`]): success or fail.
-    pub rank: u8,
-}
-
-impl AttemptEnd {
-    /// Whether the job failed (every rendition did): a terminal failure of its generation.
-    pub fn failed(&self) -> bool {
-        self.rank == Status::Fail.rank()
-    }
-}
-
 /// A resolved play URL (`live2vod.PlayInfoResolved`), keyed by definition and format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlayUrl {
@@ -152,36 +133,6 @@ pub struct PlayUrl {
 /// A command remembered as emitted: one kind byte (`t`, `c`, `p`) and the 16-byte hash that
 /// the command id spells in hex (see [`super::projector`]). 17 bytes instead of a 35-char string.
 pub type CommandKey = [u8; 17];
-
-/// Lower-case hex digits (command ids spell their key with them).
-pub(super) const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// The command id a [`CommandKey`] stands for (the kind's prefix + 32 hex).
-pub fn command_id(key: &CommandKey) -> String {
-    let prefix = CommandKind::from_key_byte(key[0]).map_or("xx-", CommandKind::id_prefix);
-    let mut s = String::with_capacity(35);
-    s.push_str(prefix);
-    for b in &key[1..] {
-        s.push(HEX[usize::from(b >> 4)] as char);
-        s.push(HEX[usize::from(b & 15)] as char);
-    }
-    s
-}
-
-/// Parses a command id back into its key (None if it is not one of ours).
-pub fn command_key(id: &str) -> Option<CommandKey> {
-    let kind = CommandKind::from_command_id(id)?;
-    let hex = &id[kind.id_prefix().len()..];
-    if hex.len() != 32 {
-        return None;
-    }
-    let mut k = [0u8; 17];
-    k[0] = kind.key_byte();
-    for i in 0..16 {
-        k[1 + i] = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(k)
-}
 
 /// Derived status of a video (see [`VideoAggregate::status`] for the rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,8 +200,6 @@ pub struct VideoAggregate {
     pub requests: Vec<TranscodeRequest>,
     /// Worker submission outcomes per command id, sorted.
     pub submissions: Vec<Submission>,
-    /// TranscodeCompletes of live2vod's own jobs, by generation: sorted set.
-    pub attempt_ends: Vec<AttemptEnd>,
     /// What GetVideoInfo said last. Boxed: only videos the worker tracked have one.
     pub observed: Option<Box<Reg<Observed>>>,
     /// Resolved play URLs per (definition, format), sorted.
@@ -399,20 +348,6 @@ impl VideoAggregate {
             EventBody::StreamTranscodeComplete(info) => self.join_rendition(t, info),
             EventBody::TranscodeComplete { stream_infos } => {
                 let mut c = set_insert(&mut self.transcodes, Reg::new(t, rank, ev.dedup_key));
-                // The worker puts its command id in UserData.Extend; VOD echoes it here.
-                let own = ev.extend.as_deref().and_then(command_key).filter(|k| {
-                    CommandKind::from_key_byte(k[0]) == Some(CommandKind::SubmitTranscode)
-                });
-                if let Some(key) = own {
-                    c |= set_insert(
-                        &mut self.attempt_ends,
-                        AttemptEnd {
-                            key,
-                            at_ms: t,
-                            rank,
-                        },
-                    );
-                }
                 for info in stream_infos {
                     c |= self.join_rendition(t, info);
                 }
@@ -621,7 +556,6 @@ impl VideoAggregate {
             observed: self.observed.as_ref().map(|o| &*o.value.video_status),
             has_renditions: !self.renditions.is_empty(),
             submissions: &self.submissions,
-            attempt_ends: &self.attempt_ends,
             requests: &self.requests,
             auto_groups: &self.auto_groups,
             policy_refused: self.policy_refused,
@@ -697,8 +631,6 @@ pub struct Facts<'a> {
     pub has_renditions: bool,
     /// Worker submission outcomes, sorted by command id.
     pub submissions: &'a [Submission],
-    /// TranscodeCompletes of live2vod's own jobs, sorted.
-    pub attempt_ends: &'a [AttemptEnd],
     /// Manual requests, sorted.
     pub requests: &'a [TranscodeRequest],
     /// Auto-submitted template groups, sorted.

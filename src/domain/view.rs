@@ -8,16 +8,14 @@ use serde_json::{json, Value};
 
 use super::aggregate::Aggregate;
 use super::codec::{
-    attempt_ends_from, emitted_from, origin_from, requests_from, sorted, stream_from_proto,
-    submissions_from, transcodes_from, video_to_proto, CodecError,
+    emitted_from, origin_from, requests_from, sorted, stream_from_proto, submissions_from,
+    transcodes_from, video_to_proto, CodecError,
 };
 use super::lattice::{OriginKind, Status};
-use super::projector::{command_id, transcode_key_gen, MAX_GENERATIONS};
+use super::projector::command_id;
 use super::stream::StreamAggregate;
 use super::time::format_rfc3339;
-use super::video::{
-    AttemptEnd, CommandKey, Facts, Meta, Submission, TranscodeRequest, VideoAggregate,
-};
+use super::video::{Facts, Meta, VideoAggregate};
 use super::vocab::CommandKind;
 use crate::proto as pb;
 
@@ -42,7 +40,6 @@ fn video_state_json(mut p: pb::VideoState, meta: &Meta) -> Result<Value, CodecEr
     let submissions = submissions_from(std::mem::take(&mut p.submissions));
     let requests = requests_from(std::mem::take(&mut p.requests));
     let transcodes = transcodes_from(std::mem::take(&mut p.transcodes));
-    let attempt_ends = attempt_ends_from(std::mem::take(&mut p.attempt_ends))?;
     let auto_groups: Vec<Box<str>> = sorted(
         std::mem::take(&mut p.auto_groups)
             .into_iter()
@@ -57,7 +54,6 @@ fn video_state_json(mut p: pb::VideoState, meta: &Meta) -> Result<Value, CodecEr
         observed: p.observed.as_ref().map(|o| o.video_status.as_str()),
         has_renditions: !p.renditions.is_empty(),
         submissions: &submissions,
-        attempt_ends: &attempt_ends,
         requests: &requests,
         auto_groups: &auto_groups,
         policy_refused: p.policy_refused,
@@ -138,14 +134,6 @@ fn video_state_json(mut p: pb::VideoState, meta: &Meta) -> Result<Value, CodecEr
     command_ids.extend(submissions.iter().map(|s| s.command_id.to_string()));
     command_ids.sort();
     command_ids.dedup();
-    let attempts = attempts_json(
-        &p.id,
-        &emitted,
-        &submissions,
-        &attempt_ends,
-        &requests,
-        &auto_groups,
-    );
     let mut dedup = std::mem::take(&mut p.dedup_keys);
     dedup.sort_unstable();
     dedup.dedup();
@@ -161,7 +149,6 @@ fn video_state_json(mut p: pb::VideoState, meta: &Meta) -> Result<Value, CodecEr
             "template_group_id": facts.template_group(),
             "task_id": facts.task_id(),
             "command_ids": command_ids,
-            "attempts": attempts,
             "reason": facts.transcode_rejection(),
         },
         "play_urls": play_urls,
@@ -169,82 +156,6 @@ fn video_state_json(mut p: pb::VideoState, meta: &Meta) -> Result<Value, CodecEr
         "duplicates": meta.duplicates,
         "last_event_time": time(p.last_event_ms),
     }))
-}
-
-/// `transcode.attempts`: per template group, its generations in order (0 first, each next one
-/// started only after the previous failed for good), with what is known of each:
-/// `pending` (warranted, not yet submitted), `submitted`, `rejected` (SubmitTranscodeJobs
-/// refused it), `succeeded` or `failed` (its TranscodeComplete).
-fn attempts_json(
-    video_id: &str,
-    emitted: &[CommandKey],
-    submissions: &[Submission],
-    ends: &[AttemptEnd],
-    requests: &[TranscodeRequest],
-    auto_groups: &[Box<str>],
-) -> Vec<Value> {
-    let mut groups: Vec<&str> = requests
-        .iter()
-        .map(|r| &*r.template_group)
-        .chain(submissions.iter().map(|s| &*s.reg.value.template_group))
-        .chain(auto_groups.iter().map(|g| &**g))
-        .collect();
-    groups.sort_unstable();
-    groups.dedup();
-    let mut out = Vec::new();
-    for group in groups {
-        for generation in 0..MAX_GENERATIONS {
-            let key = transcode_key_gen(video_id, group, generation);
-            let id = command_id(&key);
-            let sub = submissions
-                .binary_search_by(|s| (*s.command_id).cmp(id.as_str()))
-                .ok()
-                .map(|i| &submissions[i].reg);
-            let end = ends.iter().filter(|e| e.key == key).max();
-            let was_emitted = emitted.binary_search(&key).is_ok();
-            if !was_emitted && sub.is_none() && end.is_none() {
-                break;
-            }
-            let state = match (end, sub) {
-                (Some(e), _) if e.failed() => "failed",
-                (Some(_), _) => "succeeded",
-                (None, Some(r)) if r.value.status == Status::Fail => "rejected",
-                (None, Some(_)) => "submitted",
-                (None, None) => "pending",
-            };
-            out.push(json!({
-                "template_group_id": group,
-                "generation": generation,
-                "command_id": id,
-                "state": state,
-                "task_id": sub.and_then(|r| r.value.task_id.as_deref()),
-                "error_code": sub.and_then(|r| r.value.error_code.as_deref()),
-            }));
-        }
-    }
-    out
-}
-
-/// The command id a manual request for `group` leads to, judged from a video's JSON view: the
-/// next generation when the latest one failed for good, else the latest one (a request while
-/// a job is in flight starts nothing new), else generation 0.
-pub fn requested_command_id(view: &Value, video_id: &str, group: &str) -> (String, u32) {
-    let latest = view["transcode"]["attempts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["template_group_id"].as_str() == Some(group))
-        .filter_map(|a| Some((a["generation"].as_u64()? as u32, a["state"].as_str()?)))
-        .max();
-    let generation = match latest {
-        None => 0,
-        Some((g, "failed" | "rejected")) => g + 1,
-        Some((g, _)) => g,
-    };
-    (
-        command_id(&transcode_key_gen(video_id, group, generation)),
-        generation,
-    )
 }
 
 /// A definition without the `-<format>` suffix some callbacks add (`HD-MP4` with format

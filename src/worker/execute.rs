@@ -149,21 +149,13 @@ impl Executor {
         if self.ledger.contains(&cmd.command_id) {
             return skipped(kind);
         }
-        // A compose is checked at its deadline; a retried transcode waits for its backoff.
-        let not_before = match &cmd.kind {
-            Some(command::Kind::TrackCompose(tc)) => Some(tc.deadline_ms),
-            Some(command::Kind::SubmitTranscode(st)) if st.not_before_ms > 0 => {
-                Some(st.not_before_ms)
-            }
-            _ => None,
-        };
-        if let Some(at) = not_before {
+        if let Some(command::Kind::TrackCompose(tc)) = &cmd.kind {
             let now_ms = now_ms();
-            if at > now_ms {
-                let wait = Duration::from_millis((at - now_ms) as u64);
+            if tc.deadline_ms > now_ms {
+                let wait = Duration::from_millis((tc.deadline_ms - now_ms) as u64);
                 tracing::debug!(
                     wait_ms = wait.as_millis() as u64,
-                    "waiting for the command's time (compose deadline or retry backoff)"
+                    "waiting for the compose deadline"
                 );
                 if !self.pause(wait).await {
                     return Finish::Abandoned;
@@ -274,18 +266,9 @@ impl Executor {
         match &cmd.kind {
             Some(command::Kind::SubmitTranscode(st)) => {
                 let priority = Some(st.priority.as_str()).filter(|p| !p.is_empty());
-                // VOD echoes UserData.Extend in TranscodeComplete: the fold attributes the
-                // job's end to this command (this generation) by it.
-                let user_data = serde_json::json!({ "Extend": cid }).to_string();
                 match self
                     .vod
-                    .submit_transcode_jobs(
-                        vid,
-                        &st.template_group_id,
-                        cid,
-                        priority,
-                        Some(&user_data),
-                    )
+                    .submit_transcode_jobs(vid, &st.template_group_id, cid, priority, None)
                     .await
                 {
                     Ok(r) => Ok(outcome::transcode_submitted(

@@ -260,13 +260,6 @@ fn w_video(w: &mut W, v: &VideoAggregate) {
         }
     }
     w.opt_int64(17, v.last_event_ms);
-    for a in &v.attempt_ends {
-        w.msg(18, |w| {
-            w.bytes_always(1, &a.key);
-            w.int64(2, a.at_ms);
-            w.uint(3, u64::from(a.rank));
-        });
-    }
 }
 
 fn w_stream_state(w: &mut W, s: &StreamAggregate) {

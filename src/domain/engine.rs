@@ -50,8 +50,9 @@ pub struct Applied {
     /// callers that write snapshots encode them with [`Engine::snapshot_bytes`] when they write
     /// them (the fold once per aggregate and batch, not once per record).
     pub dirty: bool,
-    /// The video's status before the record, when the aggregate existed and is a video (the
-    /// fold's status metrics; an engine that holds only a cache cannot look it up before).
+    /// The video's status before the record, when the aggregate existed and is a video; only
+    /// from [`Engine::apply_loading`] (the fold's status metrics: an engine that holds only a
+    /// cache cannot be asked before).
     pub status_before: Option<super::video::VideoStatus>,
 }
 
@@ -168,16 +169,17 @@ impl Engine {
     /// (re-delivered positions change nothing; repeated events only move counters), then
     /// `evolve` the state and, for videos whose projector inputs changed, `react`.
     pub fn apply(&mut self, key: &str, body: &[u8], pos: InputPos) -> Result<Applied, EventError> {
-        self.apply_loading(key, body, pos, |_| Ok(None))
+        self.apply_inner(key, body, pos, |_| Ok(None), false)
             .map_err(|e| match e {
                 ApplyError::Event(e) => e,
                 ApplyError::Load { .. } => unreachable!("a loader that finds nothing cannot fail"),
             })
     }
 
-    /// [`Engine::apply`] for an engine that holds only a cache: an aggregate not held is asked
-    /// of `load` (its snapshot, or `None` when it does not exist yet) before the record is
-    /// folded into it.
+    /// [`Engine::apply`] for the fold: an aggregate not held (an engine that holds only a
+    /// cache) is asked of `load` (its snapshot, or `None` when it does not exist yet) before
+    /// the record is folded into it, and [`Applied::status_before`] is filled in (its status
+    /// metrics; [`Engine::apply`] leaves it `None` and skips that work).
     pub fn apply_loading(
         &mut self,
         key: &str,
@@ -185,13 +187,26 @@ impl Engine {
         pos: InputPos,
         load: impl FnOnce(&str) -> Result<Option<Vec<u8>>, String>,
     ) -> Result<Applied, ApplyError> {
+        self.apply_inner(key, body, pos, load, true)
+    }
+
+    fn apply_inner(
+        &mut self,
+        key: &str,
+        body: &[u8],
+        pos: InputPos,
+        load: impl FnOnce(&str) -> Result<Option<Vec<u8>>, String>,
+        want_status: bool,
+    ) -> Result<Applied, ApplyError> {
         let ev = parse_event(body)?;
         let aggregate_key = route(key, &ev)?;
         let mut out = Applied {
             event_type: static_event_type(&ev.event_type),
             ..Applied::default()
         };
-        if !self.aggregates.contains_key(aggregate_key.as_str()) {
+        // Whether the aggregate existed before the record: held, or loaded now.
+        let mut existed = self.aggregates.contains_key(aggregate_key.as_str());
+        if !existed {
             let fail = |error: String| ApplyError::Load {
                 key: aggregate_key.clone(),
                 error,
@@ -199,12 +214,12 @@ impl Engine {
             if let Some(bytes) = load(&aggregate_key).map_err(fail)? {
                 self.restore(&aggregate_key, &bytes)
                     .map_err(|e| fail(e.to_string()))?;
+                existed = true;
             }
         }
         self.tick += 1;
         let tick = self.tick;
         // Looked up by `&str` first: a known key (the common case) allocates no boxed key.
-        let existed = self.aggregates.contains_key(aggregate_key.as_str());
         let entry = match self.aggregates.get_mut(aggregate_key.as_str()) {
             Some(a) => a,
             None => {
@@ -220,7 +235,7 @@ impl Engine {
         };
         entry.used = tick;
         let agg: &mut Aggregate = &mut entry.agg;
-        if existed {
+        if want_status && existed {
             out.status_before = agg.as_video().map(VideoAggregate::status);
         }
         out.duplicate = agg.has_event(ev.dedup_key);
@@ -477,6 +492,7 @@ fn react(
 mod tests {
     use super::*;
     use crate::domain::projector::{track_compose_command_id, transcode_command_id};
+    use crate::domain::video::VideoStatus;
     use crate::proto::command::Kind;
 
     const ACR: &str = r#"{"EventTime":"2017-12-08T09:26:17Z","EventType":"AddLiveRecordVideoComplete","VideoId":"v1","Status":"success",
@@ -736,6 +752,47 @@ mod tests {
             .unwrap()
             .commands
             .is_empty());
+    }
+
+    #[test]
+    fn a_cache_miss_is_loaded_and_counts_as_existing() {
+        let mut full = Engine::new(Policy::default());
+        full.apply("v1", ACR.as_bytes(), pos(1)).unwrap();
+        let snap = full.snapshot_bytes("v1").unwrap();
+        // A second callback for the same video, into an engine that holds nothing.
+        let mut cache = Engine::new(Policy::default());
+        let mut asked = Vec::new();
+        let out = cache
+            .apply_loading("v1", ACR.as_bytes(), pos(2), |k| {
+                asked.push(k.to_string());
+                Ok(Some(snap.clone()))
+            })
+            .unwrap();
+        assert_eq!(
+            asked,
+            ["v1"],
+            "the missing aggregate is asked of the loader once"
+        );
+        assert!(out.duplicate, "the loaded state knows the event");
+        assert_eq!(out.status_before, Some(VideoStatus::Recorded));
+        // Held now: the loader is not asked again, and a failing one is not reached.
+        let out = cache
+            .apply_loading("v1", ACR.as_bytes(), pos(3), |_| Err("not asked".into()))
+            .unwrap();
+        assert_eq!(out.status_before, Some(VideoStatus::Recorded));
+        // A loader's failure is the caller's, not the record's.
+        let other = ACR.replace("\"v1\"", "\"v2\"");
+        assert!(matches!(
+            cache.apply_loading("v2", other.as_bytes(), pos(4), |_| Err("disk".into())),
+            Err(ApplyError::Load { .. })
+        ));
+        // `apply` skips the status work.
+        assert_eq!(
+            full.apply("v1", ACR.as_bytes(), pos(5))
+                .unwrap()
+                .status_before,
+            None
+        );
     }
 
     #[test]

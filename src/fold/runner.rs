@@ -421,7 +421,8 @@ impl Fold {
                 }
                 Ok(got)
             }),
-            None => self.engine.apply(key, body, pos).map_err(ApplyError::Event),
+            // Everything in memory: nothing to load, but the status before is wanted too.
+            None => self.engine.apply_loading(key, body, pos, |_| Ok(None)),
         };
         match result {
             Err(ApplyError::Load { key, error }) => {
